@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is set up here:
+# a pinned uv in .tools/, the locked virtualenv in .venv/, the dbt manifest the DAGs load.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+BIN := .venv/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+.PHONY: setup run test lint typecheck bench clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	touch $@
+
+setup: .venv/.synced
+	$(BIN)/vru dbt-parse >/dev/null
+
+## Runs the nightly chain offline: embedded PostgreSQL, the bundled sample, a real Airflow.
+run: setup
+	$(BIN)/vru run --sample
+
+## Sets up and runs every test (real PostgreSQL, real Airflow scheduler, real HTTP on 127.0.0.1).
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check plugins dags tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy plugins/vru
+
+## The loader against psql \copy on 1M synthetic rows (figures go in the README).
+bench: setup
+	$(BIN)/python benchmarks/load_stop_searches.py
+
+clean:
+	-$(BIN)/vru warehouse stop
+	rm -rf .venv .tools .vru dbt_project/target dbt_project/logs

@@ -1,0 +1,92 @@
+"""
+### Stop and search: nightly ingest from data.police.uk
+
+Every night at 02:00 (Europe/London) this DAG asks data.police.uk which force-months of stop and
+search it has published (`crimes-street-dates`), and loads each one that is new, or whose content
+changed since it was loaded, into `raw.stop_searches` (one transaction per force-month; the bytes
+of every response are kept in the archive under `VRU_HOME/archive` first).
+
+* **plan**: availability and the source's last-updated date decide what to fetch.
+* **ingest**: one mapped task per month (pool `police_api`, one slot: the 10 requests/s limit
+  holds across workers). A force-month that fails every retry fails alone; the others load.
+* **publish_raw**: emits the `raw.stop_searches` asset event (extra: force-months and row
+  counts) only when something was loaded or replaced; otherwise it is skipped and nothing
+  downstream runs.
+* **check_failures**: turns the run red, naming each force-month that could not be loaded.
+  Those are retried by the next run.
+
+Backfills from the monthly archive CSVs: `vru load-archive <files>` (same raw table, same rules).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, Metadata, TriggerRule, dag, get_current_context, task
+
+from vru.assets import RAW_STOP_SEARCHES
+
+
+@dag(
+    dag_id="vru_ingest_police",
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="Europe/London"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": pendulum.duration(minutes=2)},
+    tags=["police", "stop-and-search", "ingest"],
+    doc_md=__doc__,
+)
+def vru_ingest_police() -> None:
+    @task
+    def plan() -> dict[str, Any]:
+        """Read what data.police.uk lists as published; return tonight's force-months by month."""
+        from vru.pipeline import plan_police
+
+        return plan_police()
+
+    @task
+    def batches(planned: dict[str, Any]) -> list[list[dict[str, str]]]:
+        """One batch per month, so each month is one mapped ingest task in the UI."""
+        return planned["batches"]
+
+    @task(pool="police_api", map_index_template="{{ batch_month }}")
+    def ingest(batch: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """Fetch, archive and load each force-month of the batch; failures are returned, not raised."""
+        from vru.pipeline import ingest_police_batch
+
+        context = get_current_context()
+        context["batch_month"] = batch[0]["month"]  # type: ignore[typeddict-unknown-key]
+        return ingest_police_batch(batch, context["run_id"])
+
+    @task(outlets=[RAW_STOP_SEARCHES])
+    def publish_raw(results: list[list[dict[str, Any]]], planned: dict[str, Any]):  # type: ignore[no-untyped-def]
+        """Emit the raw asset event when something was loaded or replaced; skip otherwise."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from vru.pipeline import finish_police
+
+        summary = finish_police([r for batch in results for r in batch], planned["last_updated"])
+        if not summary.changed:
+            raise AirflowSkipException(
+                f"nothing new: {summary.unchanged} force-months unchanged, {len(summary.failed)} failed"
+            )
+        yield Metadata(RAW_STOP_SEARCHES, summary.event_extra())
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def check_failures(results: list[list[dict[str, Any]]]) -> None:
+        """Fail the run, naming every force-month that could not be loaded (retried next run)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        failed = [r for batch in results for r in batch if r["status"] in ("failed", "refused")]
+        if failed:
+            lines = [f"{r['force_id']} {r['month']}: {r['status']}: {r['error']}" for r in failed]
+            raise AirflowFailException("force-months not loaded:\n" + "\n".join(lines))
+
+    planned = plan()
+    results = ingest.expand(batch=batches(planned))
+    publish_raw(results, planned) >> check_failures(results)
+
+
+vru_ingest_police()

@@ -1,0 +1,112 @@
+"""
+### Transform and validate: raw → staging → marts, gated by Great Expectations
+
+Runs when a feed emits a raw asset event (data-aware scheduling), never on a night when nothing
+was loaded.
+
+1. **validate_raw**: the raw suites (`expectations/raw.*.json`) run in PostgreSQL. A critical
+   failure stops here: dbt does not run, so no figure from that batch reaches the marts.
+2. **dbt**: one Airflow task per dbt model, seed and test (astronomer-cosmos, manifest-based
+   loading, local execution with dbt's Python runner). A failing dbt test stops its downstream.
+3. **validate_marts**: the staging and mart suites. A critical failure fails the run and the
+   mart asset is not emitted.
+4. **publish_marts**: emits the `marts.stop_search_monthly` asset event for BI refreshes.
+5. **report**: always runs; writes the data quality report (`VRU_HOME/reports/index.html`) and
+   Great Expectations Data Docs (`VRU_HOME/reports/data_docs/index.html`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
+from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+from vru.assets import MART_STOP_SEARCH_MONTHLY, RAW_STOP_SEARCHES
+from vru.config import settings
+
+_cfg = settings()
+_MANIFEST = Path(_cfg.dbt_project_dir) / "target" / "manifest.json"
+if not _MANIFEST.exists():
+    raise FileNotFoundError(
+        f"{_MANIFEST} is missing: the dbt manifest is compiled ahead of time (`make setup` or "
+        "`vru dbt-parse`); this DAG loads it instead of parsing dbt at DAG-parse time"
+    )
+
+# (stage, dataset, table) validated by each gate; suites are expectations/<stage>.<dataset>.json
+RAW_CHECKS = [("raw", "police.stop_searches", "raw.stop_searches")]
+MART_CHECKS = [
+    ("staging", "police.stop_searches", "staging.stg_police__stop_searches"),
+    ("marts", "police.stop_search_monthly", "marts.stop_search_monthly"),
+]
+
+
+@dag(
+    dag_id="vru_transform",
+    schedule=[RAW_STOP_SEARCHES],
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 0},
+    tags=["dbt", "great-expectations", "marts"],
+    doc_md=__doc__,
+)
+def vru_transform() -> None:
+    @task
+    def validate_raw() -> dict[str, object]:
+        """Run the raw-stage suites in PostgreSQL; a critical failure stops the run here."""
+        from vru.pipeline import run_validations
+
+        return run_validations(RAW_CHECKS, get_current_context()["run_id"])
+
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            dbt_project_path=_cfg.dbt_project_dir,
+            manifest_path=_MANIFEST,
+            project_name="vru",
+        ),
+        profile_config=ProfileConfig(
+            profile_name="vru",
+            target_name="default",
+            profile_mapping=PostgresUserPasswordProfileMapping(
+                conn_id="vru_warehouse", profile_args={"schema": "staging", "threads": 1}
+            ),
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
+        ),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST),
+        operator_args={"install_deps": False},
+    )
+
+    @task
+    def validate_marts() -> dict[str, object]:
+        """Run the staging and mart suites; a critical failure fails the run, no mart event."""
+        from vru.pipeline import run_validations
+
+        return run_validations(MART_CHECKS, get_current_context()["run_id"])
+
+    @task(outlets=[MART_STOP_SEARCH_MONTHLY])
+    def publish_marts(validated: dict[str, object]):  # type: ignore[no-untyped-def]
+        """Tell BI refreshes the validated mart changed."""
+        yield Metadata(MART_STOP_SEARCH_MONTHLY, {"validated": validated})
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def report() -> str:
+        """Write the data quality report for monitoring staff, whatever happened upstream."""
+        from vru.report import write_report
+
+        return str(write_report(run_id=get_current_context()["run_id"]))
+
+    raw_ok = validate_raw()
+    marts_ok = validate_marts()
+    published = publish_marts(marts_ok)
+    raw_ok >> dbt >> marts_ok
+    published >> report()
+
+
+vru_transform()

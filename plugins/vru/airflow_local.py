@@ -1,0 +1,288 @@
+"""A real, local Airflow for `vru run` and the end-to-end tests: scheduler, dag-processor,
+triggerer and API server as separate processes under VRU_HOME/airflow, sized for 2 cores.
+
+The chain is driven the way an operator would: through Airflow's REST API (trigger the ingest
+DAG, then follow the transform run that the scheduler starts from the asset event). Nothing here
+imports Airflow: it runs the `airflow` command of the same virtualenv.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vru.config import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+INGEST_DAG = "vru_ingest_police"
+TRANSFORM_DAG = "vru_transform"
+POOLS = {"police_api": (1, "data.police.uk: one task at a time keeps the 10 requests/s limit global")}
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+class AirflowRunError(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _secret(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env(cfg: Settings, warehouse_url: str, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for every Airflow process: configuration only through variables."""
+    home = cfg.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # 2 cores: two task processes at once (default parallelism 32 started 16+ workers, 5.6 GB).
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # local, loopback-only instance
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(cfg.home / "secrets" / "airflow_jwt"),
+        "AIRFLOW__API__SECRET_KEY": _secret(cfg.home / "secrets" / "airflow_api"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__TRIGGERER__CAPACITY": "50",
+        "AIRFLOW_CONN_VRU_WAREHOUSE": warehouse_url,
+        "VRU_WAREHOUSE_URL": warehouse_url,
+        "VRU_HOME": str(cfg.home),
+        "PYTHONUNBUFFERED": "1",
+        "NO_COLOR": "1",
+    })
+    env.update(extra or {})
+    return env
+
+
+def _airflow_bin() -> str:
+    return str(Path(sys.executable).parent / "airflow")
+
+
+def migrate(env: dict[str, str]) -> None:
+    """`airflow db migrate` (idempotent; a no-op after the first time bar a version check)."""
+    done = subprocess.run([_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    if done.returncode != 0:
+        raise AirflowRunError(f"airflow db migrate failed:\n{done.stderr[-3000:]}")
+
+
+@dataclass
+class LocalAirflow:
+    env: dict[str, str]
+    port: int
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _token: str | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.env["AIRFLOW_HOME"]) / "logs"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in COMPONENTS:
+            logfile = open(self.log_dir / f"{name}.log", "ab")
+            args = [_airflow_bin(), name]
+            if name == "api-server":
+                args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
+            self.processes[name] = subprocess.Popen(
+                args, env=self.env, stdout=logfile, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=str(REPO_ROOT),
+            )
+        self._wait_for_api()
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in self.processes.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.processes.clear()
+
+    def _check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise AirflowRunError(f"airflow {name} exited ({proc.returncode}):\n{tail}")
+
+    def _wait_for_api(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if httpx.get(f"{self.api}/api/v2/monitor/health", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise AirflowRunError(f"the Airflow API did not come up on {self.api} in {timeout:.0f}s")
+
+    # --- REST ----------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            response = httpx.get(f"{self.api}/auth/token", timeout=30)
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.api}/api/v2/{path}", headers=self._headers(),
+                                 timeout=60, **kwargs)
+        if response.status_code >= 400:
+            raise AirflowRunError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def ensure_pools(self) -> None:
+        for name, (slots, description) in POOLS.items():
+            try:
+                self.request("PATCH", f"pools/{name}", json={"name": name, "slots": slots,
+                                                             "description": description})
+            except AirflowRunError:
+                self.request("POST", "pools", json={"name": name, "slots": slots,
+                                                    "description": description})
+
+    def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        missing = list(dag_ids)
+        while time.monotonic() < deadline:
+            self._check_alive()
+            missing = []
+            for dag_id in dag_ids:
+                try:
+                    self.request("GET", f"dags/{dag_id}")
+                except AirflowRunError:
+                    missing.append(dag_id)
+            if not missing:
+                return
+            time.sleep(2)
+        errors = self.request("GET", "importErrors").get("import_errors", [])
+        detail = "\n".join(f"{e['filename']}: {e['stack_trace'][-1500:]}" for e in errors)
+        raise AirflowRunError(f"DAGs not parsed in {timeout:.0f}s: {missing}\n{detail}")
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str) -> str:
+        run = self.request("POST", f"dags/{dag_id}/dagRuns", json={"logical_date": None})
+        return str(run["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            run = self.request("GET", f"dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return dict(run)
+            time.sleep(2)
+        raise AirflowRunError(f"{dag_id} run {run_id} did not finish in {timeout:.0f}s")
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        data = self.request("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                            params={"limit": 500})
+        states: dict[str, str] = {}
+        for ti in data["task_instances"]:
+            key = ti["task_id"] if ti.get("map_index", -1) < 0 else f"{ti['task_id']}[{ti['map_index']}]"
+            states[key] = ti["state"]
+        return states
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        data = self.request("GET", f"dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 20})
+        return list(data["dag_runs"])
+
+    def wait_for_triggered_run(self, dag_id: str, after: set[str], timeout: float = 120) -> dict[str, Any]:
+        """The first run of dag_id not in `after` (started by an asset event)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            for run in self.runs(dag_id):
+                if run["dag_run_id"] not in after:
+                    return run
+            time.sleep(2)
+        raise AirflowRunError(f"no {dag_id} run was triggered within {timeout:.0f}s")
+
+
+@contextmanager
+def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] | None = None) -> Iterator[LocalAirflow]:
+    port = _free_port()
+    env = airflow_env(cfg, warehouse_url, port, extra_env)
+    migrate(env)
+    airflow = LocalAirflow(env, port)
+    try:
+        airflow.start()
+        airflow.ensure_pools()
+        airflow.wait_for_dags((INGEST_DAG, TRANSFORM_DAG))
+        yield airflow
+    finally:
+        airflow.stop()
+
+
+@dataclass
+class ChainResult:
+    ingest_run: dict[str, Any]
+    ingest_tasks: dict[str, str]
+    emitted: bool
+    transform_run: dict[str, Any] | None = None
+    transform_tasks: dict[str, str] = field(default_factory=dict)
+
+
+def run_chain(airflow: LocalAirflow) -> ChainResult:
+    """Trigger the ingest DAG and follow the asset-triggered transform run to its end."""
+    for dag_id in (INGEST_DAG, TRANSFORM_DAG):
+        airflow.unpause(dag_id)
+    before = {r["dag_run_id"] for r in airflow.runs(TRANSFORM_DAG)}
+    run_id = airflow.trigger(INGEST_DAG)
+    ingest = airflow.wait_for_run(INGEST_DAG, run_id)
+    tasks = airflow.task_states(INGEST_DAG, run_id)
+    emitted = tasks.get("publish_raw") == "success"
+    result = ChainResult(ingest, tasks, emitted)
+    if emitted:
+        transform = airflow.wait_for_triggered_run(TRANSFORM_DAG, before)
+        result.transform_run = airflow.wait_for_run(TRANSFORM_DAG, transform["dag_run_id"])
+        result.transform_tasks = airflow.task_states(TRANSFORM_DAG, transform["dag_run_id"])
+    return result

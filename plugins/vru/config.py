@@ -1,0 +1,130 @@
+"""One place that reads the environment. DAGs, the CLI, dbt and tests all ask here.
+
+Every setting is an environment variable (credentials included), so the embedded default and
+the docker-compose stack run the same code with different environments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Environment variables the product reads (docker-compose.yml is checked against this list).
+ENV_VARS = {
+    "VRU_HOME": "state folder: embedded warehouse, archive, Airflow home, reports (default .vru/)",
+    "VRU_WAREHOUSE_URL": "PostgreSQL 15+ URL of the warehouse; unset = embedded PostgreSQL",
+    "VRU_POLICE_API_URL": "data.police.uk API base (default https://data.police.uk/api)",
+    "VRU_POLICE_RATE_LIMIT": "requests per second to the police API (default 10, at most 10)",
+    "VRU_HTTP_MAX_ATTEMPTS": "attempts per request before a force-month fails (default 5)",
+    "VRU_HTTP_TIMEOUT": "seconds per HTTP request (default 60)",
+    "VRU_DBT_PROJECT_DIR": "dbt project folder (default dbt_project/ in the checkout)",
+    "VRU_EXPECTATIONS_DIR": "Great Expectations suites folder (default expectations/)",
+}
+
+DEFAULT_POLICE_API_URL = "https://data.police.uk/api"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    warehouse_url: str | None  # None: use the embedded PostgreSQL under home
+    police_api_url: str
+    police_rate_limit: float
+    http_max_attempts: int
+    http_timeout: float
+    dbt_project_dir: Path
+    expectations_dir: Path
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def embedded_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.home / "reports" / "data_docs"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+
+def settings() -> Settings:
+    rate = float(_env("VRU_POLICE_RATE_LIMIT", "10") or 10)
+    if not 0 < rate <= 10:
+        raise ValueError(
+            f"VRU_POLICE_RATE_LIMIT={rate}: must be above 0 and at most 10 requests/s "
+            "(data.police.uk allows 15/s on average; we stay well under it)"
+        )
+    home = Path(_env("VRU_HOME", str(REPO_ROOT / ".vru")) or "").expanduser().resolve()
+    return Settings(
+        home=home,
+        warehouse_url=_env("VRU_WAREHOUSE_URL"),
+        police_api_url=(_env("VRU_POLICE_API_URL", DEFAULT_POLICE_API_URL) or "").rstrip("/"),
+        police_rate_limit=rate,
+        http_max_attempts=int(_env("VRU_HTTP_MAX_ATTEMPTS", "5") or 5),
+        http_timeout=float(_env("VRU_HTTP_TIMEOUT", "60") or 60),
+        dbt_project_dir=Path(_env("VRU_DBT_PROJECT_DIR", str(REPO_ROOT / "dbt_project")) or ""),
+        expectations_dir=Path(_env("VRU_EXPECTATIONS_DIR", str(REPO_ROOT / "expectations")) or ""),
+    )
+
+
+@dataclass(frozen=True)
+class PgParams:
+    """libpq parameters of a PostgreSQL URL (what dbt's profile needs: it takes no URL)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+
+def pg_params(url: str) -> PgParams:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = parts.hostname or (query.get("host", [""])[0]) or "127.0.0.1"
+    return PgParams(
+        host=unquote(host),
+        port=parts.port or int(query.get("port", ["5432"])[0]),
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        dbname=(parts.path or "/postgres").lstrip("/") or "postgres",
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for logs and summaries."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def dbt_env(url: str) -> dict[str, str]:
+    """Environment for dbt_project/profiles.yml, derived from the one warehouse URL."""
+    p = pg_params(url)
+    return {
+        "VRU_PG_HOST": p.host,
+        "VRU_PG_PORT": str(p.port),
+        "VRU_PG_USER": p.user,
+        "VRU_PG_PASSWORD": p.password,
+        "VRU_PG_DATABASE": p.dbname,
+    }

@@ -1,0 +1,472 @@
+"""Stop and search from data.police.uk: the API (nightly) and the monthly archive CSV (backfills).
+
+Both land in raw.stop_searches through the shared loader. Availability drives ingestion: the API's
+`crimes-street-dates` lists, per month, the forces that have published stop and search data; we
+pull each listed force-month not yet loaded, and re-check every listed one when the source's
+`crime-last-updated` date moves (a revision), loading only those whose bytes changed.
+
+`stops-force` already returns every stop of a force-month, those without a location included
+(`stops-no-location` is the subset with `location: null`), so only `stops-force` is loaded:
+fetching both would count the located-less stops twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from vru.archive import Archive, Archived
+from vru.http import FetchError, HttpClient, RetryPolicy
+from vru.loader import LoadResult, Parsed, Partition, Quarantined, current_load, load_partition, record_failure
+
+log = logging.getLogger(__name__)
+
+DATASET = "police.stop_searches"
+TABLE = "raw.stop_searches"
+
+# The monthly archive CSV header, in the published order, and the raw column each maps to.
+CSV_COLUMNS: dict[str, str] = {
+    "Type": "type",
+    "Date": "datetime",
+    "Part of a policing operation": "operation",
+    "Policing operation": "operation_name",
+    "Latitude": "latitude",
+    "Longitude": "longitude",
+    "Gender": "gender",
+    "Age range": "age_range",
+    "Self-defined ethnicity": "self_defined_ethnicity",
+    "Officer-defined ethnicity": "officer_defined_ethnicity",
+    "Legislation": "legislation",
+    "Object of search": "object_of_search",
+    "Outcome": "outcome",
+    "Outcome linked to object of search": "outcome_linked_to_object_of_search",
+    "Removal of more than just outer clothing": "removal_of_more_than_outer_clothing",
+}
+_CSV_BOOLEAN = frozenset({"Part of a policing operation", "Outcome linked to object of search",
+                          "Removal of more than just outer clothing"})
+_CSV_NUMBER = frozenset({"Latitude", "Longitude"})
+
+# Keys of one stop in the API's JSON (stops-force).
+API_KEYS = frozenset({
+    "type", "involved_person", "datetime", "operation", "operation_name", "location", "gender",
+    "age_range", "self_defined_ethnicity", "officer_defined_ethnicity", "legislation",
+    "object_of_search", "outcome", "outcome_object", "outcome_linked_to_object_of_search",
+    "removal_of_more_than_outer_clothing",
+})
+API_COPY_COLUMNS = (
+    "line_no", "type", "involved_person", "datetime", "operation", "operation_name", "latitude",
+    "longitude", "street_id", "street_name", "gender", "age_range", "self_defined_ethnicity",
+    "officer_defined_ethnicity", "legislation", "object_of_search", "outcome", "outcome_id",
+    "outcome_linked_to_object_of_search", "removal_of_more_than_outer_clothing",
+)
+
+_ARCHIVE_NAME = re.compile(r"^(?P<month>\d{4}-\d{2})-(?P<force>[a-z0-9-]+)-stop-and-search\.csv$")
+# ISO 8601 extended format, as published; checked before fromisoformat so that only forms
+# PostgreSQL also accepts reach COPY (a bad value must be quarantined, not abort the COPY).
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+_BOOLEANS = frozenset({"", "True", "False", "true", "false"})
+
+
+class SchemaMismatch(ValueError):
+    """A file or response whose columns differ from the known schema (refused whole)."""
+
+
+def parse_month(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m").date()
+    except ValueError as exc:
+        raise ValueError(f"bad month {value!r}: expected YYYY-MM") from exc
+
+
+def archive_file_partition(path: Path) -> Partition:
+    """`2019-12-merseyside-stop-and-search.csv` -> Partition('merseyside', 2019-12-01)."""
+    match = _ARCHIVE_NAME.match(path.name)
+    if not match:
+        raise ValueError(
+            f"{path}: not a data.police.uk archive file name (expected "
+            "YYYY-MM-<force>-stop-and-search.csv)"
+        )
+    return Partition(match["force"], parse_month(match["month"]))
+
+
+def _bad_datetime(value: str) -> bool:
+    if not _ISO_DATETIME.match(value):
+        return True
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return False
+
+
+def _bad_number(value: str) -> bool:
+    if "_" in value:
+        return True
+    try:
+        return not math.isfinite(float(value))
+    except ValueError:
+        return True
+
+
+# --- archive CSV ----------------------------------------------------------------------------
+def parse_csv(stream: Iterable[str], where: str) -> Parsed:
+    """Parse a monthly archive CSV (a text stream opened with newline='').
+
+    Raises SchemaMismatch if the header differs from the published one. Rows that cannot be
+    typed are yielded as Quarantined with the reason and the CSV line number (header = line 1).
+    """
+    reader = csv.reader(stream)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise SchemaMismatch(f"{where}: empty file, no header") from None
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    unexpected = [c for c in header if c not in CSV_COLUMNS]
+    if missing or unexpected or len(header) != len(set(header)):
+        raise SchemaMismatch(
+            f"{where}: columns differ from the data.police.uk stop-and-search schema: "
+            f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+            + ("; duplicated column names" if len(header) != len(set(header)) else "")
+        )
+    columns = ["line_no", *(CSV_COLUMNS[c] for c in header)]
+    return Parsed(columns, _csv_records(reader, header))
+
+
+def _csv_records(reader: Any, header: list[str]) -> Iterator[Sequence[str | None] | Quarantined]:
+    width = len(header)
+    i_date = header.index("Date")
+    numbers = [(i, c) for i, c in enumerate(header) if c in _CSV_NUMBER]
+    booleans = [(i, c) for i, c in enumerate(header) if c in _CSV_BOOLEAN]
+    bools = _BOOLEANS
+    for row in reader:
+        line = reader.line_num
+        if len(row) != width:
+            if not any(row):
+                continue  # a blank line carries no record (trailing newline at the end of a file)
+            yield Quarantined(line, f"wrong field count: expected {width}, got {len(row)}", _line(row))
+            continue
+        when = row[i_date]
+        if not when or _bad_datetime(when):
+            yield Quarantined(line, f"bad date: column 'Date' is {when!r}", _line(row))
+            continue
+        problem = None
+        for i, name in numbers:
+            if row[i] and _bad_number(row[i]):
+                problem = f"bad number: column {name!r} is {row[i]!r}"
+                break
+        if problem is None:
+            for i, name in booleans:
+                if row[i] not in bools:
+                    problem = f"bad boolean: column {name!r} is {row[i]!r}"
+                    break
+        if problem:
+            yield Quarantined(line, problem, _line(row))
+            continue
+        row.insert(0, str(line))
+        yield row
+
+
+def _line(row: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(row)
+    return out.getvalue()
+
+
+# --- API JSON -------------------------------------------------------------------------------
+def parse_api_json(data: bytes, where: str) -> Parsed:
+    """Parse a `stops-force` response (a JSON array of stops).
+
+    Invalid or truncated JSON, a non-array, or records whose keys differ from the known schema are
+    refused whole (SchemaMismatch). Records with values that cannot be typed are quarantined with
+    their array index.
+    """
+    try:
+        stops = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SchemaMismatch(f"{where}: response is not valid JSON (truncated?): {exc}") from None
+    if not isinstance(stops, list):
+        raise SchemaMismatch(f"{where}: expected a JSON array of stops, got {type(stops).__name__}")
+    for index, stop in enumerate(stops):
+        if not isinstance(stop, dict):
+            raise SchemaMismatch(f"{where}: record {index} is a {type(stop).__name__}, not an object")
+        keys = stop.keys()
+        if keys != API_KEYS:
+            missing = sorted(API_KEYS - keys)
+            unexpected = sorted(keys - API_KEYS)
+            raise SchemaMismatch(
+                f"{where}: record {index} has fields that differ from the data.police.uk "
+                f"stops schema: missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+            )
+    return Parsed(API_COPY_COLUMNS, _api_records(stops))
+
+
+def _api_bool(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    raise ValueError(f"bad boolean: field {name!r} is {value!r}")
+
+
+def _api_text(value: Any, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"bad text: field {name!r} is {value!r}")
+
+
+def _api_record(index: int, s: dict[str, Any]) -> list[str | None]:
+    when = s["datetime"]
+    if not isinstance(when, str) or _bad_datetime(when):
+        raise ValueError(f"bad date: field 'datetime' is {when!r}")
+    lat = lon = street_id = street_name = None
+    location = s["location"]
+    if location is not None:
+        if not isinstance(location, dict):
+            raise ValueError(f"bad location: {location!r}")
+        for key in ("latitude", "longitude"):
+            value = location.get(key)
+            if value is not None and (not isinstance(value, (str, int, float)) or _bad_number(str(value))):
+                raise ValueError(f"bad number: field 'location.{key}' is {value!r}")
+        lat = None if location.get("latitude") is None else str(location["latitude"])
+        lon = None if location.get("longitude") is None else str(location["longitude"])
+        street = location.get("street") or {}
+        if street.get("id") is not None:
+            if isinstance(street["id"], bool) or not isinstance(street["id"], int):
+                raise ValueError(f"bad number: field 'location.street.id' is {street['id']!r}")
+            street_id = str(street["id"])
+        street_name = _api_text(street.get("name"), "location.street.name")
+    outcome = s["outcome"]
+    if outcome is False:  # older responses: `false` meant nothing found
+        outcome = "false"
+    outcome_object = s["outcome_object"] or {}
+    if not isinstance(outcome_object, dict):
+        raise ValueError(f"bad outcome_object: {outcome_object!r}")
+    return [
+        str(index),
+        _api_text(s["type"], "type"),
+        _api_bool(s["involved_person"], "involved_person"),
+        when,
+        _api_bool(s["operation"], "operation"),
+        _api_text(s["operation_name"], "operation_name"),
+        lat,
+        lon,
+        street_id,
+        street_name,
+        _api_text(s["gender"], "gender"),
+        _api_text(s["age_range"], "age_range"),
+        _api_text(s["self_defined_ethnicity"], "self_defined_ethnicity"),
+        _api_text(s["officer_defined_ethnicity"], "officer_defined_ethnicity"),
+        _api_text(s["legislation"], "legislation"),
+        _api_text(s["object_of_search"], "object_of_search"),
+        _api_text(outcome, "outcome"),
+        _api_text(outcome_object.get("id"), "outcome_object.id"),
+        _api_bool(s["outcome_linked_to_object_of_search"], "outcome_linked_to_object_of_search"),
+        _api_bool(s["removal_of_more_than_outer_clothing"], "removal_of_more_than_outer_clothing"),
+    ]
+
+
+def _api_records(stops: list[dict[str, Any]]) -> Iterator[Sequence[str | None] | Quarantined]:
+    for index, stop in enumerate(stops):
+        try:
+            yield _api_record(index, stop)
+        except ValueError as exc:
+            yield Quarantined(index, str(exc), json.dumps(stop, sort_keys=True))
+
+
+# --- the API client -------------------------------------------------------------------------
+class PoliceApi:
+    """data.police.uk: availability and stops per force-month. Knows HTTP and JSON, nothing else."""
+
+    def __init__(self, base_url: str, http: HttpClient) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+
+    @classmethod
+    def from_settings(cls, cfg: Any) -> PoliceApi:
+        http = HttpClient(
+            rate_per_second=cfg.police_rate_limit,
+            retry=RetryPolicy(max_attempts=cfg.http_max_attempts),
+            timeout=cfg.http_timeout,
+        )
+        return cls(cfg.police_api_url, http)
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> bytes:
+        url = f"{self.base_url}/{path}"
+        response = self.http.get(url, params=params)
+        if response.status_code != 200:
+            raise FetchError(
+                f"GET {url} params={params or {}}: HTTP {response.status_code}: "
+                f"{response.text[:200]!r}",
+                url=url, status=response.status_code,
+            )
+        return response.content
+
+    def availability_bytes(self) -> bytes:
+        return self._get("crimes-street-dates")
+
+    def last_updated(self) -> str | None:
+        try:
+            return str(json.loads(self._get("crime-last-updated"))["date"])
+        except (FetchError, KeyError, ValueError, TypeError) as exc:
+            log.warning("crime-last-updated unavailable (%s): revisions are checked by content only "
+                        "for force-months not yet loaded", exc)
+            return None
+
+    def stops_force(self, part: Partition) -> bytes:
+        return self._get("stops-force", {"force": part.force_id, "date": f"{part.month:%Y-%m}"})
+
+
+def parse_availability(data: bytes) -> list[Partition]:
+    """crimes-street-dates -> the (force, month) pairs listed as having stop and search data."""
+    try:
+        months = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise SchemaMismatch(f"crimes-street-dates: not valid JSON: {exc}") from None
+    if not isinstance(months, list):
+        raise SchemaMismatch("crimes-street-dates: expected a JSON array of months")
+    listed = []
+    for entry in months:
+        try:
+            month = parse_month(entry["date"])
+            forces = entry["stop-and-search"]
+        except (KeyError, TypeError) as exc:
+            raise SchemaMismatch(f"crimes-street-dates: entry {entry!r} lacks {exc}") from None
+        listed.extend(Partition(force, month) for force in forces)
+    return sorted(set(listed), key=lambda p: (p.month, p.force_id))
+
+
+# --- orchestration of one feed night (called by the DAG tasks and the CLI) ---------------------
+@dataclass
+class Plan:
+    partitions: list[Partition]
+    last_updated: str | None
+    listed: int
+    already_loaded: int
+
+    def by_month(self) -> list[list[dict[str, str]]]:
+        """Partitions grouped by month, as JSON-able batches (one mapped task each)."""
+        groups: dict[date, list[dict[str, str]]] = {}
+        for p in self.partitions:
+            groups.setdefault(p.month, []).append({"force_id": p.force_id, "month": f"{p.month:%Y-%m}"})
+        return [groups[m] for m in sorted(groups)]
+
+
+def plan(conn: psycopg.Connection, api: PoliceApi, archive: Archive) -> Plan:
+    """Decide which force-months to fetch tonight, and record what the source lists."""
+    raw = api.availability_bytes()
+    archive.put_bytes(f"{DATASET}/availability", raw, ".json")
+    listed = parse_availability(raw)
+    last_updated = api.last_updated()
+    with conn.transaction():
+        with conn.cursor() as cur:
+            cur.executemany(
+                """
+                insert into raw.police_availability (force_id, month) values (%s, %s)
+                on conflict (force_id, month) do update set last_listed_at = now()
+                """,
+                [(p.force_id, p.month) for p in listed],
+            )
+        loaded = {
+            (row[0], row[1])
+            for row in conn.execute(
+                "select distinct force_id, month from audit.loads "
+                "where dataset = %s and status in ('loaded', 'replaced')", (DATASET,)
+            )
+        }
+        previous = conn.execute(
+            "select value from audit.feed_state where dataset = %s and key = 'last_updated'",
+            (DATASET,),
+        ).fetchone()
+    revised = last_updated is not None and (previous is None or previous[0] != last_updated)
+    todo = [p for p in listed if revised or (p.force_id, p.month) not in loaded]
+    log.info("%d force-months listed, %d loaded already; source last updated %s (%s): %d to fetch",
+             len(listed), len(loaded), last_updated, "changed" if revised else "unchanged", len(todo))
+    return Plan(todo, last_updated, len(listed), len(loaded))
+
+
+def ingest_api_partition(conn: psycopg.Connection, api: PoliceApi, archive: Archive,
+                         part: Partition, run_id: str | None = None) -> LoadResult:
+    """Fetch, keep, and (if its bytes changed) load one force-month. Never raises for bad data."""
+    try:
+        data = api.stops_force(part)
+    except FetchError as exc:
+        log.error("%s: %s", part.label, exc)
+        return record_failure(conn, dataset=DATASET, part=part, origin="api", status="failed",
+                              error=str(exc), run_id=run_id)
+    kept = archive.put_bytes(DATASET, data, ".json")
+    where = f"stops-force force={part.force_id} date={part.month:%Y-%m} (sha256 {kept.sha256[:12]})"
+    return _load_if_changed(conn, part, "api", kept, lambda: parse_api_json(data, where), run_id)
+
+
+def ingest_archive_file(conn: psycopg.Connection, archive: Archive, path: Path,
+                        run_id: str | None = None) -> LoadResult:
+    """Load one monthly archive CSV (backfill); same raw table, same rules as the API."""
+    part = archive_file_partition(path)
+    kept = archive.put_file(DATASET, path, ".csv")
+
+    def parse() -> Parsed:
+        handle = open(kept.path, encoding="utf-8-sig", newline="")
+        parsed = parse_csv(handle, str(path))
+        parsed.records = _closing(parsed.records, handle)
+        return parsed
+
+    return _load_if_changed(conn, part, "archive_csv", kept, parse, run_id)
+
+
+def _closing(records: Iterable[Any], handle: io.TextIOBase) -> Iterator[Any]:
+    try:
+        yield from records
+    finally:
+        handle.close()
+
+
+def _load_if_changed(conn: psycopg.Connection, part: Partition, origin: str, kept: Archived,
+                     parse: Any, run_id: str | None) -> LoadResult:
+    current = current_load(conn, DATASET, part)
+    if current and current[1] == kept.sha256:
+        return LoadResult(DATASET, part.force_id, f"{part.month:%Y-%m}", origin, "unchanged",
+                          kept.sha256, current[0], rows_loaded=current[2])
+    try:
+        parsed = parse()
+        result = load_partition(conn, dataset=DATASET, table=TABLE, part=part, origin=origin,
+                                sha256=kept.sha256, archive_path=str(kept.path), parsed=parsed,
+                                run_id=run_id)
+    except (SchemaMismatch, UnicodeDecodeError) as exc:
+        log.error("%s refused: %s", part.label, exc)
+        return record_failure(conn, dataset=DATASET, part=part, origin=origin, status="refused",
+                              error=str(exc), sha256=kept.sha256, archive_path=str(kept.path),
+                              run_id=run_id)
+    log.info("%s: %s %d rows (%d quarantined) from %s", part.label, result.status,
+             result.rows_loaded, result.rows_quarantined, origin)
+    return result
+
+
+def remember_last_updated(conn: psycopg.Connection, value: str | None) -> None:
+    """Called once every planned force-month loaded: the next night only re-checks on a change."""
+    if value is None:
+        return
+    with conn.transaction():
+        conn.execute(
+            """
+            insert into audit.feed_state (dataset, key, value) values (%s, 'last_updated', %s)
+            on conflict (dataset, key) do update set value = excluded.value, updated_at = now()
+            """,
+            (DATASET, value),
+        )

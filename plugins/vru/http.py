@@ -1,0 +1,126 @@
+"""Shared HTTP mechanics for every feed: a global rate limit, retries with backoff and jitter.
+
+A feed client knows its source's URLs and formats; this module knows how to be a polite, patient
+HTTP client. It retries 429, 5xx and timeouts with exponential backoff and full jitter, honours
+Retry-After, and gives up after a bounded number of attempts with an error naming the URL.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class FetchError(RuntimeError):
+    """A request that failed for good (non-retryable status or attempts exhausted)."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class RateLimiter:
+    """Spaces requests at least 1/rate seconds apart across all threads of this process."""
+
+    def __init__(self, rate_per_second: float) -> None:
+        self.interval = 1.0 / rate_per_second
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        # "Full jitter" backoff: spreads retries of many clients (AWS architecture blog).
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class HttpClient:
+    def __init__(
+        self,
+        *,
+        rate_per_second: float,
+        retry: RetryPolicy,
+        timeout: float = 60.0,
+        user_agent: str = "vru-monitoring/0.1 (Home Office VRU programme monitoring)",
+    ) -> None:
+        self.limiter = RateLimiter(rate_per_second)
+        self.retry = retry
+        self._client = httpx.Client(
+            timeout=timeout, headers={"User-Agent": user_agent}, follow_redirects=True
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, url: str, params: Mapping[str, str] | None = None,
+            headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """GET with retries. Returns the final response (2xx or 304/404 for the caller to read)."""
+        last_problem = ""
+        for attempt in range(1, self.retry.max_attempts + 1):
+            self.limiter.wait()
+            retry_after: float | None = None
+            try:
+                response = self._client.get(url, params=params, headers=headers)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                last_problem = f"HTTP {response.status_code}"
+                retry_after = _retry_after(response.headers)
+            if attempt == self.retry.max_attempts:
+                break
+            pause = self.retry.delay(attempt, retry_after)
+            log.warning("GET %s: %s (attempt %d/%d); retrying in %.1fs", url, last_problem,
+                        attempt, self.retry.max_attempts, pause)
+            time.sleep(pause)
+        raise FetchError(
+            f"GET {url} params={dict(params or {})} failed after {self.retry.max_attempts} "
+            f"attempts: {last_problem}",
+            url=url,
+            status=int(last_problem[5:]) if last_problem.startswith("HTTP ") else None,
+        )

@@ -1,0 +1,199 @@
+"""Idempotent loading of one partition (e.g. a force-month) into a raw table with COPY.
+
+One transaction per partition: lock it, delete its current rows, COPY the new ones, keep the rows
+that could not be parsed in raw.quarantine, and record the load in audit.loads. A process killed
+mid-load leaves the previous version intact (the transaction never commits). Re-loading the same
+bytes (same sha256) is a no-op, so reruns load nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+_BLOCK = 1 << 18  # bytes per COPY write: big enough to amortise calls, small enough to stream
+
+
+@dataclass(frozen=True)
+class Partition:
+    force_id: str
+    month: date
+
+    @property
+    def label(self) -> str:
+        return f"{self.force_id} {self.month:%Y-%m}"
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    line_no: int
+    reason: str
+    record: str
+
+
+@dataclass
+class Parsed:
+    """What a parser hands the loader: COPY columns and an iterator of rows or quarantined rows.
+
+    Rows are sequences of text fields (None = NULL) in `columns` order; the loader adds the
+    load's own columns (load_id, force_id, month, origin, sha256) in front.
+    """
+
+    columns: Sequence[str]
+    records: Iterable[Sequence[str | None] | Quarantined]
+
+
+@dataclass
+class LoadResult:
+    dataset: str
+    force_id: str
+    month: str
+    origin: str
+    status: str  # loaded | replaced | unchanged | failed | refused
+    sha256: str | None = None
+    load_id: int | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    previous_rows: int | None = None
+    error: str | None = None
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.status in ("loaded", "replaced")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def current_load(conn: psycopg.Connection, dataset: str, part: Partition) -> tuple[int, str, int] | None:
+    """(load_id, sha256, rows_loaded) of the partition's data as it stands in the warehouse."""
+    row = conn.execute(
+        """
+        select load_id, sha256, rows_loaded from audit.loads
+        where dataset = %s and force_id = %s and month = %s and status in ('loaded', 'replaced')
+        order by load_id desc limit 1
+        """,
+        (dataset, part.force_id, part.month),
+    ).fetchone()
+    return (int(row[0]), str(row[1]), int(row[2])) if row else None
+
+
+def load_partition(
+    conn: psycopg.Connection,
+    *,
+    dataset: str,
+    table: str,
+    part: Partition,
+    origin: str,
+    sha256: str,
+    archive_path: str,
+    parsed: Parsed,
+    run_id: str | None = None,
+) -> LoadResult:
+    """Replace the partition's rows with `parsed`, atomically. The caller checked the sha256."""
+    schema, name = table.split(".")
+    result = LoadResult(dataset, part.force_id, f"{part.month:%Y-%m}", origin, "loaded", sha256)
+    quarantined: list[Quarantined] = []
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{dataset}/{part.label}",))
+        previous = current_load(conn, dataset, part)
+        load_id = int(conn.execute("select nextval('audit.loads_load_id_seq')").fetchone()[0])  # type: ignore[index]
+        result.load_id = load_id
+        conn.execute(
+            psycopg.sql.SQL("delete from {}.{} where force_id = %s and month = %s").format(
+                psycopg.sql.Identifier(schema), psycopg.sql.Identifier(name)
+            ),
+            (part.force_id, part.month),
+        )
+        prefix = [str(load_id), part.force_id, part.month.isoformat(), origin, sha256]
+        copy_sql = psycopg.sql.SQL("copy {}.{} ({}) from stdin (format csv)").format(
+            psycopg.sql.Identifier(schema),
+            psycopg.sql.Identifier(name),
+            psycopg.sql.SQL(", ").join(
+                psycopg.sql.Identifier(c)
+                for c in ["load_id", "force_id", "month", "origin", "sha256", *parsed.columns]
+            ),
+        )
+        loaded = 0
+        with conn.cursor().copy(copy_sql) as copy:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            write = writer.writerow
+            for record in parsed.records:
+                if type(record) is Quarantined:
+                    quarantined.append(record)
+                    continue
+                write(prefix + list(record))  # type: ignore[operator]
+                loaded += 1
+                if buffer.tell() > _BLOCK:
+                    copy.write(buffer.getvalue())
+                    buffer.seek(0)
+                    buffer.truncate()
+            if buffer.tell():
+                copy.write(buffer.getvalue())
+        if quarantined:
+            with conn.cursor().copy(
+                "copy raw.quarantine (load_id, dataset, force_id, month, origin, sha256, line_no,"
+                " reason, record) from stdin"
+            ) as copy:
+                for q in quarantined:
+                    copy.write_row((load_id, dataset, part.force_id, part.month, origin, sha256,
+                                    q.line_no, q.reason, q.record))
+        result.rows_loaded = loaded
+        result.rows_quarantined = len(quarantined)
+        result.rows_read = loaded + len(quarantined)
+        result.status = "replaced" if previous else "loaded"
+        if previous:
+            result.previous_rows = previous[2]
+        conn.execute(
+            """
+            insert into audit.loads (load_id, dataset, force_id, month, origin, sha256, archive_path,
+                status, rows_read, rows_loaded, rows_quarantined, previous_load_id, previous_sha256,
+                previous_rows, run_id, finished_at)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+            """,
+            (load_id, dataset, part.force_id, part.month, origin, sha256, archive_path,
+             result.status, result.rows_read, result.rows_loaded, result.rows_quarantined,
+             previous[0] if previous else None, previous[1] if previous else None,
+             previous[2] if previous else None, run_id),
+        )
+    for q in quarantined:
+        key = q.reason.split(":", 1)[0]
+        result.quarantine_reasons[key] = result.quarantine_reasons.get(key, 0) + 1
+    return result
+
+
+def record_failure(
+    conn: psycopg.Connection,
+    *,
+    dataset: str,
+    part: Partition,
+    origin: str,
+    status: str,
+    error: str,
+    sha256: str | None = None,
+    archive_path: str | None = None,
+    run_id: str | None = None,
+) -> LoadResult:
+    """Record a partition that could not be loaded (fetch failed, or refused as malformed)."""
+    with conn.transaction():
+        load_id = conn.execute(
+            """
+            insert into audit.loads (dataset, force_id, month, origin, sha256, archive_path, status,
+                                     error, run_id, finished_at)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, now()) returning load_id
+            """,
+            (dataset, part.force_id, part.month, origin, sha256, archive_path, status, error, run_id),
+        ).fetchone()[0]  # type: ignore[index]
+    return LoadResult(dataset, part.force_id, f"{part.month:%Y-%m}", origin, status, sha256,
+                      int(load_id), error=error)

@@ -1,0 +1,146 @@
+"""The work behind each DAG task, callable without Airflow (the CLI and tests call it too).
+
+Each function opens its own warehouse connection: tasks run in separate processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from vru import warehouse
+from vru.archive import Archive
+from vru.config import Settings, settings
+from vru.feeds import police
+from vru.loader import Partition
+
+log = logging.getLogger(__name__)
+
+
+def _setup(cfg: Settings) -> str:
+    url = warehouse.warehouse_url(cfg)
+    warehouse.apply_schema(url)
+    return url
+
+
+def plan_police(cfg: Settings | None = None) -> dict[str, Any]:
+    """Ask data.police.uk what it has published and decide tonight's force-months."""
+    cfg = cfg or settings()
+    url = _setup(cfg)
+    api = police.PoliceApi.from_settings(cfg)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            plan = police.plan(conn, api, Archive(cfg.archive_dir))
+    finally:
+        api.http.close()
+    return {
+        "batches": plan.by_month(),
+        "last_updated": plan.last_updated,
+        "listed": plan.listed,
+        "already_loaded": plan.already_loaded,
+        "to_fetch": len(plan.partitions),
+    }
+
+
+def ingest_police_batch(batch: list[dict[str, str]], run_id: str | None,
+                        cfg: Settings | None = None) -> list[dict[str, Any]]:
+    """Fetch and load a batch of force-months; a failing force-month fails alone."""
+    cfg = cfg or settings()
+    url = _setup(cfg)
+    api = police.PoliceApi.from_settings(cfg)
+    archive = Archive(cfg.archive_dir)
+    results = []
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for item in batch:
+                part = Partition(item["force_id"], police.parse_month(item["month"]))
+                if run_id and _loaded_in_run(conn, part, run_id):
+                    continue  # a task retry: this one already made it
+                results.append(police.ingest_api_partition(conn, api, archive, part, run_id).to_dict())
+    finally:
+        api.http.close()
+    return results
+
+
+def _loaded_in_run(conn: psycopg.Connection, part: Partition, run_id: str) -> bool:
+    return conn.execute(
+        "select 1 from audit.loads where dataset = %s and force_id = %s and month = %s "
+        "and run_id = %s and status in ('loaded', 'replaced')",
+        (police.DATASET, part.force_id, part.month, run_id),
+    ).fetchone() is not None
+
+
+@dataclass
+class IngestSummary:
+    changed: list[dict[str, Any]]
+    unchanged: int
+    failed: list[dict[str, Any]]
+    rows_loaded: int
+    rows_quarantined: int
+
+    def event_extra(self) -> dict[str, Any]:
+        return {
+            "force_months": [f"{r['force_id']}/{r['month']}" for r in self.changed],
+            "rows": {f"{r['force_id']}/{r['month']}": r["rows_loaded"] for r in self.changed},
+            "rows_loaded": self.rows_loaded,
+            "rows_quarantined": self.rows_quarantined,
+            "replaced": [f"{r['force_id']}/{r['month']}" for r in self.changed if r["status"] == "replaced"],
+        }
+
+
+def summarise(results: list[dict[str, Any]]) -> IngestSummary:
+    changed = [r for r in results if r["status"] in ("loaded", "replaced")]
+    failed = [r for r in results if r["status"] in ("failed", "refused")]
+    return IngestSummary(
+        changed=changed,
+        unchanged=sum(1 for r in results if r["status"] == "unchanged"),
+        failed=failed,
+        rows_loaded=sum(r["rows_loaded"] for r in changed),
+        rows_quarantined=sum(r["rows_quarantined"] for r in changed),
+    )
+
+
+def finish_police(results: list[dict[str, Any]], last_updated: str | None,
+                  cfg: Settings | None = None) -> IngestSummary:
+    """Record the source's last-updated date once every planned force-month is in."""
+    cfg = cfg or settings()
+    summary = summarise(results)
+    if not summary.failed:
+        with psycopg.connect(_setup(cfg), autocommit=True) as conn:
+            police.remember_last_updated(conn, last_updated)
+    counts = Counter(r["status"] for r in results)
+    log.info("stop and search: %s", dict(counts))
+    return summary
+
+
+class ValidationFailed(RuntimeError):
+    """A critical expectation failed: the batch must not reach the marts."""
+
+
+def run_validations(checks: list[tuple[str, str, str]], run_id: str | None,
+                    cfg: Settings | None = None) -> dict[str, Any]:
+    """Run each (stage, dataset, table) suite in the warehouse; raise on any critical failure."""
+    from vru.validation import validate
+
+    cfg = cfg or settings()
+    url = _setup(cfg)
+    outcomes = [
+        validate(stage, dataset, table, warehouse_url=url, docs_dir=cfg.data_docs_dir, run_id=run_id)
+        for stage, dataset, table in checks
+    ]
+    critical = [f"{o.stage} {o.dataset}: {m}" for o in outcomes for m in o.critical_failures]
+    warnings = [f"{o.stage} {o.dataset}: {m}" for o in outcomes for m in o.warnings]
+    for message in warnings:
+        log.warning("data quality warning: %s", message)
+    if critical:
+        raise ValidationFailed("critical data quality failures (nothing published):\n- "
+                               + "\n- ".join(critical))
+    return {
+        "suites": [f"{o.stage}.{o.dataset}" for o in outcomes],
+        "expectations": sum(o.evaluated for o in outcomes),
+        "warnings": warnings,
+    }

@@ -1,0 +1,194 @@
+"""A stand-in for data.police.uk on 127.0.0.1, serving archive CSVs in the API's own JSON shapes.
+
+Used by `make run` (offline demo on the bundled real files) and by the tests, which also script
+faults into it (429 with Retry-After, 5xx, truncated JSON, changed fields). Endpoints:
+`crimes-street-dates`, `crime-last-updated`, `forces`, `stops-force`, `stops-no-location`.
+
+The archive CSV has no street and no outcome id: the stand-in returns `street: {id: null,
+name: null}` and an empty outcome id rather than inventing them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from vru.feeds.police import CSV_COLUMNS, archive_file_partition
+
+
+def bundled_sample_dir() -> Path:
+    return Path(str(resources.files("vru").joinpath("sample/police_uk")))
+
+
+def _bool(value: str) -> bool | None:
+    return {"True": True, "False": False, "true": True, "false": False}.get(value)
+
+
+def csv_row_to_api(row: dict[str, str]) -> dict[str, Any]:
+    """One archive CSV row in the shape of one element of a stops-force response."""
+    lat, lon = row["Latitude"], row["Longitude"]
+    return {
+        "age_range": row["Age range"] or None,
+        "outcome": row["Outcome"] or None,
+        "involved_person": "Person" in row["Type"],
+        "self_defined_ethnicity": row["Self-defined ethnicity"] or None,
+        "gender": row["Gender"] or None,
+        "legislation": row["Legislation"] or None,
+        "outcome_linked_to_object_of_search": _bool(row["Outcome linked to object of search"]),
+        "datetime": row["Date"],
+        "removal_of_more_than_outer_clothing": _bool(row["Removal of more than just outer clothing"]),
+        "outcome_object": {"id": "", "name": row["Outcome"]},
+        "location": None if not lat else {
+            "latitude": lat, "longitude": lon, "street": {"id": None, "name": None},
+        },
+        "operation": _bool(row["Part of a policing operation"]),
+        "officer_defined_ethnicity": row["Officer-defined ethnicity"] or None,
+        "type": row["Type"] or None,
+        "operation_name": row["Policing operation"] or None,
+        "object_of_search": row["Object of search"] or None,
+    }
+
+
+@dataclass
+class Fault:
+    """A scripted response: served instead of the real one, `times` times."""
+
+    status: int = 500
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int = 1
+
+
+class SampleApi:
+    """The data behind the server: files by (force, month), faults, and a last-updated date."""
+
+    def __init__(self, data_dir: Path, last_updated: str = "2020-03-31") -> None:
+        self.data_dir = data_dir
+        self.last_updated = last_updated
+        self.faults: dict[tuple[str, str, str], list[Fault]] = defaultdict(list)
+        self.overrides: dict[tuple[str, str], bytes] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+
+    def files(self) -> dict[tuple[str, str], Path]:
+        found = {}
+        for path in sorted(self.data_dir.glob("*-stop-and-search.csv")):
+            part = archive_file_partition(path)
+            found[(part.force_id, f"{part.month:%Y-%m}")] = path
+        return found
+
+    def add_fault(self, endpoint: str, force: str, month: str, fault: Fault) -> None:
+        with self.lock:
+            self.faults[(endpoint, force, month)].append(fault)
+
+    def take_fault(self, endpoint: str, force: str, month: str) -> Fault | None:
+        with self.lock:
+            for key in ((endpoint, force, month), (endpoint, force, "*"), (endpoint, "*", "*")):
+                queue = self.faults.get(key)
+                if queue:
+                    fault = queue[0]
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        queue.pop(0)
+                    return fault
+        return None
+
+    def stops(self, force: str, month: str, no_location_only: bool = False) -> bytes | None:
+        if (force, month) in self.overrides and not no_location_only:
+            return self.overrides[(force, month)]
+        path = self.files().get((force, month))
+        if path is None:
+            return None
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:  # a deliberately broken fixture: pass its rows through as they are
+                return json.dumps(list(reader)).encode()
+            stops = [csv_row_to_api(r) for r in reader]
+        if no_location_only:
+            stops = [s for s in stops if s["location"] is None]
+        return json.dumps(stops).encode()
+
+    def availability(self) -> bytes:
+        months: dict[str, list[str]] = defaultdict(list)
+        for force, month in self.files():
+            months[month].append(force)
+        return json.dumps(
+            [{"date": m, "stop-and-search": sorted(months[m])} for m in sorted(months, reverse=True)]
+        ).encode()
+
+
+def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read api.requests
+            return
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            url = urlsplit(self.path)
+            endpoint = url.path.rstrip("/").rsplit("/", 1)[-1]
+            params = {k: v[0] for k, v in parse_qs(url.query).items()}
+            with api.lock:
+                api.requests.append((endpoint, params))
+            force, month = params.get("force", ""), params.get("date", "")
+            fault = api.take_fault(endpoint, force, month)
+            if fault is not None:
+                self._send(fault.status, fault.body, fault.headers)
+                return
+            if endpoint == "crimes-street-dates":
+                self._send(200, api.availability())
+            elif endpoint == "crime-last-updated":
+                self._send(200, json.dumps({"date": api.last_updated}).encode())
+            elif endpoint == "forces":
+                forces = sorted({f for f, _ in api.files()})
+                self._send(200, json.dumps([{"id": f, "name": f} for f in forces]).encode())
+            elif endpoint in ("stops-force", "stops-no-location"):
+                files = api.files()
+                if not force or force not in {f for f, _ in files}:
+                    self._send(404, b'{"error": "unknown force"}')
+                elif month not in {m for _, m in files}:
+                    self._send(500, b'{"error": "date outside the available window"}')
+                else:
+                    body = api.stops(force, month, endpoint == "stops-no-location")
+                    self._send(200, body if body is not None else b"[]")
+            else:
+                self._send(404, b'{"error": "not found"}')
+
+    return Handler
+
+
+class SampleServer:
+    """Runs SampleApi on 127.0.0.1 in a background thread."""
+
+    def __init__(self, api: SampleApi, port: int = 0) -> None:
+        self.api = api
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(api))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
+
+    def __enter__(self) -> SampleServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,113 @@
+-- Warehouse layout owned by the package (dbt owns staging and marts).
+-- Idempotent: applied by `vru warehouse start` and before every load.
+create schema if not exists raw;
+create schema if not exists staging;
+create schema if not exists marts;
+create schema if not exists audit;
+
+-- One row per load attempt of one partition (force-month) of one dataset.
+create table if not exists audit.loads (
+    load_id            bigserial primary key,
+    dataset            text        not null,          -- e.g. 'police.stop_searches'
+    force_id           text        not null,
+    month              date        not null,          -- publication month (first day)
+    origin             text        not null,          -- 'api' | 'archive_csv'
+    sha256             text,                          -- of the bytes kept in the archive
+    archive_path       text,
+    status             text        not null,          -- loaded | replaced | failed | refused
+    rows_read          integer     not null default 0,
+    rows_loaded        integer     not null default 0,
+    rows_quarantined   integer     not null default 0,
+    previous_load_id   bigint,                        -- the load this one replaced
+    previous_sha256    text,
+    previous_rows      integer,
+    error              text,
+    run_id             text,
+    started_at         timestamptz not null default now(),
+    finished_at        timestamptz,
+    constraint loads_rows_balance check (status not in ('loaded', 'replaced')
+                                         or rows_read = rows_loaded + rows_quarantined)
+);
+create index if not exists loads_partition_idx on audit.loads (dataset, force_id, month, load_id desc);
+
+-- Key/value state a feed keeps between nights (e.g. the source's last-updated date).
+create table if not exists audit.feed_state (
+    dataset     text not null,
+    key         text not null,
+    value       text not null,
+    updated_at  timestamptz not null default now(),
+    primary key (dataset, key)
+);
+
+-- Rows that could not be parsed: kept with the reason and where they came from.
+create table if not exists raw.quarantine (
+    load_id     bigint      not null,
+    dataset     text        not null,
+    force_id    text        not null,
+    month       date        not null,
+    origin      text        not null,
+    sha256      text        not null,
+    line_no     integer     not null,                 -- CSV line (header = 1) or JSON array index
+    reason      text        not null,
+    record      text        not null,                 -- the row as received
+    quarantined_at timestamptz not null default now()
+);
+create index if not exists quarantine_partition_idx on raw.quarantine (dataset, force_id, month);
+
+-- Stop and search records as published (data.police.uk API or monthly archive CSV), typed.
+create table if not exists raw.stop_searches (
+    load_id                              bigint      not null,
+    force_id                             text        not null,
+    month                                date        not null,
+    origin                               text        not null,
+    sha256                               text        not null,
+    line_no                              integer     not null,
+    type                                 text,
+    involved_person                      boolean,
+    datetime                             timestamptz,
+    operation                            boolean,
+    operation_name                       text,
+    latitude                             double precision,
+    longitude                            double precision,
+    street_id                            bigint,
+    street_name                          text,
+    gender                               text,
+    age_range                            text,
+    self_defined_ethnicity               text,
+    officer_defined_ethnicity            text,
+    legislation                          text,
+    object_of_search                     text,
+    outcome                              text,
+    outcome_id                           text,
+    outcome_linked_to_object_of_search   boolean,
+    removal_of_more_than_outer_clothing  boolean,
+    loaded_at                            timestamptz not null default now()
+);
+create index if not exists stop_searches_partition_idx on raw.stop_searches (force_id, month);
+
+-- What the source says it has published: one row per (force, month) ever listed as available
+-- (data.police.uk crimes-street-dates). Tells a month the force did not publish from a zero.
+create table if not exists raw.police_availability (
+    force_id         text        not null,
+    month            date        not null,
+    first_listed_at  timestamptz not null default now(),
+    last_listed_at   timestamptz not null default now(),
+    primary key (force_id, month)
+);
+
+-- Every Great Expectations result, one row per expectation per validation.
+create table if not exists audit.validation_results (
+    validation_id   text        not null,
+    run_id          text,
+    stage           text        not null,             -- raw | staging | marts
+    dataset         text        not null,
+    suite           text        not null,
+    expectation     text        not null,
+    column_name     text,
+    severity        text        not null,             -- critical | warning
+    success         boolean     not null,
+    observed        jsonb,
+    meaning         text,
+    validated_at    timestamptz not null default now()
+);
+create index if not exists validation_results_run_idx on audit.validation_results (validated_at desc);

@@ -1,0 +1,471 @@
+"""Run a reviewed Great Expectations suite against a warehouse table and record every result.
+
+The suites are JSON files under ``expectations/`` named ``<stage>.<source>.<entity>.json``. Every
+expectation carries ``meta.severity`` ("critical" stops the downstream, "warning" reports and
+continues) and ``meta.meaning`` (one plain-English sentence for the monitoring staff).
+
+Design points (measured on this stack, see the engineering notes):
+
+* ``great_expectations`` takes 10+ s to import, and DAG files import this module: GX is imported
+  inside the functions that need it, never at module level.
+* Validation runs in PostgreSQL through GX's SQL datasource, never through pandas.
+* Results are requested as ``BASIC`` with ``partial_unexpected_count = 0``: GX still returns the
+  counts (unexpected_count, element_count, observed_value) but its "sample unexpected values"
+  query becomes ``LIMIT 0``, so no row values (coordinates, personal fields) reach the audit table
+  or Data Docs, and PostgreSQL stops that query before reading the table.
+* The data failing is not an error: ``validate`` returns a :class:`ValidationOutcome` and the
+  caller decides. Setup problems (missing suite, unreachable warehouse, missing table) raise
+  :class:`ValidationSetupError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EXPECTATIONS_DIR_ENV = "VRU_EXPECTATIONS_DIR"
+SEVERITIES = ("critical", "warning")
+
+# GX reads a connection string written as "${NAME}" from its config providers without checking the
+# URL's host: that is what lets a unix-socket URL through (add_postgres rejects it otherwise). The
+# value is handed to the context as its runtime environment, so os.environ is left untouched.
+_URL_VARIABLE = "VRU_GX_WAREHOUSE_URL"
+_DATASOURCE = "warehouse"
+_DOCS_SITE = "vru_data_docs"
+RESULTS_SUBDIR = "validation_results"  # under docs_dir: GX's JSON results behind the index page
+DOCS_INDEX_LIMIT = 200  # validations listed on the index page, newest first
+
+# Counts and observed values only. partial_unexpected_count=0 turns the per-expectation
+# "sample unexpected values" query into LIMIT 0 (nothing read, nothing returned) and leaves
+# partial_unexpected_list empty; exclude_unexpected_values is a second guard on the same lists.
+RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "BASIC",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+    "exclude_unexpected_values": True,
+    "return_unexpected_index_query": False,
+}
+
+# The only result fields copied to audit.validation_results.observed.
+OBSERVED_KEYS = ("observed_value", "unexpected_count", "unexpected_percent", "element_count")
+
+# GX loggers that are chatty at INFO in task logs.
+_QUIET_LOGGERS = ("great_expectations", "posthog", "tzlocal")
+
+
+class ValidationSetupError(RuntimeError):
+    """The validation could not run (suite file, warehouse or table problem), as opposed to data failing it."""
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """What one validation of one table against one suite found."""
+
+    validation_id: str
+    stage: str
+    dataset: str
+    success: bool
+    """True when every expectation passed (warnings included)."""
+    critical_failures: list[str] = field(default_factory=list)
+    """Short plain-English descriptions of failed critical expectations: the downstream must stop."""
+    warnings: list[str] = field(default_factory=list)
+    """Short plain-English descriptions of failed warning expectations: reported, the run continues."""
+    evaluated: int = 0
+    """Number of expectations evaluated."""
+    docs_index: Path | None = None
+    """Data Docs index page for the monitoring staff, or None if it was not written."""
+
+    @property
+    def blocking(self) -> bool:
+        """True when a critical expectation failed and the downstream must not run."""
+        return bool(self.critical_failures)
+
+
+@dataclass(frozen=True)
+class _ExpectationResult:
+    expectation: str
+    column_name: str | None
+    severity: str
+    check: str
+    meaning: str
+    success: bool
+    observed: dict[str, Any]
+    error: str | None
+
+
+# --------------------------------------------------------------------------------------------
+# Suite files
+# --------------------------------------------------------------------------------------------
+
+
+def expectations_dir() -> Path:
+    """Folder of the reviewed suites: $VRU_EXPECTATIONS_DIR, else ``expectations/`` at the repo root."""
+    configured = os.environ.get(EXPECTATIONS_DIR_ENV)
+    if configured:
+        return Path(configured)
+    # plugins/vru/validation.py -> parents[2] is the repository root.
+    return Path(__file__).resolve().parents[2] / "expectations"
+
+
+def suite_path_for(stage: str, dataset: str) -> Path:
+    """``expectations/<stage>.<source>.<entity>.json`` for dataset ``<source>.<entity>``."""
+    return expectations_dir() / f"{stage}.{dataset}.json"
+
+
+def load_suite(path: Path) -> dict[str, Any]:
+    """Read a suite file and check that every expectation says how severe it is and what it means."""
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationSetupError(
+            f"expectation suite {path} does not exist: add it under {expectations_dir()} "
+            f"or set {EXPECTATIONS_DIR_ENV}"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ValidationSetupError(f"expectation suite {path} is not valid JSON: {exc}") from exc
+
+    if not isinstance(suite, dict) or not suite.get("name") or not suite.get("expectations"):
+        raise ValidationSetupError(f"expectation suite {path} needs a 'name' and a non-empty 'expectations' list")
+    for index, expectation in enumerate(suite["expectations"]):
+        meta = expectation.get("meta") or {}
+        where = f"{path}, expectation {index} ({expectation.get('type')})"
+        if meta.get("severity") not in SEVERITIES:
+            raise ValidationSetupError(f"{where}: meta.severity must be one of {SEVERITIES}, got {meta.get('severity')!r}")
+        if not str(meta.get("meaning") or "").strip():
+            raise ValidationSetupError(f"{where}: meta.meaning is missing (one plain-English sentence)")
+    return suite
+
+
+# --------------------------------------------------------------------------------------------
+# Connection URLs
+# --------------------------------------------------------------------------------------------
+
+
+def sqlalchemy_url(warehouse_url: str) -> str:
+    """The URL for GX/SQLAlchemy: a driverless postgres URL gets the psycopg 3 dialect."""
+    for prefix in ("postgresql://", "postgres://"):
+        if warehouse_url.startswith(prefix):
+            return "postgresql+psycopg://" + warehouse_url[len(prefix):]
+    return warehouse_url
+
+
+def libpq_url(warehouse_url: str) -> str:
+    """The URL for psycopg: the SQLAlchemy driver suffix removed."""
+    scheme, sep, rest = warehouse_url.partition("://")
+    if sep and scheme.startswith("postgres"):
+        return "postgresql://" + rest
+    return warehouse_url
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+
+def validate(
+    stage: str,
+    dataset: str,
+    table: str,
+    *,
+    warehouse_url: str,
+    docs_dir: Path,
+    run_id: str | None = None,
+    suite_path: Path | None = None,
+) -> ValidationOutcome:
+    """Validate ``table`` ('schema.table') with the suite for ``stage`` and ``dataset``.
+
+    Every expectation result is stored in ``audit.validation_results`` (one transaction) and the
+    Data Docs site in ``docs_dir`` is updated (open ``docs_dir/index.html``). Returns the outcome
+    without raising when the data fails; raises :class:`ValidationSetupError` when the validation
+    cannot run at all.
+    """
+    schema_name, dot, table_name = table.partition(".")
+    if not dot or not schema_name or not table_name:
+        raise ValidationSetupError(f"table must be 'schema.table', got {table!r}")
+
+    path = suite_path or suite_path_for(stage, dataset)
+    suite = load_suite(path)
+    validation_id = str(uuid.uuid4())
+    docs_dir = Path(docs_dir)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    results, docs_index = _run_suite(
+        suite,
+        schema_name=schema_name,
+        table_name=table_name,
+        warehouse_url=warehouse_url,
+        docs_dir=docs_dir,
+        run_name=run_id or validation_id,
+    )
+    elapsed = time.perf_counter() - started
+
+    _store_results(
+        results,
+        warehouse_url=warehouse_url,
+        validation_id=validation_id,
+        run_id=run_id,
+        stage=stage,
+        dataset=dataset,
+        suite_name=suite["name"],
+    )
+
+    critical = [_describe(r, table) for r in results if not r.success and r.severity == "critical"]
+    warnings = [_describe(r, table) for r in results if not r.success and r.severity == "warning"]
+    outcome = ValidationOutcome(
+        validation_id=validation_id,
+        stage=stage,
+        dataset=dataset,
+        success=all(r.success for r in results),
+        critical_failures=critical,
+        warnings=warnings,
+        evaluated=len(results),
+        docs_index=docs_index,
+    )
+    log.info(
+        "validated %s with suite %s in %.1f s: %d expectations, %d critical failures, %d warnings (validation %s)",
+        table, suite["name"], elapsed, len(results), len(critical), len(warnings), validation_id,
+    )
+    return outcome
+
+
+def _run_suite(
+    suite: Mapping[str, Any],
+    *,
+    schema_name: str,
+    table_name: str,
+    warehouse_url: str,
+    docs_dir: Path,
+    run_name: str,
+) -> tuple[list[_ExpectationResult], Path | None]:
+    with _quiet_gx():
+        import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
+
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+            data_docs_sites={
+                _DOCS_SITE: {
+                    "class_name": "SiteBuilder",
+                    # "How to" buttons point GX users at GX docs; the readers here are monitoring staff.
+                    "show_how_to_buttons": False,
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(docs_dir),
+                    },
+                    "site_index_builder": {
+                        "class_name": "DefaultSiteIndexBuilder",
+                        "show_cta_footer": False,
+                        "validation_results_limit": DOCS_INDEX_LIMIT,
+                    },
+                }
+            },
+        )
+        # Validation results are kept next to the site (counts only, see RESULT_FORMAT): the
+        # index page lists the results found in this store, so an in-memory store would show
+        # only the latest run of this process instead of the history.
+        config.stores[config.validation_results_store_name] = {
+            "class_name": "ValidationResultsStore",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir / RESULTS_SUBDIR),
+            },
+        }
+        context = gx.get_context(
+            mode="ephemeral",
+            project_config=config,
+            runtime_environment={_URL_VARIABLE: sqlalchemy_url(warehouse_url)},
+        )
+
+        try:
+            datasource = context.data_sources.add_postgres(
+                name=_DATASOURCE, connection_string="${" + _URL_VARIABLE + "}"
+            )
+            asset = datasource.add_table_asset(
+                name=f"{schema_name}.{table_name}", table_name=table_name, schema_name=schema_name
+            )
+        except Exception as exc:  # GX wraps connection and missing-table errors in several types
+            raise ValidationSetupError(
+                f"cannot validate {schema_name}.{table_name}: {exc.__class__.__name__}: {exc}. "
+                "Check that the warehouse is running and the table exists (has dbt/the loader run?)."
+            ) from exc
+        batch_definition = asset.add_batch_definition_whole_table("whole table")
+
+        gx_suite = context.suites.add(gx.ExpectationSuite(**_gx_suite_dict(suite)))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite["name"], data=batch_definition, suite=gx_suite)
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=suite["name"],
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[_DOCS_SITE])],
+                result_format=RESULT_FORMAT,
+            )
+        )
+        checkpoint_result = checkpoint.run(run_id=RunIdentifier(run_name=run_name))
+
+    results: list[_ExpectationResult] = []
+    for validation_result in checkpoint_result.run_results.values():
+        for result in validation_result.results:
+            results.append(_convert(result.to_json_dict()))
+    if len(results) != len(suite["expectations"]):
+        raise ValidationSetupError(
+            f"suite {suite['name']}: {len(suite['expectations'])} expectations but {len(results)} results"
+        )
+
+    index = docs_dir / "index.html"
+    return results, index if index.exists() else None
+
+
+def _gx_suite_dict(suite: Mapping[str, Any]) -> dict[str, Any]:
+    """The suite as GX takes it, with the plain-English meaning as each expectation's description.
+
+    Data Docs show the description instead of GX's generated wording, so the pages read as the
+    meaning sentences the monitoring staff reviewed. GX 1.24 also has a native severity field with
+    the same two values: it is set from meta.severity, which stays the one source of truth.
+    """
+    expectations = []
+    for expectation in suite["expectations"]:
+        meta = dict(expectation["meta"])
+        expectations.append(
+            {
+                "type": expectation["type"],
+                "kwargs": dict(expectation["kwargs"]),
+                "meta": meta,
+                "description": expectation.get("description") or meta["meaning"],
+                "severity": meta["severity"],
+            }
+        )
+    return {"name": suite["name"], "expectations": expectations, "meta": dict(suite.get("meta") or {})}
+
+
+def _convert(result: Mapping[str, Any]) -> _ExpectationResult:
+    config = result.get("expectation_config") or {}
+    kwargs = config.get("kwargs") or {}
+    meta = config.get("meta") or {}
+    column = kwargs.get("column")
+    if column is None and kwargs.get("column_list"):
+        column = ", ".join(kwargs["column_list"])
+    exception = result.get("exception_info") or {}
+    error = None
+    if exception.get("raised_exception"):
+        message = str(exception.get("exception_message") or "unknown error")
+        error = message.splitlines()[0][:300]
+        log.warning("expectation %s could not be evaluated: %s", config.get("type"), message)
+    raw_result = result.get("result") or {}
+    observed = {key: _jsonable(raw_result[key]) for key in OBSERVED_KEYS if key in raw_result}
+    return _ExpectationResult(
+        expectation=str(config.get("type")),
+        column_name=column,
+        severity=str(meta.get("severity", "critical")),
+        check=str(meta.get("check") or config.get("type")),
+        meaning=str(meta.get("meaning") or ""),
+        success=bool(result.get("success")) and error is None,
+        observed=observed,
+        error=error,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def _describe(result: _ExpectationResult, table: str) -> str:
+    """A short sentence naming the check and how badly it failed."""
+    observed = result.observed
+    if result.error is not None:
+        detail = f"could not be checked ({result.error})"
+    elif observed.get("unexpected_count") is not None:
+        detail = f"{observed['unexpected_count']} of {observed.get('element_count', '?')} rows fail"
+    elif result.expectation == "unexpected_rows_expectation":
+        detail = f"{observed.get('observed_value')} offending rows"
+    elif result.expectation.startswith("expect_table_columns"):
+        detail = f"columns found: {', '.join(map(str, observed.get('observed_value') or []))}"
+    elif "observed_value" in observed:
+        detail = f"observed {observed['observed_value']}"
+    else:
+        detail = "failed"
+    column = f" [{result.column_name}]" if result.column_name else ""
+    return f"{result.check}{column}: {detail} in {table}"
+
+
+@contextmanager
+def _quiet_gx() -> Iterator[None]:
+    """Keep task logs readable: GX logs a lot at INFO and its progress bars write to stderr."""
+    previous = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, level in previous.items():
+            logging.getLogger(name).setLevel(level)
+
+
+# --------------------------------------------------------------------------------------------
+# Audit
+# --------------------------------------------------------------------------------------------
+
+_INSERT = """
+insert into audit.validation_results
+    (validation_id, run_id, stage, dataset, suite, expectation, column_name, severity, success, observed, meaning)
+values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+def _store_results(
+    results: Sequence[_ExpectationResult],
+    *,
+    warehouse_url: str,
+    validation_id: str,
+    run_id: str | None,
+    stage: str,
+    dataset: str,
+    suite_name: str,
+) -> None:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    rows = [
+        (
+            validation_id, run_id, stage, dataset, suite_name, r.expectation, r.column_name,
+            r.severity, r.success, Jsonb(r.observed) if r.observed else None, r.meaning,
+        )
+        for r in results
+    ]
+    try:
+        with psycopg.connect(libpq_url(warehouse_url)) as conn:  # commits on clean exit
+            with conn.cursor() as cur:
+                cur.executemany(_INSERT, rows)
+    except psycopg.Error as exc:
+        raise ValidationSetupError(
+            f"validation {validation_id} ran but its results could not be stored in audit.validation_results: {exc}"
+        ) from exc

