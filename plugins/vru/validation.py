@@ -43,6 +43,7 @@ SEVERITIES = ("critical", "warning")
 _URL_VARIABLE = "VRU_GX_WAREHOUSE_URL"
 _DATASOURCE = "warehouse"
 _DOCS_SITE = "vru_data_docs"
+_WORK_MEM = "64MB"  # per sort/hash of the validation session only
 RESULTS_SUBDIR = "validation_results"  # under docs_dir: GX's JSON results behind the index page
 DOCS_INDEX_LIMIT = 200  # validations listed on the index page, newest first
 
@@ -65,7 +66,7 @@ _QUIET_LOGGERS = ("great_expectations", "posthog", "tzlocal")
 
 
 class ValidationSetupError(RuntimeError):
-    """The validation could not run (suite file, warehouse or table problem), as opposed to data failing it."""
+    """The validation could not run (suite file, warehouse or table problem): not a data failure."""
 
 
 @dataclass(frozen=True)
@@ -136,12 +137,16 @@ def load_suite(path: Path) -> dict[str, Any]:
         raise ValidationSetupError(f"expectation suite {path} is not valid JSON: {exc}") from exc
 
     if not isinstance(suite, dict) or not suite.get("name") or not suite.get("expectations"):
-        raise ValidationSetupError(f"expectation suite {path} needs a 'name' and a non-empty 'expectations' list")
+        raise ValidationSetupError(
+            f"expectation suite {path} needs a 'name' and a non-empty 'expectations' list"
+        )
     for index, expectation in enumerate(suite["expectations"]):
         meta = expectation.get("meta") or {}
         where = f"{path}, expectation {index} ({expectation.get('type')})"
         if meta.get("severity") not in SEVERITIES:
-            raise ValidationSetupError(f"{where}: meta.severity must be one of {SEVERITIES}, got {meta.get('severity')!r}")
+            raise ValidationSetupError(
+                f"{where}: meta.severity must be one of {SEVERITIES}, got {meta.get('severity')!r}"
+            )
         if not str(meta.get("meaning") or "").strip():
             raise ValidationSetupError(f"{where}: meta.meaning is missing (one plain-English sentence)")
     return suite
@@ -156,7 +161,7 @@ def sqlalchemy_url(warehouse_url: str) -> str:
     """The URL for GX/SQLAlchemy: a driverless postgres URL gets the psycopg 3 dialect."""
     for prefix in ("postgresql://", "postgres://"):
         if warehouse_url.startswith(prefix):
-            return "postgresql+psycopg://" + warehouse_url[len(prefix):]
+            return "postgresql+psycopg://" + warehouse_url[len(prefix) :]
     return warehouse_url
 
 
@@ -234,8 +239,14 @@ def validate(
         docs_index=docs_index,
     )
     log.info(
-        "validated %s with suite %s in %.1f s: %d expectations, %d critical failures, %d warnings (validation %s)",
-        table, suite["name"], elapsed, len(results), len(critical), len(warnings), validation_id,
+        "validated %s with suite %s in %.1f s: %d expectations, %d critical failures, %d warnings (%s)",
+        table,
+        suite["name"],
+        elapsed,
+        len(results),
+        len(critical),
+        len(warnings),
+        validation_id,
     )
     return outcome
 
@@ -298,7 +309,11 @@ def _run_suite(
 
         try:
             datasource = context.data_sources.add_postgres(
-                name=_DATASOURCE, connection_string="${" + _URL_VARIABLE + "}"
+                name=_DATASOURCE,
+                connection_string="${" + _URL_VARIABLE + "}",
+                # Duplicate-key checks group ~1M keys: with PostgreSQL's default 4 MB work_mem
+                # the hash spills to disk and takes twice as long (measured 2.6 s vs 1.3 s).
+                kwargs={"connect_args": {"options": f"-c work_mem={_WORK_MEM}"}},  # type: ignore[call-arg]  # in the runtime model, missing from GX's stub
             )
             asset = datasource.add_table_asset(
                 name=f"{schema_name}.{table_name}", table_name=table_name, schema_name=schema_name
@@ -436,7 +451,8 @@ def _quiet_gx() -> Iterator[None]:
 
 _INSERT = """
 insert into audit.validation_results
-    (validation_id, run_id, stage, dataset, suite, expectation, column_name, severity, success, observed, meaning)
+    (validation_id, run_id, stage, dataset, suite, expectation, column_name, severity, success,
+     observed, meaning)
 values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
@@ -456,8 +472,17 @@ def _store_results(
 
     rows = [
         (
-            validation_id, run_id, stage, dataset, suite_name, r.expectation, r.column_name,
-            r.severity, r.success, Jsonb(r.observed) if r.observed else None, r.meaning,
+            validation_id,
+            run_id,
+            stage,
+            dataset,
+            suite_name,
+            r.expectation,
+            r.column_name,
+            r.severity,
+            r.success,
+            Jsonb(r.observed) if r.observed else None,
+            r.meaning,
         )
         for r in results
     ]
@@ -467,5 +492,5 @@ def _store_results(
                 cur.executemany(_INSERT, rows)
     except psycopg.Error as exc:
         raise ValidationSetupError(
-            f"validation {validation_id} ran but its results could not be stored in audit.validation_results: {exc}"
+            f"validation {validation_id} ran; storing its results in audit.validation_results failed: {exc}"
         ) from exc

@@ -1,0 +1,45 @@
+with
+
+loads as (
+
+    select * from {{ source('audit', 'loads') }}
+
+),
+
+stop_search_loads as (
+
+    select
+        load_id,
+        force_id,
+        cast(month as date) as month,
+        origin,
+        status,
+        rows_read,
+        rows_loaded,
+        rows_quarantined,
+        previous_load_id,
+        started_at,
+        finished_at,
+        status in ('loaded', 'replaced') as is_successful
+
+    from loads
+    where dataset = 'police.stop_searches'
+
+),
+
+-- The current load of a force-month is its latest successful one; later failed or refused
+-- attempts leave it current.
+final as (
+
+    select
+        stop_search_loads.*,
+        is_successful
+        and load_id = max(case when is_successful then load_id end) over (
+            partition by force_id, month
+        ) as is_current
+
+    from stop_search_loads
+
+)
+
+select * from final
