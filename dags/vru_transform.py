@@ -79,7 +79,11 @@ def vru_transform() -> None:
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
         ),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            # a test over two models (relationships) runs once both are built, not with either
+            should_detach_multiple_parents_tests=True,
+        ),
         operator_args={"install_deps": False},
     )
 

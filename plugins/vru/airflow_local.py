@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,12 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, extra: dict[str, s
         "VRU_WAREHOUSE_URL": warehouse_url,
         "VRU_HOME": str(cfg.home),
         "PYTHONUNBUFFERED": "1",
+        # offline by design: no usage telemetry from Airflow, Cosmos or dbt
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "DO_NOT_TRACK": "1",
+        "SCARF_ANALYTICS": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "NO_COLOR": "1",
     })
     env.update(extra or {})
@@ -264,25 +271,70 @@ def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] |
 
 @dataclass
 class ChainResult:
-    ingest_run: dict[str, Any]
-    ingest_tasks: dict[str, str]
-    emitted: bool
-    transform_run: dict[str, Any] | None = None
-    transform_tasks: dict[str, str] = field(default_factory=dict)
+    ingest_runs: list[dict[str, Any]]
+    ingest_tasks: dict[str, dict[str, str]]
+    transform_runs: list[dict[str, Any]] = field(default_factory=list)
+    transform_tasks: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def emitted(self) -> bool:
+        """Did any ingest run emit its raw asset event (publish_raw succeeded)?"""
+        return any(t.get("publish_raw") == "success" for t in self.ingest_tasks.values())
+
+    @property
+    def ingest_run_ids(self) -> list[str]:
+        return [r["dag_run_id"] for r in self.ingest_runs]
+
+    @property
+    def transform_run_ids(self) -> list[str]:
+        return [r["dag_run_id"] for r in self.transform_runs]
+
+    @property
+    def succeeded(self) -> bool:
+        return all(r["state"] == "success" for r in self.ingest_runs + self.transform_runs)
+
+
+def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str],
+                     settle: float = 8.0) -> list[dict[str, Any]]:
+    """Wait for every run of dag_id not in `before` to finish, including any that start meanwhile."""
+    finished: dict[str, dict[str, Any]] = {}
+    quiet_since = time.monotonic()
+    while True:
+        pending = [r for r in airflow.runs(dag_id)
+                   if r["dag_run_id"] not in before and r["dag_run_id"] not in finished]
+        if not pending:
+            if time.monotonic() - quiet_since > settle:
+                return sorted(finished.values(), key=lambda r: r["run_after"])
+            time.sleep(2)
+            continue
+        for run in pending:
+            finished[run["dag_run_id"]] = airflow.wait_for_run(dag_id, run["dag_run_id"])
+        quiet_since = time.monotonic()
 
 
 def run_chain(airflow: LocalAirflow) -> ChainResult:
-    """Trigger the ingest DAG and follow the asset-triggered transform run to its end."""
-    for dag_id in (INGEST_DAG, TRANSFORM_DAG):
-        airflow.unpause(dag_id)
-    before = {r["dag_run_id"] for r in airflow.runs(TRANSFORM_DAG)}
-    run_id = airflow.trigger(INGEST_DAG)
-    ingest = airflow.wait_for_run(INGEST_DAG, run_id)
-    tasks = airflow.task_states(INGEST_DAG, run_id)
-    emitted = tasks.get("publish_raw") == "success"
-    result = ChainResult(ingest, tasks, emitted)
-    if emitted:
-        transform = airflow.wait_for_triggered_run(TRANSFORM_DAG, before)
-        result.transform_run = airflow.wait_for_run(TRANSFORM_DAG, transform["dag_run_id"])
-        result.transform_tasks = airflow.task_states(TRANSFORM_DAG, transform["dag_run_id"])
+    """Run the ingest DAG now and follow the asset-triggered transform runs to their end.
+
+    Unpausing a DAG whose latest 02:00 slot has no run makes the scheduler create that run
+    (catchup=False runs the most recent interval): then that run is tonight's, and we follow it
+    instead of triggering a second one.
+    """
+    before_ingest = {r["dag_run_id"] for r in airflow.runs(INGEST_DAG)}
+    before_transform = {r["dag_run_id"] for r in airflow.runs(TRANSFORM_DAG)}
+    airflow.unpause(TRANSFORM_DAG)
+    airflow.unpause(INGEST_DAG)
+    due = airflow.request("GET", f"dags/{INGEST_DAG}").get("next_dagrun_run_after")
+    if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(timezone.utc):
+        airflow.wait_for_triggered_run(INGEST_DAG, before_ingest)
+    else:
+        airflow.trigger(INGEST_DAG)
+    ingest_runs = _follow_new_runs(airflow, INGEST_DAG, before_ingest)
+    result = ChainResult(
+        ingest_runs, {r["dag_run_id"]: airflow.task_states(INGEST_DAG, r["dag_run_id"]) for r in ingest_runs}
+    )
+    if result.emitted:
+        airflow.wait_for_triggered_run(TRANSFORM_DAG, before_transform)
+        result.transform_runs = _follow_new_runs(airflow, TRANSFORM_DAG, before_transform)
+        result.transform_tasks = {r["dag_run_id"]: airflow.task_states(TRANSFORM_DAG, r["dag_run_id"])
+                                  for r in result.transform_runs}
     return result

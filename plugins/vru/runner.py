@@ -19,50 +19,47 @@ from vru.dbt import ensure_manifest
 
 
 def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
-    run_id = chain.ingest_run["dag_run_id"]
-    lines = [f"Ingest run {run_id}: {chain.ingest_run['state']}"]
+    lines = [f"Ingest run {r['dag_run_id']}: {r['state']}" for r in chain.ingest_runs]
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             """select status, count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
                       coalesce(sum(rows_quarantined), 0)
-               from audit.loads where run_id = %s group by status order by status""", (run_id,)
+               from audit.loads where run_id = any(%s) group by status""", (chain.ingest_run_ids,)
         ).fetchall()
-        loaded = {r[0]: r for r in rows}
-        changed = [loaded[s] for s in ("loaded", "replaced") if s in loaded]
-        n_changed = sum(r[1] for r in changed)
+        by_status = {r[0]: r for r in rows}
+        changed = [by_status[s] for s in ("loaded", "replaced") if s in by_status]
         lines.append(
-            f"  force-months loaded: {n_changed} "
-            f"(new {loaded['loaded'][1] if 'loaded' in loaded else 0}, "
-            f"revised {loaded['replaced'][1] if 'replaced' in loaded else 0}); "
+            f"  force-months loaded: {sum(r[1] for r in changed)} "
+            f"(new {by_status['loaded'][1] if 'loaded' in by_status else 0}, "
+            f"revised {by_status['replaced'][1] if 'replaced' in by_status else 0}); "
             f"rows read {sum(r[2] for r in changed):,}, loaded {sum(r[3] for r in changed):,}, "
             f"quarantined {sum(r[4] for r in changed):,}"
         )
         for status in ("failed", "refused"):
-            if status in loaded:
-                lines.append(f"  force-months {status}: {loaded[status][1]} (see the report; retried next run)")
+            if status in by_status:
+                lines.append(f"  force-months {status}: {by_status[status][1]} "
+                             "(named in the report; retried by the next run)")
         if not chain.emitted:
-            lines.append("  nothing new was published: no asset event, the marts were not rebuilt "
+            lines.append("  nothing new was published: no asset event; the marts were not rebuilt "
                          "and are unchanged")
-        else:
-            transform = chain.transform_run or {}
-            lines.append(f"Transform run {transform.get('dag_run_id')} (asset-triggered): "
-                         f"{transform.get('state')}")
+        for run in chain.transform_runs:
+            lines.append(f"Transform run {run['dag_run_id']}: {run['state']}")
             results = conn.execute(
                 """select stage, dataset, count(*), count(*) filter (where not success),
                           count(*) filter (where not success and severity = 'critical')
                    from audit.validation_results where run_id = %s
                    group by stage, dataset order by stage, dataset""",
-                (transform.get("dag_run_id"),),
+                (run["dag_run_id"],),
             ).fetchall()
             for stage, dataset, n, failed, critical in results:
                 verdict = "passed" if not failed else f"{failed} failed ({critical} critical)"
                 lines.append(f"  validation {stage} {dataset}: {n} expectations, {verdict}")
-            failed_tasks = [t for t, s in chain.transform_tasks.items() if s not in ("success", "skipped")]
-            if failed_tasks:
-                lines.append(f"  tasks not successful: {', '.join(sorted(failed_tasks))}")
-        mart = conn.execute(
-            "select to_regclass('marts.stop_search_monthly') is not null").fetchone()
-        if mart and mart[0]:
+            tasks = chain.transform_tasks.get(run["dag_run_id"], {})
+            bad = sorted(t for t, s in tasks.items() if s not in ("success", "skipped"))
+            if bad:
+                lines.append(f"  tasks not successful: {', '.join(bad)}")
+        exists = conn.execute("select to_regclass('marts.stop_search_monthly') is not null").fetchone()
+        if exists and exists[0]:
             m = conn.execute(
                 """select count(*), count(*) filter (where coverage = 'published'),
                           coalesce(sum(searches), 0) from marts.stop_search_monthly""").fetchone()
@@ -99,8 +96,7 @@ def run(sample: bool = False, cfg: Settings | None = None,
             chain = run_chain(airflow)
         for line in summarise_chain(url, chain, cfg):
             out(line)
-        ok = chain.ingest_run["state"] == "success" and (
-            not chain.emitted or (chain.transform_run or {}).get("state") == "success")
+        ok = chain.succeeded
     finally:
         if server_ctx is not None:
             server_ctx.__exit__(None, None, None)

@@ -83,7 +83,8 @@ create table if not exists raw.stop_searches (
     removal_of_more_than_outer_clothing  boolean,
     loaded_at                            timestamptz not null default now()
 );
-create index if not exists stop_searches_partition_idx on raw.stop_searches (force_id, month);
+-- Unique: a record is its place in the published file or response (identical records are legitimate).
+create unique index if not exists stop_searches_record_key on raw.stop_searches (force_id, month, line_no);
 
 -- What the source says it has published: one row per (force, month) ever listed as available
 -- (data.police.uk crimes-street-dates). Tells a month the force did not publish from a zero.
