@@ -51,9 +51,13 @@ def vru_ingest_police() -> None:
         """One batch per month, so each month is one mapped ingest task in the UI."""
         return planned["batches"]
 
-    @task(pool="police_api", map_index_template="{{ batch_month }}")
+    @task(
+        pool="police_api",
+        map_index_template="{{ batch_month }}",
+        # a mapped task does not take its docstring as doc_md: say it here
+        doc_md="Fetch, archive and load each force-month of one month; failures are returned, not raised.",
+    )
     def ingest(batch: list[dict[str, str]]) -> list[dict[str, Any]]:
-        """Fetch, archive and load each force-month of the batch; failures are returned, not raised."""
         from vru.pipeline import ingest_police_batch
 
         context = get_current_context()

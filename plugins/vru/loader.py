@@ -43,12 +43,13 @@ class Quarantined:
 class Parsed:
     """What a parser hands the loader: COPY columns and an iterator of rows or quarantined rows.
 
-    Rows are sequences of text fields (None = NULL) in `columns` order; the loader adds the
-    load's own columns (load_id, force_id, month, origin, sha256) in front.
+    Rows are sequences of text fields (None = NULL) in `columns` order, or, on the fast path, a
+    CSV line already in that order (a str ending in a newline); the loader puts the load's own
+    columns (load_id, force_id, month, origin, sha256) in front.
     """
 
     columns: Sequence[str]
-    records: Iterable[Sequence[str | None] | Quarantined]
+    records: Iterable[str | Sequence[str | None] | Quarantined]
 
 
 @dataclass
@@ -116,6 +117,7 @@ def load_partition(
             (part.force_id, part.month),
         )
         prefix = [str(load_id), part.force_id, part.month.isoformat(), origin, sha256]
+        prefix_text = ",".join(prefix) + ","  # the values never need CSV quoting
         copy_sql = psycopg.sql.SQL("copy {}.{} ({}) from stdin (format csv)").format(
             psycopg.sql.Identifier(schema),
             psycopg.sql.Identifier(name),
@@ -129,11 +131,17 @@ def load_partition(
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             write = writer.writerow
+            put = buffer.write
             for record in parsed.records:
-                if type(record) is Quarantined:
-                    quarantined.append(record)
+                kind = type(record)
+                if kind is str:
+                    put(prefix_text)
+                    put(record)  # type: ignore[arg-type]
+                elif kind is Quarantined:
+                    quarantined.append(record)  # type: ignore[arg-type]
                     continue
-                write(prefix + list(record))  # type: ignore[operator]
+                else:
+                    write(prefix + list(record))  # type: ignore[arg-type]
                 loaded += 1
                 if buffer.tell() > _BLOCK:
                     copy.write(buffer.getvalue())

@@ -60,7 +60,8 @@ def ingest_police_batch(batch: list[dict[str, str]], run_id: str | None,
                 part = Partition(item["force_id"], police.parse_month(item["month"]))
                 if run_id and _loaded_in_run(conn, part, run_id):
                     continue  # a task retry: this one already made it
-                results.append(police.ingest_api_partition(conn, api, archive, part, run_id).to_dict())
+                results.append(police.ingest_api_partition(
+                    conn, api, archive, part, run_id, item.get("version") or None).to_dict())
     finally:
         api.http.close()
     return results

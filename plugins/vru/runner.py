@@ -72,8 +72,9 @@ def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
     return lines
 
 
-def run(sample: bool = False, cfg: Settings | None = None,
-        out: Callable[[str], Any] = print) -> int:
+def execute(sample: bool = False, cfg: Settings | None = None,
+            out: Callable[[str], Any] = print) -> ChainResult:
+    """Run the chain once through a local Airflow; report progress and the summary through `out`."""
     cfg = cfg or settings()
     server_ctx = None
     started_here = not cfg.warehouse_url and not warehouse.embedded(cfg).is_running()
@@ -89,14 +90,13 @@ def run(sample: bool = False, cfg: Settings | None = None,
             extra["VRU_POLICE_API_URL"] = server_ctx.url
             out(f"Serving the bundled sample (data.police.uk stand-in) at {server_ctx.url}")
         source = extra.get("VRU_POLICE_API_URL", cfg.police_api_url)
-        out(f"Warehouse: {redact(url)}; police API: {source}; starting Airflow (scheduler, "
-            "dag-processor, triggerer, API server)...")
+        out(f"Warehouse: {redact(url)}; police API: {source}")
+        out("Starting Airflow (scheduler, dag-processor, triggerer, API server)...")
         with local_airflow(cfg, url, extra) as airflow:
             out(f"Airflow UI: {airflow.api} (while this command runs)")
             chain = run_chain(airflow)
         for line in summarise_chain(url, chain, cfg):
             out(line)
-        ok = chain.succeeded
     finally:
         if server_ctx is not None:
             server_ctx.__exit__(None, None, None)
@@ -107,7 +107,12 @@ def run(sample: bool = False, cfg: Settings | None = None,
             "the URL to connect with")
     else:
         out(f"Warehouse: {redact(url)} (`vru warehouse url` prints the URL with credentials)")
-    return 0 if ok else 1
+    return chain
+
+
+def run(sample: bool = False, cfg: Settings | None = None,
+        out: Callable[[str], Any] = print) -> int:
+    return 0 if execute(sample, cfg, out).succeeded else 1
 
 
 if __name__ == "__main__":

@@ -127,12 +127,14 @@ def parse_csv(stream: Iterable[str], where: str) -> Parsed:
 
     Raises SchemaMismatch if the header differs from the published one. Rows that cannot be
     typed are yielded as Quarantined with the reason and the CSV line number (header = line 1).
+    A checked line is passed to COPY as the text it arrived as (no re-serialising): that is what
+    lets the loader keep pace with psql's \\copy.
     """
-    reader = csv.reader(stream)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise SchemaMismatch(f"{where}: empty file, no header") from None
+    lines = iter(stream)
+    header_line = next(lines, None)
+    if header_line is None:
+        raise SchemaMismatch(f"{where}: empty file, no header")
+    header = next(csv.reader([header_line]))
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
     missing = [c for c in CSV_COLUMNS if c not in header]
@@ -144,41 +146,64 @@ def parse_csv(stream: Iterable[str], where: str) -> Parsed:
             + ("; duplicated column names" if len(header) != len(set(header)) else "")
         )
     columns = ["line_no", *(CSV_COLUMNS[c] for c in header)]
-    return Parsed(columns, _csv_records(reader, header))
+    return Parsed(columns, _csv_records(lines, header))
 
 
-def _csv_records(reader: Any, header: list[str]) -> Iterator[Sequence[str | None] | Quarantined]:
-    width = len(header)
+def _check_fields(row: list[str], header: list[str], i_date: int,
+                  numbers: list[tuple[int, str]], booleans: list[tuple[int, str]]) -> str | None:
+    """The reason a record cannot be typed, or None."""
+    if len(row) != len(header):
+        return f"wrong field count: expected {len(header)}, got {len(row)}"
+    when = row[i_date]
+    if not when or _bad_datetime(when):
+        return f"bad date: column 'Date' is {when!r}"
+    for i, name in numbers:
+        if row[i] and _bad_number(row[i]):
+            return f"bad number: column {name!r} is {row[i]!r}"
+    for i, name in booleans:
+        if row[i] not in _BOOLEANS:
+            return f"bad boolean: column {name!r} is {row[i]!r}"
+    return None
+
+
+def _csv_records(lines: Iterator[str], header: list[str]) -> Iterator[str | Sequence[str | None] | Quarantined]:
     i_date = header.index("Date")
     numbers = [(i, c) for i, c in enumerate(header) if c in _CSV_NUMBER]
     booleans = [(i, c) for i, c in enumerate(header) if c in _CSV_BOOLEAN]
-    bools = _BOOLEANS
-    for row in reader:
-        line = reader.line_num
-        if len(row) != width:
-            if not any(row):
-                continue  # a blank line carries no record (trailing newline at the end of a file)
-            yield Quarantined(line, f"wrong field count: expected {width}, got {len(row)}", _line(row))
-            continue
-        when = row[i_date]
-        if not when or _bad_datetime(when):
-            yield Quarantined(line, f"bad date: column 'Date' is {when!r}", _line(row))
-            continue
-        problem = None
-        for i, name in numbers:
-            if row[i] and _bad_number(row[i]):
-                problem = f"bad number: column {name!r} is {row[i]!r}"
-                break
-        if problem is None:
-            for i, name in booleans:
-                if row[i] not in bools:
-                    problem = f"bad boolean: column {name!r} is {row[i]!r}"
+    line_no = 1
+    for line in lines:
+        line_no += 1
+        first = line_no
+        if '"' in line:
+            # Quoted fields (commas or line breaks inside): the csv module reads the whole record.
+            while line.count('"') % 2:
+                more = next(lines, None)
+                if more is None:
                     break
-        if problem:
-            yield Quarantined(line, problem, _line(row))
+                line += more
+                line_no += 1
+            row = next(csv.reader([line]), [])
+        else:
+            text = line.rstrip("\r\n")
+            if not text:
+                continue  # a blank line carries no record
+            row = text.split(",")
+            problem = _check_fields(row, header, i_date, numbers, booleans)
+            if problem is not None:
+                yield Quarantined(first, problem, text)
+            elif "\r" in text or "\x00" in text:
+                # PostgreSQL refuses both unquoted: keep the record off the fast path
+                yield Quarantined(first, "bad text: NUL byte", text) if "\x00" in text else [str(first), *row]
+            else:
+                yield f"{first},{text}\n"
             continue
-        row.insert(0, str(line))
-        yield row
+        if not any(row):
+            continue
+        problem = _check_fields(row, header, i_date, numbers, booleans)
+        if problem is None:
+            yield [str(first), *row]
+        else:
+            yield Quarantined(first, problem, _line(row))
 
 
 def _line(row: list[str]) -> str:
@@ -364,12 +389,19 @@ class Plan:
         """Partitions grouped by month, as JSON-able batches (one mapped task each)."""
         groups: dict[date, list[dict[str, str]]] = {}
         for p in self.partitions:
-            groups.setdefault(p.month, []).append({"force_id": p.force_id, "month": f"{p.month:%Y-%m}"})
+            groups.setdefault(p.month, []).append(
+                {"force_id": p.force_id, "month": f"{p.month:%Y-%m}", "version": self.last_updated or ""}
+            )
         return [groups[m] for m in sorted(groups)]
 
 
 def plan(conn: psycopg.Connection, api: PoliceApi, archive: Archive) -> Plan:
-    """Decide which force-months to fetch tonight, and record what the source lists."""
+    """Decide which force-months to fetch tonight, and record what the source lists.
+
+    A listed force-month is fetched when it is not loaded yet, or when it was last fetched under
+    an older `crime-last-updated` date than the source's current one (it may have been revised).
+    The decision is per force-month, so a night that fails part-way re-checks only what it missed.
+    """
     raw = api.availability_bytes()
     archive.put_bytes(f"{DATASET}/availability", raw, ".json")
     listed = parse_availability(raw)
@@ -383,27 +415,37 @@ def plan(conn: psycopg.Connection, api: PoliceApi, archive: Archive) -> Plan:
                 """,
                 [(p.force_id, p.month) for p in listed],
             )
-        loaded = {
-            (row[0], row[1])
+        current = {
+            (row[0], row[1]): row[2]
             for row in conn.execute(
-                "select distinct force_id, month from audit.loads "
-                "where dataset = %s and status in ('loaded', 'replaced')", (DATASET,)
+                """
+                select a.force_id, a.month, a.checked_version
+                from raw.police_availability a
+                where exists (select 1 from audit.loads l
+                              where l.dataset = %s and l.force_id = a.force_id and l.month = a.month
+                                and l.status in ('loaded', 'replaced'))
+                """,
+                (DATASET,),
             )
         }
-        previous = conn.execute(
-            "select value from audit.feed_state where dataset = %s and key = 'last_updated'",
-            (DATASET,),
-        ).fetchone()
-    revised = last_updated is not None and (previous is None or previous[0] != last_updated)
-    todo = [p for p in listed if revised or (p.force_id, p.month) not in loaded]
-    log.info("%d force-months listed, %d loaded already; source last updated %s (%s): %d to fetch",
-             len(listed), len(loaded), last_updated, "changed" if revised else "unchanged", len(todo))
-    return Plan(todo, last_updated, len(listed), len(loaded))
+    todo = [
+        p for p in listed
+        if (p.force_id, p.month) not in current
+        or (last_updated is not None and current[(p.force_id, p.month)] != last_updated)
+    ]
+    log.info("%d force-months listed, %d loaded already; source last updated %s: %d to fetch",
+             len(listed), len(current), last_updated, len(todo))
+    return Plan(todo, last_updated, len(listed), len(current))
 
 
 def ingest_api_partition(conn: psycopg.Connection, api: PoliceApi, archive: Archive,
-                         part: Partition, run_id: str | None = None) -> LoadResult:
-    """Fetch, keep, and (if its bytes changed) load one force-month. Never raises for bad data."""
+                         part: Partition, run_id: str | None = None,
+                         source_version: str | None = None) -> LoadResult:
+    """Fetch, keep, and (if its bytes changed) load one force-month. Never raises for bad data.
+
+    `source_version` is the source's last-updated date this fetch answers to: recorded once the
+    force-month is in (loaded, replaced or unchanged) so the next night need not fetch it again.
+    """
     try:
         data = api.stops_force(part)
     except FetchError as exc:
@@ -412,7 +454,14 @@ def ingest_api_partition(conn: psycopg.Connection, api: PoliceApi, archive: Arch
                               error=str(exc), run_id=run_id)
     kept = archive.put_bytes(DATASET, data, ".json")
     where = f"stops-force force={part.force_id} date={part.month:%Y-%m} (sha256 {kept.sha256[:12]})"
-    return _load_if_changed(conn, part, "api", kept, lambda: parse_api_json(data, where), run_id)
+    result = _load_if_changed(conn, part, "api", kept, lambda: parse_api_json(data, where), run_id)
+    if result.status in ("loaded", "replaced", "unchanged"):
+        conn.execute(
+            "update raw.police_availability set checked_version = %s, checked_at = now() "
+            "where force_id = %s and month = %s",
+            (source_version, part.force_id, part.month),
+        )
+    return result
 
 
 def ingest_archive_file(conn: psycopg.Connection, archive: Archive, path: Path,
@@ -459,7 +508,7 @@ def _load_if_changed(conn: psycopg.Connection, part: Partition, origin: str, kep
 
 
 def remember_last_updated(conn: psycopg.Connection, value: str | None) -> None:
-    """Called once every planned force-month loaded: the next night only re-checks on a change."""
+    """The source's last-updated date as of the last complete night (for the report)."""
     if value is None:
         return
     with conn.transaction():

@@ -93,8 +93,12 @@ create table if not exists raw.police_availability (
     month            date        not null,
     first_listed_at  timestamptz not null default now(),
     last_listed_at   timestamptz not null default now(),
+    checked_version  text,                            -- source last-updated date when last fetched
+    checked_at       timestamptz,
     primary key (force_id, month)
 );
+alter table raw.police_availability add column if not exists checked_version text;
+alter table raw.police_availability add column if not exists checked_at timestamptz;
 
 -- Every Great Expectations result, one row per expectation per validation.
 create table if not exists audit.validation_results (

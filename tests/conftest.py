@@ -1,0 +1,54 @@
+"""Shared fixtures: one real embedded PostgreSQL for the whole session (no mocked database)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+warnings.filterwarnings("ignore", module="platformdirs")
+
+from vru import warehouse  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "plugins" / "vru" / "sample" / "police_uk"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[warehouse.EmbeddedWarehouse]:
+    server = warehouse.EmbeddedWarehouse(tmp_path_factory.mktemp("warehouse"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(pg_server: warehouse.EmbeddedWarehouse) -> str:
+    url = pg_server.url()
+    warehouse.apply_schema(url)
+    return url
+
+
+def _truncate(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "truncate raw.stop_searches, raw.quarantine, raw.police_availability, audit.loads, "
+            "audit.feed_state, audit.validation_results"
+        )
+
+
+@pytest.fixture
+def clean_warehouse(warehouse_url: str) -> Iterator[str]:
+    """The session warehouse, emptied of loaded data before the test."""
+    _truncate(warehouse_url)
+    yield warehouse_url
+
+
+@pytest.fixture
+def conn(clean_warehouse: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(clean_warehouse, autocommit=True) as connection:
+        yield connection

@@ -1,0 +1,122 @@
+"""The whole chain through a real Airflow scheduler on the embedded PostgreSQL, as `make run` runs it.
+
+The ingest DAG loads the bundled sample from a local stand-in for data.police.uk; its asset event
+makes the scheduler start the transform DAG (dbt through Cosmos, Great Expectations gates). The
+mart's figures are checked against counts computed here, independently, from the same CSV files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import SAMPLE
+from vru import warehouse
+from vru.config import settings
+from vru.runner import execute
+
+S60 = "Criminal Justice and Public Order Act 1994 (section 60)"
+WEAPON_OBJECTS = {"Offensive weapons", "Anything to threaten or harm anyone", "Firearms"}
+
+
+def expected_from_fixture() -> dict[tuple[str, date], dict[str, int]]:
+    """Per force-month counts straight from the archive CSVs (no code of the product used)."""
+    out: dict[tuple[str, date], dict[str, int]] = {}
+    for path in sorted(SAMPLE.glob("*.csv")):
+        year, month, force = int(path.name[:4]), int(path.name[5:7]), path.name[8:-len("-stop-and-search.csv")]
+        c: Counter[str] = Counter()
+        with open(path, encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                c["searches"] += 1
+                c["s60_searches"] += row["Legislation"] == S60
+                c["weapon_searches"] += (row["Object of search"] in WEAPON_OBJECTS or row["Legislation"] == S60
+                                         or "section 139B" in row["Legislation"])
+                c["arrests"] += row["Outcome"] == "Arrest"
+        out[(force, date(year, month, 1))] = dict(c)
+    return out
+
+
+@pytest.fixture(scope="module")
+def chain_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("vru_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VRU_HOME", str(home))
+        mp.delenv("VRU_WAREHOUSE_URL", raising=False)
+        mp.delenv("VRU_POLICE_API_URL", raising=False)
+        server = warehouse.embedded(settings())
+        server.start()
+        try:
+            yield home
+        finally:
+            server.stop()
+
+
+def _mart(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select * from marts.stop_search_monthly order by force_id, month").fetchall()
+
+
+def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRU_HOME", str(chain_home))
+    cfg = settings()
+    url = warehouse.embedded(cfg).url()
+
+    lines: list[str] = []
+    first = execute(sample=True, cfg=cfg, out=lines.append)
+    assert first.succeeded, "\n".join(lines)
+    assert first.emitted
+    assert [r["run_type"] for r in first.transform_runs] == ["asset_triggered"], first.transform_runs
+    tasks = next(iter(first.transform_tasks.values()))
+    assert tasks["validate_raw"] == tasks["validate_marts"] == tasks["publish_marts"] == "success"
+    assert tasks["dbt.stop_search_monthly.run"] == "success"
+
+    # the asset event the ingest emitted names the force-months and row counts it loaded
+    with sqlite3.connect(chain_home / "airflow" / "airflow.db") as meta:
+        extras = [json.loads(e) for (e,) in meta.execute(
+            "select e.extra from asset_event e join asset a on a.id = e.asset_id "
+            "where a.name = 'raw.stop_searches'")]
+    expected = expected_from_fixture()
+    assert len(extras) == 1
+    assert sorted(extras[0]["force_months"]) == sorted(f"{f}/{m:%Y-%m}" for f, m in expected)
+    assert extras[0]["rows_loaded"] == sum(v["searches"] for v in expected.values())
+
+    mart = {}
+    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        for row in cur.execute("select * from marts.stop_search_monthly"):
+            mart[(row["force_id"], row["month"])] = row
+    published = {k: v for k, v in mart.items() if v["coverage"] == "published"}
+    assert set(published) == set(expected)
+    for key, counts in expected.items():
+        row = published[key]
+        assert {k: row[k] for k in counts} == counts, key
+        assert float(row["arrest_rate"]) == pytest.approx(counts["arrests"] / counts["searches"], abs=5e-5)
+    # every force area has a row for every month; one that did not publish is NULL, never 0
+    assert len(mart) == 43 * 3
+    missing = [v for v in mart.values() if v["coverage"] != "published"]
+    assert missing and all(v["searches"] is None and v["arrests"] is None for v in missing)
+    assert published[("merseyside", date(2019, 12, 1))]["is_vru_area"] is True
+    assert published[("durham", date(2019, 12, 1))]["is_vru_area"] is False
+
+    report = (chain_home / "reports" / "index.html").read_text()
+    assert "All checks passed" in report and "Do not use" not in report
+    assert (chain_home / "reports" / "data_docs" / "index.html").exists()
+    assert any("force-months loaded: 21" in line for line in lines), lines
+
+    # second run: nothing new, nothing loaded, no transform, marts untouched
+    before = _mart(url)
+    lines.clear()
+    second = execute(sample=True, cfg=cfg, out=lines.append)
+    assert second.succeeded, "\n".join(lines)
+    assert not second.emitted and second.transform_runs == []
+    assert any("nothing new was published" in line for line in lines), lines
+    assert _mart(url) == before
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from audit.loads where run_id = any(%s)",
+                            (second.ingest_run_ids,)).fetchone() == (0,)

@@ -1,0 +1,187 @@
+"""Parsing the real published files and API shapes, and refusing or quarantining bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, SAMPLE
+from vru.feeds import police
+from vru.loader import Quarantined
+from vru.sample_server import SampleApi, csv_row_to_api
+
+HEADER = list(police.CSV_COLUMNS)
+
+
+def fields(record: object) -> list[str | None]:
+    """A parsed record as fields, whether it came as a ready CSV line (fast path) or a list."""
+    if isinstance(record, str):
+        return list(next(csv.reader([record])))
+    return list(record)  # type: ignore[call-overload]
+
+
+def _parse_text(text: str) -> tuple[list[list[str | None]], list[Quarantined]]:
+    parsed = police.parse_csv(io.StringIO(text, newline=""), "test.csv")
+    rows: list[list[str | None]] = []
+    bad: list[Quarantined] = []
+    for record in parsed.records:
+        if isinstance(record, Quarantined):
+            bad.append(record)
+        else:
+            rows.append(fields(record))
+    return rows, bad
+
+
+def _csv(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+GOOD = ["Person search", "2019-12-01T00:21:59+00:00", "", "", "53.494342", "-2.889617", "Male",
+        "over 34", "White - English/Welsh/Scottish/Northern Irish/British", "White",
+        "Misuse of Drugs Act 1971 (section 23)", "Controlled drugs", "A no further action disposal",
+        "", "True"]
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLE.glob("*.csv")) + sorted(FIXTURES.glob("police_uk/*.csv")),
+                         ids=lambda p: p.name)
+def test_every_real_archive_file_parses_without_loss(path: Path) -> None:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        expected = sum(1 for _ in csv.reader(handle)) - 1
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        parsed = police.parse_csv(handle, str(path))
+        records = list(parsed.records)
+    assert [r for r in records if isinstance(r, Quarantined)] == []
+    assert len(records) == expected
+    assert parsed.columns[0] == "line_no" and set(parsed.columns[1:]) == set(police.CSV_COLUMNS.values())
+
+
+def test_archive_file_name_gives_force_and_month() -> None:
+    part = police.archive_file_partition(Path("2019-12-south-yorkshire-stop-and-search.csv"))
+    assert (part.force_id, part.month.isoformat()) == ("south-yorkshire", "2019-12-01")
+    with pytest.raises(ValueError, match="not a data.police.uk archive file name"):
+        police.archive_file_partition(Path("south-yorkshire.csv"))
+
+
+def test_bad_rows_are_quarantined_with_reason_and_line() -> None:
+    bad_date = [*GOOD[:1], "2019-13-45T99:00:00", *GOOD[2:]]
+    bad_number = [*GOOD[:4], "53.49.4342", *GOOD[5:]]
+    short = GOOD[:10]
+    bad_bool = [*GOOD[:14], "Maybe"]
+    rows, bad = _parse_text(_csv([GOOD, bad_date, GOOD, bad_number, short, bad_bool, GOOD]))
+    assert len(rows) == 3
+    assert [(q.line_no, q.reason.split(":")[0]) for q in bad] == [
+        (3, "bad date"), (5, "bad number"), (6, "wrong field count"), (7, "bad boolean")]
+    assert "'Latitude'" in bad[1].reason and "53.49.4342" in bad[1].reason
+    assert "expected 15, got 10" in bad[2].reason
+    assert bad[0].record.startswith("Person search,2019-13-45T99:00:00")
+    assert [r[0] for r in rows] == ["2", "4", "8"]  # line numbers of the good rows (header = 1)
+
+
+def test_numbers_python_accepts_but_postgres_rejects_are_quarantined() -> None:
+    rows, bad = _parse_text(_csv([[*GOOD[:4], "5_3.1", *GOOD[5:]], [*GOOD[:4], "nan", *GOOD[5:]]]))
+    assert rows == [] and len(bad) == 2
+
+
+def test_changed_header_is_refused_naming_missing_and_unexpected_columns() -> None:
+    header = [("Law" if c == "Legislation" else c) for c in HEADER] + ["Force"]
+    with pytest.raises(police.SchemaMismatch) as err:
+        police.parse_csv(io.StringIO(_csv([GOOD + ["x"]], header)), "2020-01-essex-stop-and-search.csv")
+    message = str(err.value)
+    assert "2020-01-essex-stop-and-search.csv" in message
+    assert "missing ['Legislation']" in message and "unexpected ['Law', 'Force']" in message
+
+
+def test_reordered_header_is_mapped_by_name() -> None:
+    header = list(reversed(HEADER))
+    parsed = police.parse_csv(io.StringIO(_csv([list(reversed(GOOD))], header)), "x.csv")
+    row = fields(next(iter(parsed.records)))
+    assert dict(zip(parsed.columns, row, strict=True))["datetime"] == GOOD[1]
+
+
+def test_quoted_fields_with_commas_and_line_breaks_take_the_csv_path() -> None:
+    quoted = [*GOOD[:3], "Op, with comma\nand a line break", *GOOD[4:]]
+    rows, bad = _parse_text(_csv([GOOD, quoted, GOOD]))
+    assert bad == [] and len(rows) == 3
+    assert rows[1][4] == "Op, with comma\nand a line break"
+    assert [r[0] for r in rows] == ["2", "3", "5"]  # the quoted record spans lines 3-4
+
+
+def _api_fixture() -> dict[str, object]:
+    return json.loads((FIXTURES / "police_uk" / "police-data-kit_stop-and-search.json").read_text())
+
+
+def test_api_json_record_is_typed() -> None:
+    parsed = police.parse_api_json(json.dumps([_api_fixture()]).encode(), "stops-force")
+    (row,) = list(parsed.records)
+    values = dict(zip(parsed.columns, row, strict=True))  # type: ignore[arg-type]
+    assert values["line_no"] == "0"
+    assert values["latitude"] == "52.63625" and values["longitude"] == "-1.133691"
+    assert values["street_id"] == "883415" and values["street_name"] == "On or near Shopping Area"
+    assert values["involved_person"] == "true" and values["operation"] is None
+    assert values["outcome_id"] == "bu-no-further-action"
+    assert values["object_of_search"] == "Offensive weapons"
+
+
+def test_api_old_false_outcome_and_null_location() -> None:
+    stop = _api_fixture() | {"outcome": False, "location": None,
+                             "outcome_object": {"id": "", "name": ""}}
+    parsed = police.parse_api_json(json.dumps([stop]).encode(), "stops-force")
+    values = dict(zip(parsed.columns, next(iter(parsed.records)), strict=True))  # type: ignore[arg-type]
+    assert values["outcome"] == "false" and values["latitude"] is None and values["outcome_id"] is None
+
+
+def test_api_bad_values_are_quarantined_with_their_index() -> None:
+    good = _api_fixture()
+    bad = good | {"datetime": "yesterday"}
+    parsed = police.parse_api_json(json.dumps([good, bad]).encode(), "stops-force")
+    records = list(parsed.records)
+    assert isinstance(records[1], Quarantined) and records[1].line_no == 1
+    assert "bad date" in records[1].reason and '"yesterday"' in records[1].record
+
+
+def test_truncated_json_is_refused() -> None:
+    data = json.dumps([_api_fixture()] * 3).encode()[:-40]
+    with pytest.raises(police.SchemaMismatch, match="not valid JSON"):
+        police.parse_api_json(data, "stops-force force=essex date=2020-01")
+
+
+def test_api_record_with_changed_fields_is_refused_naming_them() -> None:
+    stop = _api_fixture()
+    del stop["legislation"]
+    stop["force"] = "essex"
+    with pytest.raises(police.SchemaMismatch) as err:
+        police.parse_api_json(json.dumps([_api_fixture(), stop]).encode(), "stops-force")
+    assert "record 1" in str(err.value)
+    assert "missing ['legislation']" in str(err.value) and "unexpected ['force']" in str(err.value)
+
+
+def test_availability_lists_force_months() -> None:
+    listed = police.parse_availability(json.dumps([
+        {"date": "2020-02", "stop-and-search": ["essex", "durham"]},
+        {"date": "2020-01", "stop-and-search": ["essex"]},
+    ]).encode())
+    assert [(p.force_id, f"{p.month:%Y-%m}") for p in listed] == [
+        ("essex", "2020-01"), ("durham", "2020-02"), ("essex", "2020-02")]
+
+
+def test_sample_api_shape_round_trips_every_csv_row(tmp_path: Path) -> None:
+    """The stand-in serves each archive row once in stops-force; no-location stops are a subset."""
+    api = SampleApi(SAMPLE)
+    path = SAMPLE / "2020-01-city-of-london-stop-and-search.csv"
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    served = json.loads(api.stops("city-of-london", "2020-01") or b"")
+    no_location = json.loads(api.stops("city-of-london", "2020-01", no_location_only=True) or b"")
+    assert len(served) == len(rows)
+    assert len(no_location) == sum(1 for r in rows if not r["Latitude"])
+    assert all(s in served for s in no_location)
+    parsed = police.parse_api_json(json.dumps(served).encode(), "sample")
+    assert not [r for r in parsed.records if isinstance(r, Quarantined)]
+    assert csv_row_to_api(rows[0])["datetime"] == rows[0]["Date"]
