@@ -10,28 +10,34 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, SAMPLE
 from vru.feeds import police
-from vru.loader import Quarantined
+from vru.loader import Chunk, Quarantined
 from vru.sample_server import SampleApi, csv_row_to_api
 
 HEADER = list(police.CSV_COLUMNS)
 
 
-def fields(record: object) -> list[str | None]:
-    """A parsed record as fields, whether it came as a ready CSV line (fast path) or a list."""
-    if isinstance(record, str):
-        return list(next(csv.reader([record])))
-    return list(record)  # type: ignore[call-overload]
+def records(parsed: police.Parsed) -> list[list[str | None] | Quarantined]:
+    """Parsed records one by one as fields, whether they came in Chunks (hot path) or alone."""
+    out: list[list[str | None] | Quarantined] = []
+    for record in parsed.records:
+        if isinstance(record, Chunk):
+            out.extend(list(r) for r in csv.reader(record.lines))
+        elif isinstance(record, Quarantined):
+            out.append(record)
+        else:
+            out.append(list(record))
+    return sorted(out, key=lambda r: r.line_no if isinstance(r, Quarantined) else int(r[0] or 0))
 
 
 def _parse_text(text: str) -> tuple[list[list[str | None]], list[Quarantined]]:
     parsed = police.parse_csv(io.StringIO(text, newline=""), "test.csv")
     rows: list[list[str | None]] = []
     bad: list[Quarantined] = []
-    for record in parsed.records:
+    for record in records(parsed):
         if isinstance(record, Quarantined):
             bad.append(record)
         else:
-            rows.append(fields(record))
+            rows.append(record)
     return rows, bad
 
 
@@ -56,9 +62,9 @@ def test_every_real_archive_file_parses_without_loss(path: Path) -> None:
         expected = sum(1 for _ in csv.reader(handle)) - 1
     with open(path, encoding="utf-8-sig", newline="") as handle:
         parsed = police.parse_csv(handle, str(path))
-        records = list(parsed.records)
-    assert [r for r in records if isinstance(r, Quarantined)] == []
-    assert len(records) == expected
+        got = records(parsed)
+    assert [r for r in got if isinstance(r, Quarantined)] == []
+    assert len(got) == expected
     assert parsed.columns[0] == "line_no" and set(parsed.columns[1:]) == set(police.CSV_COLUMNS.values())
 
 
@@ -85,8 +91,9 @@ def test_bad_rows_are_quarantined_with_reason_and_line() -> None:
 
 
 def test_numbers_python_accepts_but_postgres_rejects_are_quarantined() -> None:
-    rows, bad = _parse_text(_csv([[*GOOD[:4], "5_3.1", *GOOD[5:]], [*GOOD[:4], "nan", *GOOD[5:]]]))
-    assert rows == [] and len(bad) == 2
+    rows, bad = _parse_text(_csv([[*GOOD[:4], "5_3.1", *GOOD[5:]], [*GOOD[:4], "\u0665\u0663", *GOOD[5:]],
+                                  [*GOOD[:1], "2019-12-01X00:21:59", *GOOD[2:]]]))
+    assert rows == [] and [q.reason.split(":")[0] for q in bad] == ["bad number", "bad number", "bad date"]
 
 
 def test_changed_header_is_refused_naming_missing_and_unexpected_columns() -> None:
@@ -101,7 +108,7 @@ def test_changed_header_is_refused_naming_missing_and_unexpected_columns() -> No
 def test_reordered_header_is_mapped_by_name() -> None:
     header = list(reversed(HEADER))
     parsed = police.parse_csv(io.StringIO(_csv([list(reversed(GOOD))], header)), "x.csv")
-    row = fields(next(iter(parsed.records)))
+    (row,) = records(parsed)
     assert dict(zip(parsed.columns, row, strict=True))["datetime"] == GOOD[1]
 
 

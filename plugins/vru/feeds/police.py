@@ -28,7 +28,16 @@ import psycopg
 
 from vru.archive import Archive, Archived
 from vru.http import FetchError, HttpClient, RetryPolicy
-from vru.loader import LoadResult, Parsed, Partition, Quarantined, current_load, load_partition, record_failure
+from vru.loader import (
+    Chunk,
+    LoadResult,
+    Parsed,
+    Partition,
+    Quarantined,
+    current_load,
+    load_partition,
+    record_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,22 +112,27 @@ def archive_file_partition(path: Path) -> Partition:
 
 
 def _bad_datetime(value: str) -> bool:
-    if not _ISO_DATETIME.match(value):
+    """True unless both Python and PostgreSQL read `value` as the same ISO 8601 timestamp.
+
+    fromisoformat alone is too lenient (any separator for 'T', week dates), so the extended
+    date shape is checked first: cheap character tests on the hot path, the full pattern after.
+    """
+    if len(value) < 10 or value[4] != "-" or value[7] != "-" or (len(value) > 10 and value[10] not in "T "):
         return True
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        datetime.fromisoformat(value)
     except ValueError:
         return True
-    return False
+    return len(value) != 25 and not _ISO_DATETIME.match(value)
 
 
 def _bad_number(value: str) -> bool:
-    if "_" in value:
-        return True
+    """True unless PostgreSQL's double precision input takes `value` as Python reads it."""
     try:
-        return not math.isfinite(float(value))
+        float(value)
     except ValueError:
         return True
+    return not value.isascii() or "_" in value
 
 
 # --- archive CSV ----------------------------------------------------------------------------
@@ -166,37 +180,58 @@ def _check_fields(row: list[str], header: list[str], i_date: int,
     return None
 
 
-def _csv_records(lines: Iterator[str], header: list[str]) -> Iterator[str | Sequence[str | None] | Quarantined]:
+_CHUNK = 2048  # records per Chunk handed to the loader
+
+
+def _csv_records(lines: Iterator[str], header: list[str]) -> Iterator[Chunk | Sequence[str | None] | Quarantined]:
+    width = len(header)
     i_date = header.index("Date")
     numbers = [(i, c) for i, c in enumerate(header) if c in _CSV_NUMBER]
     booleans = [(i, c) for i, c in enumerate(header) if c in _CSV_BOOLEAN]
+    (i_lat, _), (i_lon, _) = numbers
+    (i_b1, _), (i_b2, _), (i_b3, _) = booleans
+    bools = _BOOLEANS
+    bad_datetime, bad_number = _bad_datetime, _bad_number
     line_no = 1
+    ready: list[str] = []
+    keep = ready.append
     for line in lines:
         line_no += 1
-        first = line_no
-        if '"' in line:
-            # Quoted fields (commas or line breaks inside): the csv module reads the whole record.
-            while line.count('"') % 2:
-                more = next(lines, None)
-                if more is None:
-                    break
-                line += more
-                line_no += 1
-            row = next(csv.reader([line]), [])
-        else:
+        if '"' not in line:
+            # The hot path: no quoting, so the line goes to COPY as it arrived.
             text = line.rstrip("\r\n")
+            row = text.split(",")
+            if (len(row) == width and not bad_datetime(row[i_date])
+                    and (not row[i_lat] or not bad_number(row[i_lat]))
+                    and (not row[i_lon] or not bad_number(row[i_lon]))
+                    and row[i_b1] in bools and row[i_b2] in bools and row[i_b3] in bools
+                    and "\r" not in text and "\x00" not in text):
+                keep(f"{line_no},{text}")
+                if len(ready) >= _CHUNK:
+                    yield Chunk(ready)
+                    ready = []
+                    keep = ready.append
+                continue
             if not text:
                 continue  # a blank line carries no record
-            row = text.split(",")
+            if "\x00" in text:
+                yield Quarantined(line_no, "bad text: a NUL byte", text.replace("\x00", "\\0"))
+                continue
             problem = _check_fields(row, header, i_date, numbers, booleans)
-            if problem is not None:
-                yield Quarantined(first, problem, text)
-            elif "\r" in text or "\x00" in text:
-                # PostgreSQL refuses both unquoted: keep the record off the fast path
-                yield Quarantined(first, "bad text: NUL byte", text) if "\x00" in text else [str(first), *row]
+            if problem is None:
+                yield [str(line_no), *row]  # a carriage return inside: re-quoted by the loader
             else:
-                yield f"{first},{text}\n"
+                yield Quarantined(line_no, problem, text)
             continue
+        # Quoted fields (commas or line breaks inside): the csv module reads the whole record.
+        first = line_no
+        while line.count('"') % 2:
+            more = next(lines, None)
+            if more is None:
+                break
+            line += more
+            line_no += 1
+        row = next(csv.reader([line]), [])
         if not any(row):
             continue
         problem = _check_fields(row, header, i_date, numbers, booleans)
@@ -204,6 +239,8 @@ def _csv_records(lines: Iterator[str], header: list[str]) -> Iterator[str | Sequ
             yield [str(first), *row]
         else:
             yield Quarantined(first, problem, _line(row))
+    if ready:
+        yield Chunk(ready)
 
 
 def _line(row: list[str]) -> str:

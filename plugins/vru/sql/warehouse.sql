@@ -83,8 +83,14 @@ create table if not exists raw.stop_searches (
     removal_of_more_than_outer_clothing  boolean,
     loaded_at                            timestamptz not null default now()
 );
--- Unique: a record is its place in the published file or response (identical records are legitimate).
-create unique index if not exists stop_searches_record_key on raw.stop_searches (force_id, month, line_no);
+-- Finds a force-month to replace. A force-month is COPYed in one go, so its rows sit in adjacent
+-- blocks and a BRIN index narrows the delete to them at almost no cost per loaded row; a B-tree
+-- (unique on force_id, month, line_no, or on force_id, month) cost 30-50% of COPY time
+-- (benchmarks/README.md). The loader numbers the lines and replaces a force-month whole, and
+-- the raw suite checks the (force_id, month, line_no) key.
+drop index if exists raw.stop_searches_record_key;
+drop index if exists raw.stop_searches_partition_idx;
+create index if not exists stop_searches_partition_brin on raw.stop_searches using brin (month, force_id);
 
 -- What the source says it has published: one row per (force, month) ever listed as available
 -- (data.police.uk crimes-street-dates). Tells a month the force did not publish from a zero.
