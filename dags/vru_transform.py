@@ -24,7 +24,6 @@ from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 from cosmos.profiles import PostgresUserPasswordProfileMapping
-
 from vru.assets import MART_STOP_SEARCH_MONTHLY, RAW_STOP_SEARCHES
 from vru.config import settings
 

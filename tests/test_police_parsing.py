@@ -71,7 +71,7 @@ def test_every_real_archive_file_parses_without_loss(path: Path) -> None:
 def test_archive_file_name_gives_force_and_month() -> None:
     part = police.archive_file_partition(Path("2019-12-south-yorkshire-stop-and-search.csv"))
     assert (part.force_id, part.month.isoformat()) == ("south-yorkshire", "2019-12-01")
-    with pytest.raises(ValueError, match="not a data.police.uk archive file name"):
+    with pytest.raises(ValueError, match=r"not a data\.police\.uk archive file name"):
         police.archive_file_partition(Path("south-yorkshire.csv"))
 
 
@@ -99,7 +99,7 @@ def test_numbers_python_accepts_but_postgres_rejects_are_quarantined() -> None:
 def test_changed_header_is_refused_naming_missing_and_unexpected_columns() -> None:
     header = [("Law" if c == "Legislation" else c) for c in HEADER] + ["Force"]
     with pytest.raises(police.SchemaMismatch) as err:
-        police.parse_csv(io.StringIO(_csv([GOOD + ["x"]], header)), "2020-01-essex-stop-and-search.csv")
+        police.parse_csv(io.StringIO(_csv([[*GOOD, "x"]], header)), "2020-01-essex-stop-and-search.csv")
     message = str(err.value)
     assert "2020-01-essex-stop-and-search.csv" in message
     assert "missing ['Legislation']" in message and "unexpected ['Law', 'Force']" in message

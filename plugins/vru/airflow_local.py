@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -324,7 +324,7 @@ def run_chain(airflow: LocalAirflow) -> ChainResult:
     airflow.unpause(TRANSFORM_DAG)
     airflow.unpause(INGEST_DAG)
     due = airflow.request("GET", f"dags/{INGEST_DAG}").get("next_dagrun_run_after")
-    if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(timezone.utc):
+    if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC):
         airflow.wait_for_triggered_run(INGEST_DAG, before_ingest)
     else:
         airflow.trigger(INGEST_DAG)

@@ -6,6 +6,7 @@ any load can be replayed from the sha256 recorded in audit.loads.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -56,7 +57,7 @@ class Archive:
                 os.replace(tmp_name, target)
             return Archived(sha, target, size)
         except BaseException:
-            with _suppress_missing():
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise
 
@@ -68,10 +69,3 @@ class Archive:
                 out.write(block)
         os.replace(tmp_name, target)
 
-
-class _suppress_missing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, FileNotFoundError)

@@ -7,7 +7,7 @@ Written after every transform run (and by `vru report`) to VRU_HOME/reports/inde
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,16 @@ from vru.config import Settings, settings
 _STYLE = """
 body{font-family:system-ui,Arial,sans-serif;margin:2rem;max-width:70rem;color:#1b1b1b}
 h1{font-size:1.6rem} h2{font-size:1.2rem;margin-top:2rem}
-table{border-collapse:collapse;width:100%;margin:.5rem 0} th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left}
-th{background:#f2f2f2} .light{display:inline-block;width:.9rem;height:.9rem;border-radius:50%;vertical-align:middle;margin-right:.4rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}
+th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left} th{background:#f2f2f2}
+.light{display:inline-block;width:.9rem;height:.9rem;border-radius:50%;vertical-align:middle;margin-right:.4rem}
 .green{background:#00703c}.amber{background:#ffbf47}.red{background:#d4351c}.grey{background:#b1b4b6}
 .muted{color:#505a5f}
 """
+
+
+_LOAD_HEADERS = ["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error",
+                 "Finished (UTC)"]
 
 
 def _rows(conn: psycopg.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -93,7 +98,8 @@ def write_report(run_id: str | None = None, cfg: Settings | None = None) -> Path
                    coalesce((select to_char(max(month), 'YYYY-MM') from raw.police_availability), 'unknown')
             from audit.loads l where l.dataset = 'police.stop_searches' and l.status in ('loaded', 'replaced')""")
     docs = cfg.data_docs_dir / "index.html"
-    now = datetime.now(timezone.utc)
+    docs_note = "" if docs.exists() else " (not written yet)"
+    now = datetime.now(UTC)
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Data quality report: serious violence monitoring</title><style>{_STYLE}</style></head><body>
 <h1>Data quality report: serious violence monitoring</h1>
@@ -111,8 +117,8 @@ from this stage until the problem is fixed; they were not published to the marts
 <h2>Rows set aside (quarantined) because they could not be read</h2>
 {_table(["Dataset", "Force", "Month", "Reason", "Rows"], quarantine, "No rows were set aside.")}
 <h2>Recent loads</h2>
-{_table(["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error", "Finished (UTC)"], loads, "Nothing loaded yet.")}
-<p>Detail of every check: <a href="data_docs/index.html">Great Expectations Data Docs</a>{'' if docs.exists() else ' (not written yet)'}.</p>
+{_table(_LOAD_HEADERS, loads, "Nothing loaded yet.")}
+<p>Detail of every check: <a href="data_docs/index.html">Great Expectations Data Docs</a>{docs_note}.</p>
 </body></html>"""
     cfg.reports_dir.mkdir(parents=True, exist_ok=True)
     target = cfg.reports_dir / "index.html"

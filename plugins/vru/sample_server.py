@@ -140,7 +140,7 @@ def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             url = urlsplit(self.path)
             endpoint = url.path.rstrip("/").rsplit("/", 1)[-1]
             params = {k: v[0] for k, v in parse_qs(url.query).items()}

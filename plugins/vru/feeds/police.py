@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import logging
-import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -403,7 +402,7 @@ def parse_availability(data: bytes) -> list[Partition]:
         raise SchemaMismatch(f"crimes-street-dates: not valid JSON: {exc}") from None
     if not isinstance(months, list):
         raise SchemaMismatch("crimes-street-dates: expected a JSON array of months")
-    listed = []
+    listed: list[Partition] = []
     for entry in months:
         try:
             month = parse_month(entry["date"])
