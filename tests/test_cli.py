@@ -1,0 +1,67 @@
+"""The command line: the embedded warehouse's lifecycle, and the same code on an external URL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import SAMPLE
+
+VRU = [sys.executable, "-m", "vru.cli"]
+
+
+def _vru(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*VRU, *args], env=env, capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_warehouse_url_leaves_a_server_running_until_stopped(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "VRU_WAREHOUSE_URL"} | {"VRU_HOME": str(tmp_path)}
+    try:
+        done = _vru(["warehouse", "url"], env)
+        assert done.returncode == 0, done.stderr
+        url = done.stdout.strip()
+        assert url.startswith("postgresql://postgres:") and "@127.0.0.1:" in url and url.endswith("/warehouse")
+        # the command has returned; the server is still there, with the product's schemas
+        with psycopg.connect(url) as conn:
+            schemas = {r[0] for r in conn.execute("select nspname from pg_namespace")}
+        assert {"raw", "staging", "marts", "audit"} <= schemas
+        assert (tmp_path / "warehouse" / "pgdata" / "PG_VERSION").exists()
+        assert _vru(["warehouse", "status"], env).stdout.strip() == "running"
+        # the password is not in what `start` prints (it is for logs); `url` is the one that shows it
+        password = url.split(":")[2].split("@")[0]
+        started = _vru(["warehouse", "start"], env)
+        assert started.returncode == 0 and password not in started.stdout and "***" in started.stdout
+    finally:
+        stopped = _vru(["warehouse", "stop"], env)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=3)
+    assert _vru(["warehouse", "status"], env).returncode == 3
+
+
+def test_external_warehouse_url_is_used_as_is(clean_warehouse: str, tmp_path: Path) -> None:
+    """With VRU_WAREHOUSE_URL set, no embedded server is created; the same loader writes there."""
+    env = dict(os.environ, VRU_HOME=str(tmp_path), VRU_WAREHOUSE_URL=clean_warehouse)
+    files = [str(SAMPLE / "2019-12-durham-stop-and-search.csv"), str(SAMPLE / "2020-01-durham-stop-and-search.csv")]
+    done = _vru(["load-archive", *files], env)
+    assert done.returncode == 0, done.stderr
+    assert "durham 2019-12: loaded" in done.stdout and "durham 2020-01: loaded" in done.stdout
+    assert not (tmp_path / "warehouse").exists()
+    with psycopg.connect(clean_warehouse) as conn:
+        assert conn.execute("select count(distinct month) from raw.stop_searches").fetchone() == (2,)
+    assert _vru(["warehouse", "url"], env).stdout.strip() == clean_warehouse
+    again = _vru(["load-archive", *files], env)
+    assert "unchanged" in again.stdout
+
+
+def test_refused_file_makes_the_command_fail_with_the_reason(clean_warehouse: str, tmp_path: Path) -> None:
+    bad = tmp_path / "2020-01-durham-stop-and-search.csv"
+    bad.write_text("Type,Date,Force\nPerson search,2020-01-01T00:00:00+00:00,durham\n")
+    env = dict(os.environ, VRU_HOME=str(tmp_path), VRU_WAREHOUSE_URL=clean_warehouse)
+    done = _vru(["load-archive", str(bad)], env)
+    assert done.returncode == 1
+    assert "refused" in done.stdout and "missing" in done.stdout and "'Force'" in done.stdout
