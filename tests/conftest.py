@@ -18,6 +18,19 @@ SAMPLE = REPO / "plugins" / "vru" / "sample" / "police_uk"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test touches the checkout's .vru/ or a developer's warehouse: VRU_HOME is a temp dir."""
+    home = tmp_path_factory.mktemp("vru_home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("VRU_HOME", str(home))
+    patch.delenv("VRU_WAREHOUSE_URL", raising=False)
+    patch.delenv("VRU_POLICE_API_URL", raising=False)
+    yield home
+    warehouse.EmbeddedWarehouse(home / "warehouse").stop()  # in case code under test started one
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[warehouse.EmbeddedWarehouse]:
     server = warehouse.EmbeddedWarehouse(tmp_path_factory.mktemp("warehouse"))

@@ -15,7 +15,7 @@ from vru.archive import Archive
 from vru.feeds import police
 from vru.http import HttpClient, RateLimiter, RetryPolicy
 from vru.loader import Partition
-from vru.pipeline import finish_police
+from vru.pipeline import summarise
 from vru.sample_server import Fault, SampleApi, SampleServer
 
 FORCES = ("city-of-london", "derbyshire", "durham", "leicestershire")
@@ -156,7 +156,7 @@ def test_revision_reloads_only_the_changed_force_month(conn: psycopg.Connection,
     assert len(by_status["unchanged"]) == len(FORCES) * len(MONTHS) - 1
     revised = conn.execute("select previous_rows - rows_loaded from audit.loads where status = 'replaced'").fetchall()
     assert revised == [(3,)]
-    summary = finish_police(second, "2020-04-30")
+    summary = summarise(second)
     assert summary.event_extra()["replaced"] == ["city-of-london/2020-01"]
 
 
