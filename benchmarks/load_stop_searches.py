@@ -69,23 +69,13 @@ HEADER = [
 BASELINE_DDL = """
 create schema if not exists bench;
 drop table if exists bench.psql_copy;
-create table bench.psql_copy (
-    type                                 text,
-    datetime                             timestamptz,
-    operation                            boolean,
-    operation_name                       text,
-    latitude                             double precision,
-    longitude                            double precision,
-    gender                               text,
-    age_range                            text,
-    self_defined_ethnicity               text,
-    officer_defined_ethnicity            text,
-    legislation                          text,
-    object_of_search                     text,
-    outcome                              text,
-    outcome_linked_to_object_of_search   boolean,
-    removal_of_more_than_outer_clothing  boolean
-);
+-- the baseline table: raw.stop_searches' published data columns, same types, no provenance
+create table bench.psql_copy as
+select type, datetime, operation, operation_name, latitude, longitude, gender, age_range,
+       self_defined_ethnicity, officer_defined_ethnicity, legislation, object_of_search, outcome,
+       outcome_linked_to_object_of_search, removal_of_more_than_outer_clothing
+from raw.stop_searches
+limit 0;
 """
 
 
