@@ -35,8 +35,12 @@ def _rows(conn: psycopg.Connection, sql: str, params: tuple[Any, ...] = ()) -> l
     return conn.execute(sql, params).fetchall()
 
 
-def _light(colour: str, label: str) -> str:
-    return f'<span class="light {colour}"></span>{html.escape(label)}'
+class _Html(str):
+    """Markup this module wrote itself; every other cell is escaped (errors quote the source)."""
+
+
+def _light(colour: str, label: str) -> _Html:
+    return _Html(f'<span class="light {colour}"></span>{html.escape(label)}')
 
 
 def _table(headers: list[str], rows: list[tuple[Any, ...]], empty: str) -> str:
@@ -44,7 +48,7 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]], empty: str) -> str:
         return f'<p class="muted">{html.escape(empty)}</p>'
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f"<td>{c if str(c).startswith('<span') else html.escape(str(c))}</td>"
+        "<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else html.escape(str(c))}</td>"
                          for c in row) + "</tr>"
         for row in rows
     )
