@@ -24,7 +24,9 @@ def test_report_names_failures_in_words_and_escapes_source_text(
                 'Every search names the law it was made under'),
                ('v2', 'r1', 'marts', 'police.stop_search_monthly', 's', 'expect_y', null, 'warning', false,
                 'Rates look usual')""")
+    conn.execute("insert into audit.feed_state values ('police.stop_searches', 'last_updated', '2020-03-31')")
     page = write_report(cfg=settings()).read_text()
+    assert "<td>2020-03-31</td>" in page  # the source's own last-updated date, for freshness
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "Do not use: critical checks failed" in page and "Usable, with warnings" in page
     assert "Every search names the law it was made under" in page

@@ -27,6 +27,8 @@ th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left} th{background:#
 """
 
 
+_FRESHNESS_HEADERS = ["Feed", "Latest month held", "Latest month the source has published",
+                      "Source last updated (as of the last complete night)"]
 _LOAD_HEADERS = ["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error",
                  "Finished (UTC)"]
 
@@ -99,7 +101,9 @@ def write_report(run_id: str | None = None, cfg: Settings | None = None) -> Path
         freshness = _rows(conn, """
             select 'Stop and search (data.police.uk)',
                    coalesce(to_char(max(l.month), 'YYYY-MM'), 'none'),
-                   coalesce((select to_char(max(month), 'YYYY-MM') from raw.police_availability), 'unknown')
+                   coalesce((select to_char(max(month), 'YYYY-MM') from raw.police_availability), 'unknown'),
+                   coalesce((select value from audit.feed_state
+                             where dataset = 'police.stop_searches' and key = 'last_updated'), 'unknown')
             from audit.loads l where l.dataset = 'police.stop_searches' and l.status in ('loaded', 'replaced')""")
     docs = cfg.data_docs_dir / "index.html"
     docs_note = "" if docs.exists() else " (not written yet)"
@@ -115,7 +119,7 @@ from this stage until the problem is fixed; they were not published to the marts
 <h2>What failed, in words</h2>
 {_table(["Stage", "Dataset", "Severity", "What the check means", "Column"], failures, "Nothing failed.")}
 <h2>Freshness</h2>
-{_table(["Feed", "Latest month held", "Latest month the source has published"], freshness, "No feeds yet.")}
+{_table(_FRESHNESS_HEADERS, freshness, "No feeds yet.")}
 <h2>Published by the source but not loaded</h2>
 {_table(["Force", "Month"], gaps, "Every force-month the source lists is loaded.")}
 <h2>Rows set aside (quarantined) because they could not be read</h2>
