@@ -76,8 +76,10 @@ def cmd_load_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from vru import warehouse
     from vru.report import write_report
 
+    warehouse.apply_schema(warehouse.warehouse_url())  # a warehouse that never loaded still reports
     print(write_report())
     return 0
 

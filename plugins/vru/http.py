@@ -100,17 +100,20 @@ class HttpClient:
             headers: Mapping[str, str] | None = None) -> httpx.Response:
         """GET with retries. Returns the final response (2xx or 304/404 for the caller to read)."""
         last_problem = ""
+        last_status: int | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             self.limiter.wait()
             retry_after: float | None = None
             try:
                 response = self._client.get(url, params=params, headers=headers)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last_status = None
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                last_problem = f"HTTP {response.status_code}"
+                last_status = response.status_code
+                last_problem = f"HTTP {last_status}"
                 retry_after = _retry_after(response.headers)
             if attempt == self.retry.max_attempts:
                 break
@@ -122,5 +125,5 @@ class HttpClient:
             f"GET {url} params={dict(params or {})} failed after {self.retry.max_attempts} "
             f"attempts: {last_problem}",
             url=url,
-            status=int(last_problem[5:]) if last_problem.startswith("HTTP ") else None,
+            status=last_status,
         )

@@ -12,7 +12,7 @@ import csv
 import io
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 
 import psycopg
@@ -77,11 +77,6 @@ class LoadResult:
     rows_quarantined: int = 0
     previous_rows: int | None = None
     error: str | None = None
-    quarantine_reasons: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> bool:
-        return self.status in ("loaded", "replaced")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -193,9 +188,6 @@ def load_partition(
              previous[0] if previous else None, previous[1] if previous else None,
              previous[2] if previous else None, run_id),
         )
-    for q in quarantined:
-        key = q.reason.split(":", 1)[0]
-        result.quarantine_reasons[key] = result.quarantine_reasons.get(key, 0) + 1
     return result
 
 

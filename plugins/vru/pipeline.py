@@ -21,16 +21,11 @@ from vru.loader import Partition
 log = logging.getLogger(__name__)
 
 
-def _setup(cfg: Settings) -> str:
-    url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)
-    return url
-
-
 def plan_police(cfg: Settings | None = None) -> dict[str, Any]:
     """Ask data.police.uk what it has published and decide tonight's force-months."""
     cfg = cfg or settings()
-    url = _setup(cfg)
+    url = warehouse.warehouse_url(cfg)
+    warehouse.apply_schema(url)  # once per run: the first task; the others find it in place
     api = police.PoliceApi.from_settings(cfg)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -50,7 +45,7 @@ def ingest_police_batch(batch: list[dict[str, str]], run_id: str | None,
                         cfg: Settings | None = None) -> list[dict[str, Any]]:
     """Fetch and load a batch of force-months; a failing force-month fails alone."""
     cfg = cfg or settings()
-    url = _setup(cfg)
+    url = warehouse.warehouse_url(cfg)
     api = police.PoliceApi.from_settings(cfg)
     archive = Archive(cfg.archive_dir)
     results = []
@@ -111,7 +106,7 @@ def finish_police(results: list[dict[str, Any]], last_updated: str | None,
     cfg = cfg or settings()
     summary = summarise(results)
     if not summary.failed:
-        with psycopg.connect(_setup(cfg), autocommit=True) as conn:
+        with psycopg.connect(warehouse.warehouse_url(cfg), autocommit=True) as conn:
             police.remember_last_updated(conn, last_updated)
     counts = Counter(r["status"] for r in results)
     log.info("stop and search: %s", dict(counts))
@@ -128,7 +123,7 @@ def run_validations(checks: list[tuple[str, str, str]], run_id: str | None,
     from vru.validation import validate
 
     cfg = cfg or settings()
-    url = _setup(cfg)
+    url = warehouse.warehouse_url(cfg)
     outcomes = [
         validate(stage, dataset, table, warehouse_url=url, docs_dir=cfg.data_docs_dir, run_id=run_id)
         for stage, dataset, table in checks

