@@ -26,6 +26,7 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     patch.setenv("VRU_HOME", str(home))
     patch.delenv("VRU_WAREHOUSE_URL", raising=False)
     patch.delenv("VRU_POLICE_API_URL", raising=False)
+    patch.delenv("VRU_KNIFE_CRIME_URL", raising=False)
     yield home
     warehouse.EmbeddedWarehouse(home / "warehouse").stop()  # in case code under test started one
     patch.undo()
@@ -50,7 +51,8 @@ def _truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "truncate raw.stop_searches, raw.quarantine, raw.police_availability, audit.loads, "
-            "audit.feed_state, audit.validation_results"
+            "audit.feed_state, audit.validation_results, raw.knife_offences, raw.source_notes, "
+            "audit.editions, audit.revisions"
         )
 
 

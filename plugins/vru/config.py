@@ -19,6 +19,8 @@ ENV_VARS = {
     "VRU_WAREHOUSE_URL": "PostgreSQL 15+ URL of the warehouse; unset = embedded PostgreSQL",
     "VRU_POLICE_API_URL": "data.police.uk API base (default https://data.police.uk/api)",
     "VRU_POLICE_RATE_LIMIT": "requests per second to the police API (default 10, at most 10)",
+    "VRU_KNIFE_CRIME_URL": "Home Office knife crime open data table (.ods/.csv), or the gov.uk page linking it "
+                           "(default: the police recorded crime open data tables page)",
     "VRU_HTTP_MAX_ATTEMPTS": "attempts per request before a force-month fails (default 5)",
     "VRU_HTTP_TIMEOUT": "seconds per HTTP request (default 60)",
     "VRU_DBT_PROJECT_DIR": "dbt project folder (default dbt_project/ in the checkout)",
@@ -26,6 +28,7 @@ ENV_VARS = {
 }
 
 DEFAULT_POLICE_API_URL = "https://data.police.uk/api"
+DEFAULT_KNIFE_CRIME_URL = "https://www.gov.uk/government/statistics/police-recorded-crime-open-data-tables"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -39,6 +42,7 @@ class Settings:
     warehouse_url: str | None  # None: use the embedded PostgreSQL under home
     police_api_url: str
     police_rate_limit: float
+    knife_crime_url: str
     http_max_attempts: int
     http_timeout: float
     dbt_project_dir: Path
@@ -78,6 +82,7 @@ def settings() -> Settings:
         warehouse_url=_env("VRU_WAREHOUSE_URL"),
         police_api_url=(_env("VRU_POLICE_API_URL", DEFAULT_POLICE_API_URL) or "").rstrip("/"),
         police_rate_limit=rate,
+        knife_crime_url=_env("VRU_KNIFE_CRIME_URL", DEFAULT_KNIFE_CRIME_URL) or DEFAULT_KNIFE_CRIME_URL,
         http_max_attempts=int(_env("VRU_HTTP_MAX_ATTEMPTS", "5") or 5),
         http_timeout=float(_env("VRU_HTTP_TIMEOUT", "60") or 60),
         dbt_project_dir=Path(_env("VRU_DBT_PROJECT_DIR", str(REPO_ROOT / "dbt_project")) or ""),

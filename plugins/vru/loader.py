@@ -50,6 +50,17 @@ class Chunk:
     lines: list[str]
 
 
+@dataclass(frozen=True)
+class Noted:
+    """A row of a published table that is not a figure (title line, footnote, totals row): kept
+    in raw.source_notes with what it was taken for, never loaded as data."""
+
+    sheet: str | None
+    line_no: int
+    kind: str  # preamble | footnote | total | outside_scope
+    record: str
+
+
 @dataclass
 class Parsed:
     """What a parser hands the loader: COPY columns and an iterator of rows or quarantined rows.
@@ -60,7 +71,7 @@ class Parsed:
     """
 
     columns: Sequence[str]
-    records: Iterable[Chunk | Sequence[str | None] | Quarantined]
+    records: Iterable[Chunk | Sequence[str | None] | Quarantined | Noted]
 
 
 @dataclass
@@ -110,7 +121,6 @@ def load_partition(
     """Replace the partition's rows with `parsed`, atomically. The caller checked the sha256."""
     schema, name = table.split(".")
     result = LoadResult(dataset, part.force_id, f"{part.month:%Y-%m}", origin, "loaded", sha256)
-    quarantined: list[Quarantined] = []
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{dataset}/{part.label}",))
         previous = current_load(conn, dataset, part)
@@ -123,53 +133,10 @@ def load_partition(
             (part.force_id, part.month),
         )
         prefix = [str(load_id), part.force_id, part.month.isoformat(), origin, sha256]
-        prefix_text = ",".join(prefix) + ","  # the values never need CSV quoting
-        copy_sql = psycopg.sql.SQL("copy {}.{} ({}) from stdin (format csv)").format(
-            psycopg.sql.Identifier(schema),
-            psycopg.sql.Identifier(name),
-            psycopg.sql.SQL(", ").join(
-                psycopg.sql.Identifier(c)
-                for c in ["load_id", "force_id", "month", "origin", "sha256", *parsed.columns]
-            ),
-        )
-        loaded = 0
-        # The default writer, not psycopg's QueuedLibpqWriter: with a writer thread this was slower
-        # (0.53x psql vs 0.65x) and its unbounded queue took RSS to 149 MB on 2 cores.
-        with conn.cursor().copy(copy_sql) as copy:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            write = writer.writerow
-            put = buffer.write
-            joiner = "\n" + prefix_text
-            for record in parsed.records:
-                kind = type(record)
-                if kind is Chunk:
-                    lines = record.lines  # type: ignore[union-attr]
-                    if lines:
-                        put(prefix_text)
-                        put(joiner.join(lines))
-                        put("\n")
-                        loaded += len(lines)
-                elif kind is Quarantined:
-                    quarantined.append(record)  # type: ignore[arg-type]
-                    continue
-                else:
-                    write(prefix + list(record))  # type: ignore[arg-type]
-                    loaded += 1
-                if buffer.tell() > _BLOCK:
-                    copy.write(buffer.getvalue())
-                    buffer.seek(0)
-                    buffer.truncate()
-            if buffer.tell():
-                copy.write(buffer.getvalue())
+        loaded, quarantined, _ = copy_records(
+            conn, table, ["load_id", "force_id", "month", "origin", "sha256"], prefix, parsed)
         if quarantined:
-            with conn.cursor().copy(
-                "copy raw.quarantine (load_id, dataset, force_id, month, origin, sha256, line_no,"
-                " reason, record) from stdin"
-            ) as copy:
-                for q in quarantined:
-                    copy.write_row((load_id, dataset, part.force_id, part.month, origin, sha256,
-                                    q.line_no, q.reason, q.record))
+            write_quarantine(conn, load_id, dataset, part.force_id, part.month, origin, sha256, quarantined)
         result.rows_loaded = loaded
         result.rows_quarantined = len(quarantined)
         result.rows_read = loaded + len(quarantined)
@@ -189,6 +156,76 @@ def load_partition(
              previous[2] if previous else None, run_id),
         )
     return result
+
+
+def copy_records(
+    conn: psycopg.Connection,
+    table: str,
+    prefix_columns: Sequence[str],
+    prefix: Sequence[str],
+    parsed: Parsed,
+) -> tuple[int, list[Quarantined], list[Noted]]:
+    """COPY a parser's rows into `table`, each with the load's own `prefix` values in front.
+
+    Returns how many rows were written, and the rows set aside (quarantined, or noted as not
+    being data) for the caller to keep. Runs inside the caller's transaction.
+    """
+    schema, name = table.split(".")
+    quarantined: list[Quarantined] = []
+    noted: list[Noted] = []
+    prefix_text = ",".join(prefix) + ","  # the values never need CSV quoting
+    prefix_list = list(prefix)
+    copy_sql = psycopg.sql.SQL("copy {}.{} ({}) from stdin (format csv)").format(
+        psycopg.sql.Identifier(schema),
+        psycopg.sql.Identifier(name),
+        psycopg.sql.SQL(", ").join(
+            psycopg.sql.Identifier(c) for c in [*prefix_columns, *parsed.columns]
+        ),
+    )
+    loaded = 0
+    # The default writer, not psycopg's QueuedLibpqWriter: with a writer thread this was slower
+    # (0.53x psql vs 0.65x) and its unbounded queue took RSS to 149 MB on 2 cores.
+    with conn.cursor().copy(copy_sql) as copy:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        write = writer.writerow
+        put = buffer.write
+        joiner = "\n" + prefix_text
+        for record in parsed.records:
+            kind = type(record)
+            if kind is Chunk:
+                lines = record.lines  # type: ignore[union-attr]
+                if lines:
+                    put(prefix_text)
+                    put(joiner.join(lines))
+                    put("\n")
+                    loaded += len(lines)
+            elif kind is Quarantined:
+                quarantined.append(record)  # type: ignore[arg-type]
+                continue
+            elif kind is Noted:
+                noted.append(record)  # type: ignore[arg-type]
+                continue
+            else:
+                write(prefix_list + list(record))  # type: ignore[arg-type]
+                loaded += 1
+            if buffer.tell() > _BLOCK:
+                copy.write(buffer.getvalue())
+                buffer.seek(0)
+                buffer.truncate()
+        if buffer.tell():
+            copy.write(buffer.getvalue())
+    return loaded, quarantined, noted
+
+
+def write_quarantine(conn: psycopg.Connection, load_id: int, dataset: str, force_id: str | None,
+                     month: date | None, origin: str, sha256: str, rows: Iterable[Quarantined]) -> None:
+    with conn.cursor().copy(
+        "copy raw.quarantine (load_id, dataset, force_id, month, origin, sha256, line_no,"
+        " reason, record) from stdin"
+    ) as copy:
+        for q in rows:
+            copy.write_row((load_id, dataset, force_id, month, origin, sha256, q.line_no, q.reason, q.record))
 
 
 def record_failure(

@@ -4,6 +4,10 @@ Used by `make run` (offline demo on the bundled real files) and by the tests, wh
 faults into it (429 with Retry-After, 5xx, truncated JSON, changed fields). Endpoints:
 `crimes-street-dates`, `crime-last-updated`, `forces`, `stops-force`, `stops-no-location`.
 
+It also publishes edition files (the Home Office knife crime table) under `/home-office/<name>`,
+with an ETag and Last-Modified, answering 304 to a conditional request for the same edition;
+`SampleApi.publish` swaps in a revised edition.
+
 The archive CSV has no street and no outcome id: the stand-in returns `street: {id: null,
 name: null}` and an empty outcome id rather than inventing them.
 """
@@ -11,6 +15,7 @@ name: null}` and an empty outcome id rather than inventing them.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import threading
 from collections import defaultdict
@@ -26,6 +31,23 @@ from vru.feeds.police import CSV_COLUMNS, archive_file_partition
 
 def bundled_sample_dir() -> Path:
     return Path(str(resources.files("vru").joinpath("sample/police_uk")))
+
+
+def bundled_knife_crime_editions() -> list[Path]:
+    """The two bundled (synthetic) editions of the knife crime table, oldest first."""
+    folder = Path(str(resources.files("vru").joinpath("sample/home_office")))
+    return sorted(folder.glob("knife-crime-edition-*"))
+
+
+@dataclass(frozen=True)
+class Edition:
+    data: bytes
+    last_modified: str
+    content_type: str
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.data).hexdigest()[:20] + '"'
 
 
 def _bool(value: str) -> bool | None:
@@ -76,7 +98,15 @@ class SampleApi:
         self.faults: dict[tuple[str, str, str], list[Fault]] = defaultdict(list)
         self.overrides: dict[tuple[str, str], bytes] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.editions: dict[str, Edition] = {}
         self.lock = threading.Lock()
+
+    def publish(self, name: str, path: Path, last_modified: str) -> None:
+        """Serve `path` as the current edition at /home-office/<name> (HTTP-date last_modified)."""
+        content_type = ("application/vnd.oasis.opendocument.spreadsheet" if path.suffix == ".ods"
+                        else "text/csv")
+        with self.lock:
+            self.editions[name] = Edition(path.read_bytes(), last_modified, content_type)
 
     def files(self) -> dict[tuple[str, str], Path]:
         found = {}
@@ -132,13 +162,27 @@ def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
             return
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            headers = dict(headers or {})
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
             self.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
+            for key, value in headers.items():
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
+
+        def _edition(self, name: str) -> None:
+            fault = api.take_fault("home-office", name, "*")
+            edition = api.editions.get(name)
+            if fault is not None:
+                self._send(fault.status, fault.body, fault.headers)
+            elif edition is None:
+                self._send(404, b'{"error": "no such file"}')
+            elif self.headers.get("If-None-Match") == edition.etag:
+                self._send(304, b"", {"ETag": edition.etag})
+            else:
+                self._send(200, edition.data, {"ETag": edition.etag, "Last-Modified": edition.last_modified,
+                                               "Content-Type": edition.content_type})
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
@@ -146,6 +190,9 @@ def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
             params = {k: v[0] for k, v in parse_qs(url.query).items()}
             with api.lock:
                 api.requests.append((endpoint, params))
+            if url.path.startswith("/home-office/"):
+                self._edition(url.path.removeprefix("/home-office/"))
+                return
             force, month = params.get("force", ""), params.get("date", "")
             fault = api.take_fault(endpoint, force, month)
             if fault is not None:
@@ -184,6 +231,10 @@ class SampleServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/api"
+
+    @property
+    def knife_crime_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/home-office/knife-crime"
 
     def __enter__(self) -> SampleServer:
         self.thread.start()

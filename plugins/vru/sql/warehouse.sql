@@ -122,3 +122,82 @@ create table if not exists audit.validation_results (
     validated_at    timestamptz not null default now()
 );
 create index if not exists validation_results_run_idx on audit.validation_results (validated_at desc);
+
+-- ----------------------------------------------------------------------------------------------
+-- Edition feeds: a publisher's whole table, re-published from time to time (Home Office knife
+-- crime open data table; later HES). Each edition is one load (audit.loads row with no force or
+-- month), its figures are kept side by side with the earlier editions', and the current figure
+-- of a cell is the latest edition's that has it.
+alter table audit.loads alter column force_id drop not null;
+alter table audit.loads alter column month drop not null;
+alter table audit.loads add column if not exists rows_skipped integer not null default 0;
+alter table audit.loads drop constraint if exists loads_rows_balance;
+alter table audit.loads add constraint loads_rows_balance check (
+    status not in ('loaded', 'replaced') or rows_read = rows_loaded + rows_quarantined + rows_skipped);
+alter table raw.quarantine alter column force_id drop not null;
+alter table raw.quarantine alter column month drop not null;
+
+-- One row per edition fetched: what the publisher's server said about it.
+create table if not exists audit.editions (
+    load_id          bigint      primary key,         -- audit.loads row of the edition
+    dataset          text        not null,
+    url              text        not null,
+    etag             text,
+    last_modified    text,                            -- HTTP Last-Modified, as sent
+    file_format      text        not null,            -- csv | ods
+    sha256           text        not null,
+    size_bytes       bigint      not null,
+    figures          integer     not null,            -- data cells loaded
+    figures_added    integer     not null,            -- cells no earlier edition had
+    figures_revised  integer     not null,            -- cells whose value changed
+    figures_dropped  integer     not null,            -- cells an earlier edition had and this lacks
+    fetched_at       timestamptz not null default now()
+);
+create index if not exists editions_dataset_idx on audit.editions (dataset, load_id desc);
+
+-- The cells an edition changed against the figures current before it (the revisions a
+-- statistician asks about). `cell` names the figure in the dataset's own key columns.
+create table if not exists audit.revisions (
+    dataset           text    not null,
+    load_id           bigint  not null,              -- the edition that made the change
+    previous_load_id  bigint,                        -- the edition whose figure was current
+    cell              jsonb   not null,
+    change            text    not null,              -- added | revised | dropped
+    previous_value    bigint,
+    new_value         bigint,
+    previous_marker   text,                          -- suppression marker, when not a number
+    new_marker        text
+);
+create index if not exists revisions_load_idx on audit.revisions (dataset, load_id);
+
+-- Rows of a published table that are not figures (title lines, footnotes, totals rows),
+-- recognised by the parser and kept here with what they were taken for.
+create table if not exists raw.source_notes (
+    load_id   bigint  not null,
+    dataset   text    not null,
+    sheet     text,
+    line_no   integer not null,
+    kind      text    not null,                      -- preamble | footnote | total
+    record    text    not null
+);
+create index if not exists source_notes_load_idx on raw.source_notes (load_id);
+
+-- Home Office police recorded crime open data: offences involving a knife or sharp instrument,
+-- per police force area, financial year and quarter, per offence. One row per cell per edition.
+create table if not exists raw.knife_offences (
+    load_id            bigint   not null,            -- the edition (audit.loads / audit.editions)
+    sha256             text     not null,
+    sheet              text,                         -- ODS sheet; null for CSV
+    line_no            integer  not null,            -- row in the sheet or file (header row counted)
+    financial_year     text     not null,            -- as published, e.g. '2019/20'
+    fy_start           smallint not null,            -- 2019 for 2019/20 (April 2019 - March 2020)
+    financial_quarter  smallint not null,            -- 1 = April-June ... 4 = January-March
+    force_name         text     not null,            -- as published
+    force_id           text     not null,            -- canonical data.police.uk id (seed force_name_variants)
+    offence            text     not null,            -- as published
+    offences           integer,                      -- null when the publisher withheld the figure
+    value_marker       text,                         -- the publisher's marker when offences is null
+    loaded_at          timestamptz not null default now()
+);
+create index if not exists knife_offences_cell_idx
+    on raw.knife_offences (force_id, fy_start, financial_quarter, offence, load_id desc);

@@ -1,0 +1,246 @@
+"""Home Office police recorded crime open data: offences involving a knife or sharp instrument.
+
+One table per edition (CSV or ODS), long format: one row per police force area, financial year,
+quarter and offence with the number of offences. Its exact headers are not certain from here and
+change between editions, so they are mapped through :data:`COLUMNS`, one declared column map
+with aliases; a table missing a required column is refused, naming it.
+
+Rows that are not figures are recognised and kept in ``raw.source_notes``, never loaded as data:
+title lines above the header, footnotes, totals rows (England and Wales, England, Wales) and
+bodies that are not police force areas (British Transport Police, Action Fraud). A withheld
+figure (".." or "[x]") is loaded as NULL with its marker. A force name that is not in the seed
+``force_name_variants`` refuses the whole edition: an unknown name is an error, not a new force.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import psycopg
+
+from vru.archive import Archive
+from vru.editions import (
+    Download,
+    EditionResult,
+    fetch,
+    latest_edition,
+    load_edition,
+    record_check,
+    record_refusal,
+)
+from vru.http import FetchError, HttpClient
+from vru.loader import Noted, Parsed, Quarantined
+from vru.tables import (
+    Column,
+    ColumnMap,
+    MissingColumns,
+    Row,
+    UnreadableTable,
+    detect_format,
+    locate_header,
+    normalise_header,
+    read_rows,
+)
+
+DATASET = "home_office.knife_offences"
+TABLE = "raw.knife_offences"
+# On the gov.uk collection page, the knife table is the spreadsheet linked with "knife" in its name.
+LINK_PATTERN = re.compile(r"knife[^\"'<>]*\.(?:ods|csv)$", re.IGNORECASE)
+
+COLUMNS = ColumnMap([
+    Column("financial_year", ("Financial Year", "Financial year", "Year", "Financial Year Ending")),
+    Column("financial_quarter", ("Financial Quarter", "Quarter", "Financial quarter", "FQ")),
+    Column("force_name", ("Force Name", "Police Force Area", "Force", "PFA", "Police force area name",
+                          "Force name", "Area name", "Police Force")),
+    Column("offence", ("Offence Description", "Offence", "Offence description", "Offence Name",
+                       "Offence type")),
+    Column("offences", ("Number of Offences", "Number of offences", "Offences", "Count", "Value",
+                        "Number", "Knife crime offences", "Offences involving a knife or sharp instrument")),
+])
+
+COPY_COLUMNS = ("sheet", "line_no", "financial_year", "fy_start", "financial_quarter", "force_name",
+                "force_id", "offence", "offences", "value_marker")
+
+# Normalised names of rows that are totals, not a police force area.
+TOTAL_NAMES = frozenset({"england and wales", "england", "wales", "total", "all forces",
+                         "england and wales total", "total england and wales", "national total",
+                         "england wales"})
+# Bodies that publish crime figures but are not one of the 43 police force areas.
+OUTSIDE_SCOPE = frozenset({"british transport police", "btp", "action fraud", "cifas", "uk finance",
+                           "national fraud intelligence bureau", "financial fraud action uk"})
+# What publishers put in place of a figure they withhold or do not have (gov.uk uses [x], [c],
+# [z], [u]; older Home Office tables "..", "-", "*").
+MARKERS = frozenset({"..", ".", "-", "*", ":", "x", "[x]", "[c]", "[z]", "[u]", "[w]", "[low]",
+                     "n/a", "na", "[na]"})
+
+_YEAR = re.compile(r"^(\d{4})\s*(?:/|-|–|to)\s*(\d{2}|\d{4})$")
+_QUARTER = re.compile(r"^(?:q|quarter|fq)?\s*([1-4])\b")
+_QUARTER_MONTHS = {"apr": 1, "jul": 2, "oct": 3, "jan": 4}
+_COUNT = re.compile(r"^-?\d+$")
+
+
+class UnknownForce(ValueError):
+    """A force name the seed force_name_variants does not know: the edition is refused."""
+
+
+def force_names(dbt_project_dir: Path) -> dict[str, str]:
+    """Normalised force name variant -> canonical force id, from the dbt seed (one source of truth)."""
+    seed = dbt_project_dir / "seeds" / "force_name_variants.csv"
+    with open(seed, encoding="utf-8", newline="") as handle:
+        names = {normalise_header(r["name_variant"]): r["force_id"] for r in csv.DictReader(handle)}
+        # the canonical ids themselves ("greater-manchester") are accepted too
+        names.update({normalise_header(v): v for v in set(names.values())})
+    return names
+
+
+def parse_financial_year(value: str) -> int | None:
+    """'2019/20', '2019-20', '2019/2020', '2019 to 2020' -> 2019; anything else -> None."""
+    match = _YEAR.match(value.strip())
+    if not match:
+        return None
+    start, end = int(match[1]), match[2]
+    end_year = int(end) if len(end) == 4 else (start // 100) * 100 + int(end)
+    if end_year != start + 1 and not (len(end) == 2 and int(end) == (start + 1) % 100):
+        return None
+    return start
+
+
+def parse_quarter(value: str) -> int | None:
+    """'1', 'Q1', 'Quarter 1', 'Q1 (Apr-Jun)', 'Apr to Jun' -> 1; anything else -> None."""
+    text = value.strip().lower()
+    match = _QUARTER.match(text)
+    if match:
+        return int(match[1])
+    return _QUARTER_MONTHS.get(text[:3])
+
+
+def parse(data: bytes, file_format: str, where: str, forces: dict[str, str]) -> Parsed:
+    """The table as COPY rows for raw.knife_offences, notes and quarantined rows.
+
+    Raises :class:`MissingColumns` (before any row) or :class:`UnknownForce` (after the last row,
+    naming every unknown name, so the load's transaction rolls back and nothing is kept).
+    """
+    header, preamble, rows = locate_header(read_rows(data, file_format), COLUMNS, where)
+    return Parsed(COPY_COLUMNS, _records(header, preamble, rows, where, forces))
+
+
+def _records(header: object, preamble: list[Row], rows: Iterable[Row], where: str,
+             forces: dict[str, str]) -> Iterator[list[str | None] | Quarantined | Noted]:
+    for row in preamble:
+        if not row.is_blank:
+            yield Noted(row.sheet, row.line_no, "preamble", row.text())
+    pick = header.pick  # type: ignore[attr-defined]
+    unknown: dict[str, int] = {}
+    for row in rows:
+        if row.is_blank:
+            continue
+        cell = pick(row)
+        force_name, year_text, count_text = cell["force_name"], cell["financial_year"], cell["offences"]
+        filled = sum(1 for c in row.cells if c.strip())
+        if filled <= 1 or not (force_name and year_text):
+            yield Noted(row.sheet, row.line_no, "footnote", row.text())
+            continue
+        name = normalise_header(force_name)
+        if name in TOTAL_NAMES or name.startswith("total") or normalise_header(cell["offence"]).startswith("total"):
+            yield Noted(row.sheet, row.line_no, "total", row.text())
+            continue
+        if name in OUTSIDE_SCOPE:
+            yield Noted(row.sheet, row.line_no, "outside_scope", row.text())
+            continue
+        force_id = forces.get(name)
+        if force_id is None:
+            unknown.setdefault(force_name, row.line_no)
+            continue
+        place = f"line {row.line_no}" + (f" of sheet {row.sheet!r}" if row.sheet else "")
+        fy_start = parse_financial_year(year_text)
+        quarter = parse_quarter(cell["financial_quarter"])
+        problem = None
+        count: str | None = None
+        marker: str | None = None
+        if fy_start is None:
+            problem = f"financial year {year_text!r} is not like 2019/20 (column financial_year, {place})"
+        elif quarter is None:
+            problem = (f"quarter {cell['financial_quarter']!r} is not 1-4 or Q1-Q4 "
+                       f"(column financial_quarter, {place})")
+        elif not cell["offence"]:
+            problem = f"no offence named (column offence, {place})"
+        elif count_text.strip().lower() in MARKERS:
+            marker = count_text.strip()
+        else:
+            digits = count_text.replace(",", "").replace(" ", "")
+            if not _COUNT.match(digits):
+                problem = (f"number of offences {count_text!r} is not a whole number or a known "
+                           f"withheld-figure marker (column offences, {place})")
+            elif digits.startswith("-"):
+                problem = f"number of offences {count_text!r} is negative (column offences, {place})"
+            else:
+                count = str(int(digits))
+        if problem:
+            yield Quarantined(row.line_no, problem, row.text())
+            continue
+        yield [row.sheet, str(row.line_no), year_text, str(fy_start), str(quarter), force_name,
+               force_id, cell["offence"], count, marker]
+    if unknown:
+        names = "; ".join(f"{name!r} (first on line {line})" for name, line in unknown.items())
+        raise UnknownForce(
+            f"{where}: unknown police force name(s): {names}. Nothing of this edition was loaded. "
+            "If a name is a new spelling of one of the 43 forces, add it to "
+            "dbt_project/seeds/force_name_variants.csv; if it is not a police force area, it "
+            "must not be in this table."
+        )
+
+
+def ingest(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str,
+           forces: dict[str, str], run_id: str | None = None) -> EditionResult:
+    """Check the source; load a new edition if there is one. Never raises for bad data: a refused
+    edition is recorded in audit.loads and returned with status 'refused'."""
+    previous = latest_edition(conn, DATASET)
+    try:
+        got = fetch(http, url, DATASET, archive, previous, link_pattern=LINK_PATTERN)
+    except FetchError as exc:
+        record_refusal(conn, DATASET, None, "failed", str(exc), run_id)
+        return EditionResult(DATASET, url, "failed", reason=str(exc))
+    except UnreadableTable as exc:
+        record_refusal(conn, DATASET, None, "refused", f"{url}: {exc}", run_id)
+        return EditionResult(DATASET, url, "refused", reason=f"{url}: {exc}")
+    if isinstance(got, str):
+        record_check(conn, DATASET, f"unchanged: {got}")
+        return EditionResult(DATASET, url, "unchanged",
+                             previous_load_id=previous.load_id if previous else None, reason=got)
+    return load_download(conn, got, forces, run_id)
+
+
+def load_download(conn: psycopg.Connection, download: Download, forces: dict[str, str],
+                  run_id: str | None = None) -> EditionResult:
+    where = f"{download.url} ({download.file_format}, sha256 {download.kept.sha256[:12]})"
+    try:
+        parsed = parse(download.data, download.file_format, where, forces)
+        return load_edition(
+            conn, dataset=DATASET, table=TABLE,
+            key_columns=("force_id", "fy_start", "financial_quarter", "offence"),
+            value_column="offences", marker_column="value_marker",
+            period_columns=("fy_start", "financial_quarter"),
+            download=download, parsed=parsed, run_id=run_id,
+        )
+    except (MissingColumns, UnknownForce, UnreadableTable) as exc:
+        record_refusal(conn, DATASET, download, "refused", str(exc), run_id)
+        return EditionResult(DATASET, download.url, "refused", sha256=download.kept.sha256,
+                             file_format=download.file_format, reason=str(exc))
+
+
+def load_file(conn: psycopg.Connection, archive: Archive, path: Path, forces: dict[str, str],
+              run_id: str | None = None) -> EditionResult:
+    """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
+    data = path.read_bytes()
+    file_format = detect_format(data)
+    kept = archive.put_bytes(DATASET, data, f".{file_format}")
+    previous = latest_edition(conn, DATASET)
+    url = path.resolve().as_uri()
+    if previous and previous.sha256 == kept.sha256:
+        return EditionResult(DATASET, url, "unchanged", previous_load_id=previous.load_id,
+                             reason="same bytes as the latest edition (sha256 unchanged)")
+    return load_download(conn, Download(url, kept, file_format, None, None, data), forces, run_id)
+
