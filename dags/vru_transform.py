@@ -1,8 +1,8 @@
 """
 ### Transform and validate: raw → staging → marts, gated by Great Expectations
 
-Runs when a feed emits a raw asset event (data-aware scheduling), never on a night when nothing
-was loaded.
+Runs when a feed emits a raw asset event (`raw.stop_searches` or `raw.knife_offences`:
+data-aware scheduling), never on a night when nothing was loaded.
 
 1. **validate_raw**: the raw suites (`expectations/raw.*.json`) run in PostgreSQL. A critical
    failure stops here: dbt does not run, so no figure from that batch reaches the marts.
@@ -10,7 +10,8 @@ was loaded.
    loading, local execution with dbt's Python runner). A failing dbt test stops its downstream.
 3. **validate_marts**: the staging and mart suites. A critical failure fails the run and the
    mart asset is not emitted.
-4. **publish_marts**: emits the `marts.stop_search_monthly` asset event for BI refreshes.
+4. **publish_marts**: emits the mart asset events (`marts.stop_search_monthly`,
+   `marts.knife_crime_quarterly`) for BI refreshes.
 5. **report**: always runs; writes the data quality report (`VRU_HOME/reports/index.html`) and
    Great Expectations Data Docs (`VRU_HOME/reports/data_docs/index.html`).
 """
@@ -24,7 +25,12 @@ from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 from cosmos.profiles import PostgresUserPasswordProfileMapping
-from vru.assets import MART_STOP_SEARCH_MONTHLY, RAW_STOP_SEARCHES
+from vru.assets import (
+    MART_KNIFE_CRIME_QUARTERLY,
+    MART_STOP_SEARCH_MONTHLY,
+    RAW_KNIFE_OFFENCES,
+    RAW_STOP_SEARCHES,
+)
 from vru.config import settings
 
 _cfg = settings()
@@ -36,16 +42,22 @@ if not _MANIFEST.exists():
     )
 
 # (stage, dataset, table) validated by each gate; suites are expectations/<stage>.<dataset>.json
-RAW_CHECKS = [("raw", "police.stop_searches", "raw.stop_searches")]
+RAW_CHECKS = [
+    ("raw", "police.stop_searches", "raw.stop_searches"),
+    ("raw", "home_office.knife_offences", "raw.knife_offences"),
+]
 MART_CHECKS = [
     ("staging", "police.stop_searches", "staging.stg_police__stop_searches"),
+    ("staging", "home_office.knife_offences", "staging.stg_home_office__knife_offences"),
     ("marts", "police.stop_search_monthly", "marts.stop_search_monthly"),
+    ("marts", "home_office.knife_crime_quarterly", "marts.knife_crime_quarterly"),
 ]
+MARTS = [MART_STOP_SEARCH_MONTHLY, MART_KNIFE_CRIME_QUARTERLY]
 
 
 @dag(
     dag_id="vru_transform",
-    schedule=[RAW_STOP_SEARCHES],
+    schedule=(RAW_STOP_SEARCHES | RAW_KNIFE_OFFENCES),
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
@@ -93,10 +105,11 @@ def vru_transform() -> None:
 
         return run_validations(MART_CHECKS, get_current_context()["run_id"])
 
-    @task(outlets=[MART_STOP_SEARCH_MONTHLY])
+    @task(outlets=MARTS)
     def publish_marts(validated: dict[str, object]):  # type: ignore[no-untyped-def]
-        """Tell BI refreshes the validated mart changed."""
-        yield Metadata(MART_STOP_SEARCH_MONTHLY, {"validated": validated})
+        """Tell BI refreshes the validated marts changed."""
+        for mart in MARTS:
+            yield Metadata(mart, {"validated": validated})
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report() -> str:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from vru.airflow_local import COMPONENTS, POOLS
-from vru.config import DEFAULT_POLICE_API_URL, ENV_VARS
+from vru.config import DEFAULT_KNIFE_CRIME_URL, DEFAULT_POLICE_API_URL, ENV_VARS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -370,6 +370,10 @@ def test_the_airflow_services_are_configured_alike() -> None:
         assert required in base, f"the Airflow services do not set {required}"
     assert base["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert base["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    default_knife = interpolate(base["VRU_KNIFE_CRIME_URL"])
+    assert default_knife == DEFAULT_KNIFE_CRIME_URL, (
+        f"VRU_KNIFE_CRIME_URL defaults to {default_knife!r}, the code's default is {DEFAULT_KNIFE_CRIME_URL!r}"
+    )
     default_api = interpolate(base["VRU_POLICE_API_URL"])
     assert default_api == DEFAULT_POLICE_API_URL, (
         f"VRU_POLICE_API_URL defaults to {default_api!r}, the code's default is {DEFAULT_POLICE_API_URL!r}"

@@ -55,7 +55,7 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_dags_import_without_errors_or_heavy_imports(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
-    assert set(parsed["dags"]) == {"vru_ingest_police", "vru_transform"}
+    assert set(parsed["dags"]) == {"vru_ingest_police", "vru_ingest_knife_crime", "vru_transform"}
     assert parsed["heavy_modules"] == [], "GX, dbt or pandas imported at DAG-parse time"
     for dag in parsed["dags"].values():
         assert dag["doc"] and dag["tags"] and dag["owner"] == "data-engineering"
@@ -75,9 +75,19 @@ def test_ingest_dag_runs_nightly_at_two_london_time_and_publishes_the_raw_asset(
     assert all(t["doc"] for t in tasks.values())
 
 
+def test_knife_crime_dag_checks_nightly_and_publishes_only_a_new_edition(parsed: dict[str, Any]) -> None:
+    dag = parsed["dags"]["vru_ingest_knife_crime"]
+    assert dag["timetable"] == "CronTriggerTimetable" and dag["summary"] == "15 2 * * *"
+    assert "Europe/London" in dag["timezone"]
+    tasks = dag["tasks"]
+    assert tasks["check_and_load"]["down"] == ["publish_raw"]
+    assert tasks["publish_raw"]["outlets"] == ["raw.knife_offences"]
+    assert all(t["doc"] for t in tasks.values())
+
+
 def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parsed: dict[str, Any]) -> None:
     dag = parsed["dags"]["vru_transform"]
-    assert dag["schedule_assets"] == ["raw.stop_searches"]
+    assert sorted(dag["schedule_assets"]) == ["raw.knife_offences", "raw.stop_searches"]
     tasks = dag["tasks"]
     dbt_runs = {t for t in tasks if t.startswith("dbt.") and t.endswith(".run")}
     assert {"dbt.stg_police__stop_searches.run", "dbt.stop_search_monthly.run"} <= dbt_runs
@@ -97,7 +107,8 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     assert all("validate_marts" in descendants(t) for t in tasks if t.startswith("dbt."))
     assert "dbt.stop_search_monthly.run" in descendants("dbt.stg_police__stop_searches.run")
     assert tasks["validate_marts"]["down"] == ["publish_marts"]
-    assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly"]
+    assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly", "marts.knife_crime_quarterly"]
+    assert "dbt.knife_crime_quarterly.run" in descendants("dbt.stg_home_office__knife_offences.run")
     assert tasks["report"]["trigger_rule"] == "all_done"
 
 

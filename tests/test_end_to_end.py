@@ -1,13 +1,16 @@
 """The whole chain through a real Airflow scheduler on the embedded PostgreSQL, as `make run` runs it.
 
-The ingest DAG loads the bundled sample from a local stand-in for data.police.uk; its asset event
-makes the scheduler start the transform DAG (dbt through Cosmos, Great Expectations gates). The
-mart's figures are checked against counts computed here, independently, from the same CSV files.
+The ingest DAGs load the bundled sample from local stand-ins for data.police.uk and the Home
+Office's knife crime table; their asset events make the scheduler start the transform DAG (dbt
+through Cosmos, Great Expectations gates). Then the revised knife crime edition is published and
+picked up. The marts' figures are checked against counts computed here, independently: from the
+same CSV files for stop and search, from the sample generator's own figures for knife crime.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import sqlite3
 from collections import Counter
@@ -19,7 +22,7 @@ import psycopg
 import pytest
 from conftest import SAMPLE
 from vru import warehouse
-from vru.config import settings
+from vru.config import REPO_ROOT, settings
 from vru.runner import execute
 
 S60 = "Criminal Justice and Public Order Act 1994 (section 60)"
@@ -58,6 +61,19 @@ def chain_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             server.stop()
 
 
+def knife_expected() -> dict[tuple[str, int, int], int]:
+    """(force, fy_start, quarter) -> total knife offences of the revised edition (None if withheld)."""
+    spec = importlib.util.spec_from_file_location("make_sample", REPO_ROOT / "scripts" / "make_knife_crime_sample.py")
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    totals: Counter[tuple[str, int, int]] = Counter()
+    for (force, fy, q, _), value in generator.figures(2).items():
+        assert value is not None  # the revised edition withholds nothing
+        totals[(force, fy, q)] += value
+    return dict(totals)
+
+
 def _mart(url: str) -> list[tuple[object, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute("select * from marts.stop_search_monthly order by force_id, month").fetchall()
@@ -72,7 +88,9 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     first = execute(sample=True, cfg=cfg, out=lines.append)
     assert first.succeeded, "\n".join(lines)
     assert first.emitted
-    assert [r["run_type"] for r in first.transform_runs] == ["asset_triggered"], first.transform_runs
+    # the first night (both feeds) and the revised knife crime edition each started the transform
+    assert len(first.transform_runs) >= 2, first.transform_runs
+    assert {r["run_type"] for r in first.transform_runs} == {"asset_triggered"}, first.transform_runs
     tasks = next(iter(first.transform_tasks.values()))
     assert tasks["validate_raw"] == tasks["validate_marts"] == tasks["publish_marts"] == "success"
     assert tasks["dbt.stop_search_monthly.run"] == "success"
@@ -82,6 +100,9 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
         extras = [json.loads(e) for (e,) in meta.execute(
             "select e.extra from asset_event e join asset a on a.id = e.asset_id "
             "where a.name = 'raw.stop_searches'")]
+        knife_events = [json.loads(e) for (e,) in meta.execute(
+            "select e.extra from asset_event e join asset a on a.id = e.asset_id "
+            "where a.name = 'raw.knife_offences' order by e.id")]
     expected = expected_from_fixture()
     assert len(extras) == 1
     assert sorted(extras[0]["force_months"]) == sorted(f"{f}/{m:%Y-%m}" for f, m in expected)
@@ -103,6 +124,25 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert missing and all(v["searches"] is None and v["arrests"] is None for v in missing)
     assert published[("merseyside", date(2019, 12, 1))]["is_vru_area"] is True
     assert published[("durham", date(2019, 12, 1))]["is_vru_area"] is False
+
+    # knife crime: two editions, the revised one current, its revisions in audit and in the event
+    assert [e["file_format"] for e in knife_events] == ["csv", "ods"], knife_events
+    assert knife_events[0]["figures"] == 6192 and knife_events[1]["figures_revised"] > 0
+    assert knife_events[1]["figures_added"] == 43 * 9
+    with psycopg.connect(url) as conn:
+        revised = conn.execute("select count(*) from audit.revisions where change = 'revised'").fetchone()
+        knife = {(r[0], r[1], r[2]): r[3:] for r in conn.execute(
+            "select force_id, fy_start, financial_quarter, total_offences, coverage, is_comparable, "
+            "is_revised from marts.knife_crime_quarterly")}
+    assert revised == (knife_events[1]["figures_revised"],)
+    expected_knife = knife_expected()
+    assert set(knife) == set(expected_knife) and len(knife) == 43 * 17
+    for key, total in expected_knife.items():
+        assert knife[key][0] == total and knife[key][1] == "complete", key
+    assert knife[("greater-manchester", 2019, 3)][2] is False  # a known series break, from the seed
+    assert knife[("essex", 2019, 3)][2] is True
+    assert knife[("greater-manchester", 2020, 4)][3] is True  # withheld in edition 1, filled in edition 2
+    assert any("knife crime edition" in line and "(ods)" in line and "revised" in line for line in lines), lines
 
     report = (chain_home / "reports" / "index.html").read_text()
     assert "All checks passed" in report and "Do not use" not in report

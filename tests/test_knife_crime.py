@@ -9,7 +9,6 @@ from types import ModuleType
 
 import psycopg
 import pytest
-
 from vru.archive import Archive
 from vru.config import REPO_ROOT
 from vru.feeds import home_office

@@ -30,6 +30,8 @@ from vru.config import REPO_ROOT, Settings
 log = logging.getLogger(__name__)
 
 INGEST_DAG = "vru_ingest_police"
+KNIFE_CRIME_DAG = "vru_ingest_knife_crime"
+INGEST_DAGS = (INGEST_DAG, KNIFE_CRIME_DAG)
 TRANSFORM_DAG = "vru_transform"
 POOLS = {"police_api": (1, "data.police.uk: one task at a time keeps the 10 requests/s limit global")}
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -263,7 +265,7 @@ def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] |
     try:
         airflow.start()
         airflow.ensure_pools()
-        airflow.wait_for_dags((INGEST_DAG, TRANSFORM_DAG))
+        airflow.wait_for_dags((*INGEST_DAGS, TRANSFORM_DAG))
         yield airflow
     finally:
         airflow.stop()
@@ -272,7 +274,7 @@ def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] |
 @dataclass
 class ChainResult:
     ingest_runs: list[dict[str, Any]]
-    ingest_tasks: dict[str, dict[str, str]]
+    ingest_tasks: dict[str, dict[str, str]]  # "<dag_id>/<run_id>" -> task states
     transform_runs: list[dict[str, Any]] = field(default_factory=list)
     transform_tasks: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -293,6 +295,15 @@ class ChainResult:
     def succeeded(self) -> bool:
         return all(r["state"] == "success" for r in self.ingest_runs + self.transform_runs)
 
+    def tasks_of(self, dag_id: str) -> list[dict[str, str]]:
+        return [t for key, t in self.ingest_tasks.items() if key.startswith(f"{dag_id}/")]
+
+    def extend(self, other: ChainResult) -> None:
+        self.ingest_runs += other.ingest_runs
+        self.ingest_tasks.update(other.ingest_tasks)
+        self.transform_runs += other.transform_runs
+        self.transform_tasks.update(other.transform_tasks)
+
 
 def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str],
                      settle: float = 8.0) -> list[dict[str, Any]]:
@@ -312,26 +323,28 @@ def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str],
         quiet_since = time.monotonic()
 
 
-def run_chain(airflow: LocalAirflow) -> ChainResult:
-    """Run the ingest DAG now and follow the asset-triggered transform runs to their end.
+def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS) -> ChainResult:
+    """Run the ingest DAGs now and follow the asset-triggered transform runs to their end.
 
-    Unpausing a DAG whose latest 02:00 slot has no run makes the scheduler create that run
+    Unpausing a DAG whose latest scheduled slot has no run makes the scheduler create that run
     (catchup=False runs the most recent interval): then that run is tonight's, and we follow it
-    instead of triggering a second one.
+    instead of triggering a second one. An ingest DAG already unpaused is triggered.
     """
-    before_ingest = {r["dag_run_id"] for r in airflow.runs(INGEST_DAG)}
+    before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in ingest_dags}
     before_transform = {r["dag_run_id"] for r in airflow.runs(TRANSFORM_DAG)}
     airflow.unpause(TRANSFORM_DAG)
-    airflow.unpause(INGEST_DAG)
-    due = airflow.request("GET", f"dags/{INGEST_DAG}").get("next_dagrun_run_after")
-    if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC):
-        airflow.wait_for_triggered_run(INGEST_DAG, before_ingest)
-    else:
-        airflow.trigger(INGEST_DAG)
-    ingest_runs = _follow_new_runs(airflow, INGEST_DAG, before_ingest)
-    result = ChainResult(
-        ingest_runs, {r["dag_run_id"]: airflow.task_states(INGEST_DAG, r["dag_run_id"]) for r in ingest_runs}
-    )
+    for dag_id in ingest_dags:
+        airflow.unpause(dag_id)
+        due = airflow.request("GET", f"dags/{dag_id}").get("next_dagrun_run_after")
+        if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC):
+            airflow.wait_for_triggered_run(dag_id, before[dag_id])
+        else:
+            airflow.trigger(dag_id)
+    result = ChainResult([], {})
+    for dag_id in ingest_dags:
+        for run in _follow_new_runs(airflow, dag_id, before[dag_id]):
+            result.ingest_runs.append(run)
+            result.ingest_tasks[f"{dag_id}/{run['dag_run_id']}"] = airflow.task_states(dag_id, run["dag_run_id"])
     if result.emitted:
         airflow.wait_for_triggered_run(TRANSFORM_DAG, before_transform)
         result.transform_runs = _follow_new_runs(airflow, TRANSFORM_DAG, before_transform)

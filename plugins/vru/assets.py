@@ -21,3 +21,5 @@ def table_asset(schema: str, table: str) -> Asset:
 
 RAW_STOP_SEARCHES = table_asset("raw", "stop_searches")
 MART_STOP_SEARCH_MONTHLY = table_asset("marts", "stop_search_monthly")
+RAW_KNIFE_OFFENCES = table_asset("raw", "knife_offences")
+MART_KNIFE_CRIME_QUARTERLY = table_asset("marts", "knife_crime_quarterly")

@@ -113,6 +113,22 @@ def finish_police(results: list[dict[str, Any]], last_updated: str | None,
     return summary
 
 
+def ingest_knife_crime(run_id: str | None, cfg: Settings | None = None) -> dict[str, Any]:
+    """Check the Home Office knife crime table; load it if a new edition was published."""
+    from vru.feeds import home_office
+    from vru.http import HttpClient, RetryPolicy
+
+    cfg = cfg or settings()
+    url = warehouse.warehouse_url(cfg)
+    warehouse.apply_schema(url)  # the feed's first task; cheap when nothing changed
+    forces = home_office.force_names(cfg.dbt_project_dir)
+    with HttpClient(rate_per_second=2, retry=RetryPolicy(max_attempts=cfg.http_max_attempts),
+                    timeout=cfg.http_timeout) as http, psycopg.connect(url, autocommit=True) as conn:
+        result = home_office.ingest(conn, http, Archive(cfg.archive_dir), cfg.knife_crime_url, forces, run_id)
+    log.info("knife crime: %s (%s)", result.status, result.reason or f"edition {result.load_id}")
+    return result.to_dict()
+
+
 class ValidationFailed(RuntimeError):
     """A critical expectation failed: the batch must not reach the marts."""
 

@@ -29,6 +29,8 @@ th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left} th{background:#
 
 _FRESHNESS_HEADERS = ["Feed", "Latest month held", "Latest month the source has published",
                       "Source last updated (as of the last complete night)"]
+_EDITION_HEADERS = ["Edition", "Fetched (UTC)", "Format", "Publisher's date", "Figures", "New", "Revised",
+                    "Dropped", "Rows set aside"]
 _LOAD_HEADERS = ["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error",
                  "Finished (UTC)"]
 
@@ -50,7 +52,7 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]], empty: str) -> str:
         return f'<p class="muted">{html.escape(empty)}</p>'
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else html.escape(str(c))}</td>"
+        "<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else html.escape('' if c is None else str(c))}</td>"
                          for c in row) + "</tr>"
         for row in rows
     )
@@ -81,11 +83,13 @@ def write_report(run_id: str | None = None, cfg: Settings | None = None) -> Path
                 failures.append((stage, dataset, severity, meaning or expectation,
                                  column or ""))
         loads = _rows(conn, """
-            select dataset, force_id, to_char(month, 'YYYY-MM'), status, rows_read, rows_loaded,
-                   rows_quarantined, coalesce(error, ''), to_char(finished_at, 'YYYY-MM-DD HH24:MI')
+            select dataset, coalesce(force_id, 'all'), coalesce(to_char(month, 'YYYY-MM'), 'edition'),
+                   status, rows_read, rows_loaded, rows_quarantined, coalesce(error, ''),
+                   to_char(finished_at, 'YYYY-MM-DD HH24:MI')
             from audit.loads order by load_id desc limit 60""")
-        quarantine = _rows(conn, """
-            select q.dataset, q.force_id, to_char(q.month, 'YYYY-MM'), split_part(q.reason, ':', 1),
+        quarantine = _rows(conn, r"""
+            select q.dataset, coalesce(q.force_id, 'all'), coalesce(to_char(q.month, 'YYYY-MM'), 'edition'),
+                   regexp_replace(split_part(q.reason, ':', 1), ' \(.*$', ''),
                    count(*)
             from raw.quarantine q
             join audit.loads l on l.load_id = q.load_id
@@ -104,6 +108,26 @@ def write_report(run_id: str | None = None, cfg: Settings | None = None) -> Path
                    coalesce((select value from audit.feed_state
                              where dataset = 'police.stop_searches' and key = 'last_updated'), 'unknown')
             from audit.loads l where l.dataset = 'police.stop_searches' and l.status in ('loaded', 'replaced')""")
+        freshness += _rows(conn, """
+            select 'Knife crime (Home Office open data table)',
+                   coalesce((select max(financial_year || ' Q' || financial_quarter) from raw.knife_offences
+                             where offences is not null), 'none'),
+                   coalesce((select max(k.financial_year || ' Q' || k.financial_quarter)
+                             from raw.knife_offences k
+                             where k.load_id = (select max(load_id) from audit.editions
+                                                where dataset = 'home_office.knife_offences')), 'unknown'),
+                   coalesce((select coalesce(last_modified, to_char(fetched_at, 'YYYY-MM-DD HH24:MI'))
+                             from audit.editions where dataset = 'home_office.knife_offences'
+                             order by load_id desc limit 1), 'unknown')
+                   || coalesce('; last checked ' || (select to_char(updated_at, 'YYYY-MM-DD HH24:MI') || ': '
+                               || value from audit.feed_state
+                               where dataset = 'home_office.knife_offences' and key = 'last_checked'), '')""")
+        editions = _rows(conn, """
+            select e.load_id, to_char(e.fetched_at, 'YYYY-MM-DD HH24:MI'), e.file_format,
+                   coalesce(e.last_modified, ''), e.figures, e.figures_added, e.figures_revised,
+                   e.figures_dropped, l.rows_quarantined
+            from audit.editions e join audit.loads l using (load_id)
+            order by e.load_id desc limit 20""")
     docs = cfg.data_docs_dir / "index.html"
     docs_note = "" if docs.exists() else " (not written yet)"
     now = datetime.now(UTC)
@@ -119,6 +143,10 @@ from this stage until the problem is fixed; they were not published to the marts
 {_table(["Stage", "Dataset", "Severity", "What the check means", "Column"], failures, "Nothing failed.")}
 <h2>Freshness</h2>
 {_table(_FRESHNESS_HEADERS, freshness, "No feeds yet.")}
+<h2>Editions of published tables (knife crime)</h2>
+<p class="muted">Each edition the publisher releases is kept beside the earlier ones; "revised" counts the
+figures it changed. The changed figures are listed in the warehouse table audit.revisions.</p>
+{_table(_EDITION_HEADERS, editions, "No edition loaded yet.")}
 <h2>Published by the source but not loaded</h2>
 {_table(["Force", "Month"], gaps, "Every force-month the source lists is loaded.")}
 <h2>Rows set aside (quarantined) because they could not be read</h2>

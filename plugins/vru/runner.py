@@ -1,35 +1,44 @@
 """`vru run`: the nightly chain, end to end, through a real Airflow scheduler, with a summary.
 
-`make run` is `vru run --sample`: the same chain with the bundled real files served on 127.0.0.1
-as a stand-in for data.police.uk.
+`make run` is `vru run --sample`: the same chain with the bundled files served on 127.0.0.1 as a
+stand-in for data.police.uk (real published stop-and-search files) and for the Home Office's knife
+crime table (two synthetic editions). The sample replays the publisher's timeline: a warehouse
+without the first edition is served the first, then the revised one is published and the knife
+crime ingest runs again, so the demo shows a revision being picked up; a later run finds nothing
+new.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable
+from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from vru import warehouse
-from vru.airflow_local import ChainResult, local_airflow, run_chain
+from vru.airflow_local import KNIFE_CRIME_DAG, ChainResult, LocalAirflow, local_airflow, run_chain
 from vru.config import Settings, redact, settings
 from vru.dbt import ensure_manifest
 
 
 def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
-    lines = [f"Ingest run {r['dag_run_id']}: {r['state']}" for r in chain.ingest_runs]
+    lines = [f"Ingest run {r['dag_id']} {r['dag_run_id']}: {r['state']}" for r in chain.ingest_runs]
     with psycopg.connect(url) as conn:
+        lines += _knife_crime_lines(conn, chain)
         rows = conn.execute(
             """select status, count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
                       coalesce(sum(rows_quarantined), 0)
-               from audit.loads where run_id = any(%s) group by status""", (chain.ingest_run_ids,)
+               from audit.loads where run_id = any(%s) and dataset = 'police.stop_searches'
+               group by status""", (chain.ingest_run_ids,)
         ).fetchall()
         by_status = {r[0]: r for r in rows}
         changed = [by_status[s] for s in ("loaded", "replaced") if s in by_status]
         lines.append(
-            f"  force-months loaded: {sum(r[1] for r in changed)} "
+            f"  stop and search force-months loaded: {sum(r[1] for r in changed)} "
             f"(new {by_status['loaded'][1] if 'loaded' in by_status else 0}, "
             f"revised {by_status['replaced'][1] if 'replaced' in by_status else 0}); "
             f"rows read {sum(r[2] for r in changed):,}, loaded {sum(r[3] for r in changed):,}, "
@@ -58,6 +67,16 @@ def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
             bad = sorted(t for t, s in tasks.items() if s not in ("success", "skipped"))
             if bad:
                 lines.append(f"  tasks not successful: {', '.join(bad)}")
+        knife = conn.execute("select to_regclass('marts.knife_crime_quarterly') is not null").fetchone()
+        if knife and knife[0]:
+            k = conn.execute(
+                """select count(*), count(distinct force_id), min(financial_year), max(financial_year),
+                          coalesce(sum(total_offences), 0), count(*) filter (where is_revised)
+                   from marts.knife_crime_quarterly""").fetchone()
+            assert k is not None
+            lines.append(f"Mart marts.knife_crime_quarterly: {k[0]} force-quarters, {k[1]} forces, "
+                         f"{k[2]} to {k[3]}, {k[4]:,} knife offences; {k[5]} force-quarters revised "
+                         "since first published")
         exists = conn.execute("select to_regclass('marts.stop_search_monthly') is not null").fetchone()
         if exists and exists[0]:
             m = conn.execute(
@@ -72,6 +91,48 @@ def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
     return lines
 
 
+def _knife_crime_lines(conn: psycopg.Connection, chain: ChainResult) -> list[str]:
+    lines = []
+    for row in conn.execute(
+        """select l.status, l.load_id, l.error, e.file_format, e.figures, e.figures_added,
+                  e.figures_revised, e.figures_dropped, l.rows_quarantined, l.rows_skipped
+           from audit.loads l left join audit.editions e using (load_id)
+           where l.dataset = 'home_office.knife_offences' and l.run_id = any(%s) order by l.load_id""",
+        (chain.ingest_run_ids,),
+    ):
+        status, load_id, error, fmt, figures, added, revised, dropped, quarantined, skipped = row
+        if status == "loaded":
+            lines.append(f"  knife crime edition {load_id} loaded ({fmt}): {figures:,} figures; "
+                         f"{added:,} new, {revised:,} revised, {dropped:,} dropped; "
+                         f"{quarantined} quarantined, {skipped} rows recognised as notes or totals")
+        else:
+            lines.append(f"  knife crime edition {status}: {error}")
+    if chain.tasks_of(KNIFE_CRIME_DAG) and not any(line.startswith("  knife crime") for line in lines):
+        lines.append("  knife crime: no new edition (unchanged since the last one loaded)")
+    return lines
+
+
+def _sample_editions(url: str) -> tuple[Path, list[Path]]:
+    """The bundled knife crime edition to serve first, and those to publish after it."""
+    from vru.sample_server import bundled_knife_crime_editions
+
+    editions = bundled_knife_crime_editions()
+    with psycopg.connect(url) as conn:
+        loaded = {r[0] for r in conn.execute(
+            "select sha256 from audit.editions where dataset = 'home_office.knife_offences'")}
+    pending = [p for p in editions if hashlib.sha256(p.read_bytes()).hexdigest() not in loaded]
+    return (pending[0], pending[1:]) if pending else (editions[-1], [])
+
+
+def _publish_revisions(airflow: LocalAirflow, api: Any, later: list[Path], chain: ChainResult,
+                       out: Callable[[str], Any]) -> None:
+    for path in later:
+        out(f"Sample: the Home Office publishes a revised knife crime edition ({path.name}); "
+            "running the knife crime ingest again")
+        api.publish("knife-crime", path, formatdate(usegmt=True))
+        chain.extend(run_chain(airflow, (KNIFE_CRIME_DAG,)))
+
+
 def execute(sample: bool = False, cfg: Settings | None = None,
             out: Callable[[str], Any] = print) -> ChainResult:
     """Run the chain once through a local Airflow; report progress and the summary through `out`."""
@@ -82,19 +143,27 @@ def execute(sample: bool = False, cfg: Settings | None = None,
     warehouse.apply_schema(url)
     ensure_manifest(cfg)
     extra: dict[str, str] = {}
+    later: list[Path] = []
     try:
         if sample:
             from vru.sample_server import SampleApi, SampleServer, bundled_sample_dir
 
             server_ctx = SampleServer(SampleApi(bundled_sample_dir())).__enter__()
+            first, later = _sample_editions(url)
+            server_ctx.api.publish("knife-crime", first, formatdate(usegmt=True))
             extra["VRU_POLICE_API_URL"] = server_ctx.url
-            out(f"Serving the bundled sample (data.police.uk stand-in) at {server_ctx.url}")
+            extra["VRU_KNIFE_CRIME_URL"] = server_ctx.knife_crime_url
+            out(f"Serving the bundled sample at {server_ctx.url} (data.police.uk stand-in) and "
+                f"{server_ctx.knife_crime_url} (knife crime table: {first.name}, synthetic)")
         source = extra.get("VRU_POLICE_API_URL", cfg.police_api_url)
-        out(f"Warehouse: {redact(url)}; police API: {source}")
+        knife = extra.get("VRU_KNIFE_CRIME_URL", cfg.knife_crime_url)
+        out(f"Warehouse: {redact(url)}; police API: {source}; knife crime table: {knife}")
         out("Starting Airflow (scheduler, dag-processor, triggerer, API server)...")
         with local_airflow(cfg, url, extra) as airflow:
             out(f"Airflow UI: {airflow.api} (while this command runs)")
             chain = run_chain(airflow)
+            if server_ctx is not None and later:
+                _publish_revisions(airflow, server_ctx.api, later, chain, out)
         for line in summarise_chain(url, chain, cfg):
             out(line)
     finally:
