@@ -7,6 +7,9 @@ BIN := .venv/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: setup run test lint typecheck bench clean
 
 $(UV):
@@ -24,9 +27,18 @@ setup: .venv/.synced
 run: setup
 	$(BIN)/vru run --sample
 
-## Sets up and runs every test (real PostgreSQL, real Airflow scheduler, real HTTP on 127.0.0.1).
-test: setup
-	$(BIN)/pytest
+# The report tests render pages in a real headless browser: Debian's Chromium (Playwright's own
+# browser download needs the internet; the package registry is reachable).
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the headless browser tests (apt-get, about 35 s)..."
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	@test -x $(CHROMIUM) || { echo "chromium was not installed at $(CHROMIUM)"; exit 1; }
+
+## Sets up and runs every test (real PostgreSQL, real Airflow scheduler, real HTTP on 127.0.0.1,
+## a real headless browser).
+test: setup $(CHROMIUM)
+	VRU_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check plugins dags tests benchmarks

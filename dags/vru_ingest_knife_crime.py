@@ -12,6 +12,12 @@ revised recorded in `audit.revisions`. The bytes of every edition are kept in th
   is refused whole: the task fails naming the column or force, and nothing of it is loaded.
 * **publish_raw**: emits the `raw.knife_offences` asset event (extra: edition, figures added,
   revised) only when a new edition was loaded; otherwise skipped, and nothing downstream runs.
+* **check_freshness**: whatever happened above, compares the latest quarter with a figure with
+  the Home Office's usual publication delay; a stale feed opens an incident (and alerts once)
+  instead of failing the run.
+
+A task that fails after its last retry opens an incident in `audit.incidents` and alerts once
+(email and/or webhook, `VRU_ALERT_*`); its next success resolves it.
 
 Source: `VRU_KNIFE_CRIME_URL` (the table itself, or the gov.uk page that links it).
 """
@@ -21,7 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, Metadata, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, Metadata, TriggerRule, dag, get_current_context, task
+from vru.alerts import task_defaults
 from vru.assets import RAW_KNIFE_OFFENCES
 
 
@@ -31,7 +38,8 @@ from vru.assets import RAW_KNIFE_OFFENCES
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+    # owner, retries, and on every task the incident callbacks (alert once per incident)
+    default_args=task_defaults(2, pendulum.duration(minutes=5)),
     tags=["home-office", "knife-crime", "ingest"],
     doc_md=__doc__,
 )
@@ -67,7 +75,18 @@ def vru_ingest_knife_crime() -> None:
             "rows_quarantined": result["rows_quarantined"],
         })
 
-    publish_raw(check_and_load())
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def check_freshness() -> list[dict[str, Any]]:
+        """Is the latest quarter with a figure as recent as the Home Office's publication delay
+        allows? A stale feed opens (or keeps open) an incident and alerts once; it never fails the run."""
+        from vru.alerts import run_freshness_check
+
+        return run_freshness_check(["home_office.knife_offences"], get_current_context())
+
+    loaded = check_and_load()
+    publish_raw(loaded)
+    # a second leaf beside publish_raw: a failed load still turns the run red
+    loaded >> check_freshness()
 
 
 vru_ingest_knife_crime()

@@ -14,6 +14,12 @@ of every response are kept in the archive under `VRU_HOME/archive` first).
   downstream runs.
 * **check_failures**: turns the run red, naming each force-month that could not be loaded.
   Those are retried by the next run.
+* **check_freshness**: whatever happened above, compares the latest month held with
+  data.police.uk's usual publication delay; a stale feed opens an incident (and alerts once)
+  instead of failing the run.
+
+A task that fails after its last retry opens an incident in `audit.incidents` and alerts once
+(email and/or webhook, `VRU_ALERT_*`); its next success resolves it.
 
 Backfills from the monthly archive CSVs: `vru load-archive <files>` (same raw table, same rules).
 """
@@ -24,6 +30,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Metadata, TriggerRule, dag, get_current_context, task
+from vru.alerts import task_defaults
 from vru.assets import RAW_STOP_SEARCHES
 
 
@@ -33,7 +40,8 @@ from vru.assets import RAW_STOP_SEARCHES
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": pendulum.duration(minutes=2)},
+    # owner, retries, and on every task the incident callbacks (alert once per incident)
+    default_args=task_defaults(1, pendulum.duration(minutes=2)),
     tags=["police", "stop-and-search", "ingest"],
     doc_md=__doc__,
 )
@@ -86,9 +94,19 @@ def vru_ingest_police() -> None:
             lines = [f"{r['force_id']} {r['month']}: {r['status']}: {r['error']}" for r in failed]
             raise AirflowFailException("force-months not loaded:\n" + "\n".join(lines))
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def check_freshness() -> list[dict[str, Any]]:
+        """Is the latest month held as recent as data.police.uk's publication delay allows? A stale
+        feed opens (or keeps open) an incident and alerts once; it never fails the run."""
+        from vru.alerts import run_freshness_check
+
+        return run_freshness_check(["police.stop_searches"], get_current_context())
+
     planned = plan()
     results = ingest.expand(batch=batches(planned))
     publish_raw(results, planned) >> check_failures(results)
+    # its own leaf: a run's state comes from its leaves, so check_failures still turns it red
+    results >> check_freshness()
 
 
 vru_ingest_police()

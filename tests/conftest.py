@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -12,6 +13,7 @@ import pytest
 warnings.filterwarnings("ignore", module="platformdirs")
 
 from vru import warehouse  # noqa: E402
+from vru.config import settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "plugins" / "vru" / "sample" / "police_uk"
@@ -52,8 +54,24 @@ def _truncate(url: str) -> None:
         conn.execute(
             "truncate raw.stop_searches, raw.quarantine, raw.police_availability, audit.loads, "
             "audit.feed_state, audit.validation_results, raw.knife_offences, raw.source_notes, "
-            "audit.editions, audit.revisions"
+            "audit.editions, audit.revisions, audit.incidents"
         )
+
+
+@contextmanager
+def home_with_warehouse(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A VRU_HOME of its own with its embedded warehouse running, as `vru run` uses one."""
+    home = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VRU_HOME", str(home))
+        for variable in ("VRU_WAREHOUSE_URL", "VRU_POLICE_API_URL", "VRU_KNIFE_CRIME_URL"):
+            mp.delenv(variable, raising=False)
+        server = warehouse.embedded(settings())
+        server.start()
+        try:
+            yield home
+        finally:
+            server.stop()
 
 
 @pytest.fixture

@@ -16,6 +16,11 @@ _INSPECT = r"""
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
+
+def callbacks(value):  # a mapped task keeps what it was given; a plain one, a list
+    value = value if isinstance(value, (list, tuple)) else [value] if value else []
+    return [getattr(c, "__name__", type(c).__name__) for c in value]
+
 out = {"import_errors": {k: str(v)[-2000:] for k, v in bag.import_errors.items()},
        "heavy_modules": sorted(m for m in ("great_expectations", "dbt.cli.main", "pandas")
                                if m in sys.modules),
@@ -35,7 +40,10 @@ for dag_id, dag in bag.dags.items():
         "tasks": {t.task_id: {"down": sorted(t.downstream_task_ids),
                               "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
                               "pool": t.pool, "trigger_rule": getattr(t.trigger_rule, "value", t.trigger_rule),
-                              "doc": bool(t.doc_md or getattr(t, "doc", None))}
+                              "doc": bool(t.doc_md or getattr(t, "doc", None)),
+                              "retries": t.retries,
+                              **{kind: callbacks(getattr(t, f"on_{kind}_callback"))
+                                 for kind in ("failure", "success", "retry")}}
                   for t in dag.tasks},
     }
 print("JSON:" + json.dumps(out))
@@ -69,7 +77,7 @@ def test_ingest_dag_runs_nightly_at_two_london_time_and_publishes_the_raw_asset(
     tasks = dag["tasks"]
     assert tasks["plan"]["down"] == ["batches", "publish_raw"]
     assert tasks["ingest"]["pool"] == "police_api"
-    assert tasks["ingest"]["down"] == ["check_failures", "publish_raw"]
+    assert tasks["ingest"]["down"] == ["check_failures", "check_freshness", "publish_raw"]
     assert tasks["publish_raw"]["outlets"] == ["raw.stop_searches"]
     assert tasks["check_failures"]["trigger_rule"] == "all_done"
     assert all(t["doc"] for t in tasks.values())
@@ -80,7 +88,7 @@ def test_knife_crime_dag_checks_nightly_and_publishes_only_a_new_edition(parsed:
     assert dag["timetable"] == "CronTriggerTimetable" and dag["summary"] == "15 2 * * *"
     assert "Europe/London" in dag["timezone"]
     tasks = dag["tasks"]
-    assert tasks["check_and_load"]["down"] == ["publish_raw"]
+    assert tasks["check_and_load"]["down"] == ["check_freshness", "publish_raw"]
     assert tasks["publish_raw"]["outlets"] == ["raw.knife_offences"]
     assert all(t["doc"] for t in tasks.values())
 
@@ -89,8 +97,8 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     dag = parsed["dags"]["vru_transform"]
     assert sorted(dag["schedule_assets"]) == ["raw.knife_offences", "raw.stop_searches"]
     tasks = dag["tasks"]
-    dbt_runs = {t for t in tasks if t.startswith("dbt.") and t.endswith(".run")}
-    assert {"dbt.stg_police__stop_searches.run", "dbt.stop_search_monthly.run"} <= dbt_runs
+    dbt_runs = {t for t in tasks if t.startswith("dbt.") and t.endswith("_model_build")}
+    assert {"dbt.stg_police__stop_searches_model_build", "dbt.stop_search_monthly_model_build"} <= dbt_runs
     # one task per model; the raw gate comes before every dbt task, the mart gate after the mart
     assert all(t.startswith("dbt.") for t in tasks["validate_raw"]["down"])
 
@@ -105,11 +113,43 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
         return seen
 
     assert all("validate_marts" in descendants(t) for t in tasks if t.startswith("dbt."))
-    assert "dbt.stop_search_monthly.run" in descendants("dbt.stg_police__stop_searches.run")
-    assert tasks["validate_marts"]["down"] == ["publish_marts"]
+    assert "dbt.stop_search_monthly_model_build" in descendants("dbt.stg_police__stop_searches_model_build")
+    assert tasks["validate_marts"]["down"] == ["publish_marts", "report"]
+    assert tasks["publish_marts"]["down"] == [] and tasks["report"]["down"] == []  # both leaves
     assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly", "marts.knife_crime_quarterly"]
-    assert "dbt.knife_crime_quarterly.run" in descendants("dbt.stg_home_office__knife_offences.run")
+    assert "dbt.knife_crime_quarterly_model_build" in descendants("dbt.stg_home_office__knife_offences_model_build")
     assert tasks["report"]["trigger_rule"] == "all_done"
+    # `dbt build` per node: a model's tests run in its own task; only tests over two nodes stand alone
+    assert {t for t in tasks if t.endswith("_test")} == {
+        "dbt.assert_force_ids_are_known_test", "dbt.assert_stop_search_monthly_matches_staging_test",
+        "dbt.relationships_stg_police__stop_searches_force_id__force_id__ref_force_areas__test"}
+    # only publish_marts announces marts, after validation (no per-model events from Cosmos)
+    assert all(not t["outlets"] for name, t in tasks.items() if name.startswith("dbt."))
+
+
+def test_every_task_alerts_once_per_incident_and_resolves_it_on_success(parsed: dict[str, Any]) -> None:
+    for dag_id, dag in parsed["dags"].items():
+        for task_id, task in dag["tasks"].items():
+            where = f"{dag_id}.{task_id}"
+            assert task["failure"] == ["VruIncidentNotifier"], f"{where}: on_failure_callback {task['failure']}"
+            assert task["success"] == ["resolve_task_incident"], f"{where}: on_success_callback {task['success']}"
+            # Airflow calls on_failure_callback after the last try only; a retry callback would
+            # alert on every try
+            assert task["retry"] == [], f"{where}: alerts on retries ({task['retry']})"
+    assert parsed["dags"]["vru_ingest_police"]["tasks"]["ingest"]["retries"] >= 1
+    assert parsed["dags"]["vru_ingest_knife_crime"]["tasks"]["check_and_load"]["retries"] >= 1
+
+
+def test_ingest_dags_check_freshness_last_without_hiding_a_failure(parsed: dict[str, Any]) -> None:
+    police = parsed["dags"]["vru_ingest_police"]["tasks"]
+    knife = parsed["dags"]["vru_ingest_knife_crime"]["tasks"]
+    for tasks, loads in ((police, "ingest"), (knife, "check_and_load")):
+        check = tasks["check_freshness"]
+        assert check["trigger_rule"] == "all_done" and check["down"] == [] and check["doc"]
+        assert "check_freshness" in tasks[loads]["down"], f"check_freshness must run after {loads}"
+    # a run's state comes from its leaves: the tasks that fail a bad night must stay leaves too
+    assert police["check_failures"]["down"] == []
+    assert knife["publish_raw"]["down"] == []
 
 
 def test_transform_dag_explains_a_missing_manifest(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, home_with_warehouse
 from vru import warehouse
 from vru.config import REPO_ROOT, settings
 from vru.runner import execute
@@ -48,17 +48,8 @@ def expected_from_fixture() -> dict[tuple[str, date], dict[str, int]]:
 
 @pytest.fixture(scope="module")
 def chain_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("vru_home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VRU_HOME", str(home))
-        mp.delenv("VRU_WAREHOUSE_URL", raising=False)
-        mp.delenv("VRU_POLICE_API_URL", raising=False)
-        server = warehouse.embedded(settings())
-        server.start()
-        try:
-            yield home
-        finally:
-            server.stop()
+    with home_with_warehouse(tmp_path_factory, "vru_home") as home:
+        yield home
 
 
 def knife_expected() -> dict[tuple[str, int, int], int]:
@@ -93,7 +84,7 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert {r["run_type"] for r in first.transform_runs} == {"asset_triggered"}, first.transform_runs
     tasks = next(iter(first.transform_tasks.values()))
     assert tasks["validate_raw"] == tasks["validate_marts"] == tasks["publish_marts"] == "success"
-    assert tasks["dbt.stop_search_monthly.run"] == "success"
+    assert tasks["dbt.stop_search_monthly_model_build"] == "success"
 
     # the asset event the ingest emitted names the force-months and row counts it loaded
     with sqlite3.connect(chain_home / "airflow" / "airflow.db") as meta:

@@ -25,10 +25,15 @@ ENV_VARS = {
     "VRU_HTTP_TIMEOUT": "seconds per HTTP request (default 60)",
     "VRU_DBT_PROJECT_DIR": "dbt project folder (default dbt_project/ in the checkout)",
     "VRU_EXPECTATIONS_DIR": "Great Expectations suites folder (default expectations/)",
+    "VRU_ALERT_EMAIL_TO": "who gets incident alert email, comma-separated addresses; unset = no email",
+    "VRU_ALERT_SMTP_CONN_ID": "Airflow connection of the SMTP server for alert email (default smtp_default, "
+                              "i.e. AIRFLOW_CONN_SMTP_DEFAULT)",
+    "VRU_ALERT_WEBHOOK_URL": "URL that receives each new incident as a JSON POST; unset = no webhook",
 }
 
 DEFAULT_POLICE_API_URL = "https://data.police.uk/api"
 DEFAULT_KNIFE_CRIME_URL = "https://www.gov.uk/government/statistics/police-recorded-crime-open-data-tables"
+DEFAULT_ALERT_SMTP_CONN_ID = "smtp_default"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -47,6 +52,9 @@ class Settings:
     http_timeout: float
     dbt_project_dir: Path
     expectations_dir: Path
+    alert_email_to: str | None = None  # None: no alert email
+    alert_smtp_conn_id: str = DEFAULT_ALERT_SMTP_CONN_ID
+    alert_webhook_url: str | None = None  # None: no alert webhook
 
     @property
     def archive_dir(self) -> Path:
@@ -87,6 +95,9 @@ def settings() -> Settings:
         http_timeout=float(_env("VRU_HTTP_TIMEOUT", "60") or 60),
         dbt_project_dir=Path(_env("VRU_DBT_PROJECT_DIR", str(REPO_ROOT / "dbt_project")) or ""),
         expectations_dir=Path(_env("VRU_EXPECTATIONS_DIR", str(REPO_ROOT / "expectations")) or ""),
+        alert_email_to=_env("VRU_ALERT_EMAIL_TO"),
+        alert_smtp_conn_id=_env("VRU_ALERT_SMTP_CONN_ID", DEFAULT_ALERT_SMTP_CONN_ID) or DEFAULT_ALERT_SMTP_CONN_ID,
+        alert_webhook_url=_env("VRU_ALERT_WEBHOOK_URL"),
     )
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -99,13 +100,22 @@ class HttpClient:
     def get(self, url: str, params: Mapping[str, str] | None = None,
             headers: Mapping[str, str] | None = None) -> httpx.Response:
         """GET with retries. Returns the final response (2xx or 304/404 for the caller to read)."""
+        return self._send("GET", url, label=f"GET {url}",
+                          failure=f"GET {url} params={dict(params or {})}", params=params, headers=headers)
+
+    def post_json(self, url: str, payload: object, *, label: str) -> httpx.Response:
+        """POST a JSON body with the same retries. `label` names the target in logs and errors in
+        place of the URL: a webhook URL often carries its token in the path."""
+        return self._send("POST", url, label=label, failure=label, json=payload)
+
+    def _send(self, method: str, url: str, *, label: str, failure: str, **kwargs: Any) -> httpx.Response:
         last_problem = ""
         last_status: int | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             self.limiter.wait()
             retry_after: float | None = None
             try:
-                response = self._client.get(url, params=params, headers=headers)
+                response = self._client.request(method, url, **kwargs)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_status = None
                 last_problem = f"{type(exc).__name__}: {exc}"
@@ -118,12 +128,11 @@ class HttpClient:
             if attempt == self.retry.max_attempts:
                 break
             pause = self.retry.delay(attempt, retry_after)
-            log.warning("GET %s: %s (attempt %d/%d); retrying in %.1fs", url, last_problem,
+            log.warning("%s: %s (attempt %d/%d); retrying in %.1fs", label, last_problem,
                         attempt, self.retry.max_attempts, pause)
             time.sleep(pause)
         raise FetchError(
-            f"GET {url} params={dict(params or {})} failed after {self.retry.max_attempts} "
-            f"attempts: {last_problem}",
+            f"{failure} failed after {self.retry.max_attempts} attempts: {last_problem}",
             url=url,
             status=last_status,
         )

@@ -130,7 +130,19 @@ def ingest_knife_crime(run_id: str | None, cfg: Settings | None = None) -> dict[
 
 
 class ValidationFailed(RuntimeError):
-    """A critical expectation failed: the batch must not reach the marts."""
+    """A critical expectation failed: the batch must not reach the marts.
+
+    `failures` keeps (stage, dataset, message) of each failed check, so an alert can name the
+    stage and dataset without parsing the message.
+    """
+
+    def __init__(self, failures: list[tuple[str, str, str]]) -> None:
+        super().__init__("critical data quality failures (nothing published):\n- "
+                         + "\n- ".join(f"{stage} {dataset}: {message}" for stage, dataset, message in failures))
+        self.failures = failures
+
+    def __reduce__(self) -> tuple[type[ValidationFailed], tuple[list[tuple[str, str, str]]]]:
+        return (ValidationFailed, (self.failures,))  # pickles (e.g. across processes) as it was built
 
 
 def run_validations(checks: list[tuple[str, str, str]], run_id: str | None,
@@ -144,13 +156,12 @@ def run_validations(checks: list[tuple[str, str, str]], run_id: str | None,
         validate(stage, dataset, table, warehouse_url=url, docs_dir=cfg.data_docs_dir, run_id=run_id)
         for stage, dataset, table in checks
     ]
-    critical = [f"{o.stage} {o.dataset}: {m}" for o in outcomes for m in o.critical_failures]
+    critical = [(o.stage, o.dataset, m) for o in outcomes for m in o.critical_failures]
     warnings = [f"{o.stage} {o.dataset}: {m}" for o in outcomes for m in o.warnings]
     for message in warnings:
         log.warning("data quality warning: %s", message)
     if critical:
-        raise ValidationFailed("critical data quality failures (nothing published):\n- "
-                               + "\n- ".join(critical))
+        raise ValidationFailed(critical)
     return {
         "suites": [f"{o.stage}.{o.dataset}" for o in outcomes],
         "expectations": sum(o.evaluated for o in outcomes),

@@ -1,12 +1,22 @@
 """The data quality report for Home Office monitoring staff: one HTML page, plain English.
 
 Written after every transform run (and by `vru report`) to VRU_HOME/reports/index.html from the
-`audit` tables only: no row-level data. It links to the Great Expectations Data Docs for detail.
+`audit` tables (and the availability the sources published): counts, checks and reasons, never a
+row of source data. It links to the Great Expectations Data Docs for the detail of every check.
+
+The front page answers, per feed and stage: can last night's figures be trusted (a traffic
+light), and if not, which force, month, feed and rule failed, in words. Then: open alerts,
+freshness, what the sources should have published but did not, rows set aside with reasons, and
+the trend of each over recent runs.
 """
 
 from __future__ import annotations
 
 import html
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,146 +26,370 @@ import psycopg
 from vru import warehouse
 from vru.config import Settings, settings
 
+# Each feed: its datasets (audit names) and how monitoring staff know it.
+FEEDS: dict[str, str] = {
+    "police": "Stop and search (data.police.uk)",
+    "home_office": "Knife crime (Home Office)",
+}
+STAGES = ("ingest", "raw", "staging", "marts")
+STAGE_WORDS = {
+    "ingest": "Loading from the source",
+    "raw": "Checks on the data as received",
+    "staging": "Checks after cleaning",
+    "marts": "Checks on the published tables",
+}
+TREND_RUNS = 14
+
 _STYLE = """
-body{font-family:system-ui,Arial,sans-serif;margin:2rem;max-width:70rem;color:#1b1b1b}
+body{font-family:system-ui,Arial,sans-serif;margin:2rem;max-width:72rem;color:#1b1b1b}
 h1{font-size:1.6rem} h2{font-size:1.2rem;margin-top:2rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left} th{background:#f2f2f2}
+th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top} th{background:#f2f2f2}
 .light{display:inline-block;width:.9rem;height:.9rem;border-radius:50%;vertical-align:middle;margin-right:.4rem}
+.dot{display:inline-block;width:.7rem;height:.7rem;border-radius:50%;margin-right:.15rem}
 .green{background:#00703c}.amber{background:#ffbf47}.red{background:#d4351c}.grey{background:#b1b4b6}
-.muted{color:#505a5f}
+.muted{color:#505a5f} .summary{font-size:1.1rem;padding:.6rem;border-left:.4rem solid #b1b4b6}
+.summary.red{border-color:#d4351c;background:#fbeae8}.summary.amber{border-color:#ffbf47;background:#fff7e6}
+.summary.green{border-color:#00703c;background:#e6f4ec}
 """
-
-
-_FRESHNESS_HEADERS = ["Feed", "Latest month held", "Latest month the source has published",
-                      "Source last updated (as of the last complete night)"]
-_EDITION_HEADERS = ["Edition", "Fetched (UTC)", "Format", "Publisher's date", "Figures", "New", "Revised",
-                    "Dropped", "Rows set aside"]
-_LOAD_HEADERS = ["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error",
-                 "Finished (UTC)"]
-
-
-def _rows(conn: psycopg.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    return conn.execute(sql, params).fetchall()
 
 
 class _Html(str):
     """Markup this module wrote itself; every other cell is escaped (errors quote the source)."""
 
 
-def _light(colour: str, label: str) -> _Html:
-    return _Html(f'<span class="light {colour}"></span>{html.escape(label)}')
+@dataclass(frozen=True)
+class Light:
+    colour: str  # green | amber | red | grey
+    words: str
+
+    def html(self) -> _Html:
+        return _Html(f'<span class="light {self.colour}" data-light="{self.colour}"></span>'
+                     f"{html.escape(self.words)}")
 
 
-def _table(headers: list[str], rows: list[tuple[Any, ...]], empty: str) -> str:
+GREEN = "green"
+AMBER = "amber"
+RED = "red"
+GREY = "grey"
+_RANK = {GREY: 0, GREEN: 1, AMBER: 2, RED: 3}
+
+
+def _rows(conn: psycopg.Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, _Html):
+        return value
+    return html.escape("" if value is None else str(value))
+
+
+def _table(headers: list[str], rows: list[tuple[Any, ...]], empty: str, table_id: str = "") -> str:
     if not rows:
         return f'<p class="muted">{html.escape(empty)}</p>'
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else html.escape('' if c is None else str(c))}</td>"
-                         for c in row) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
+    ident = f' id="{table_id}"' if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def feed_of(dataset: str) -> str:
+    return FEEDS.get(dataset.split(".", 1)[0], dataset)
+
+
+def _validation_light(critical: int, warnings: int) -> Light:
+    if critical:
+        return Light(RED, f"Do not use: {critical} critical check(s) failed")
+    if warnings:
+        return Light(AMBER, f"Usable, with {warnings} warning(s)")
+    return Light(GREEN, "All checks passed")
+
+
+def _ingest_light(failed: int, refused: int, quarantined: int, stale: bool) -> Light:
+    if failed or refused:
+        parts = [f"{failed} could not be fetched" if failed else "",
+                 f"{refused} refused as malformed" if refused else ""]
+        return Light(RED, "Not all loaded: " + ", ".join(p for p in parts if p))
+    if quarantined:
+        return Light(AMBER, f"Loaded; {quarantined:,} row(s) set aside (see below)")
+    if stale:
+        return Light(AMBER, "Loaded, but the data is older than the source's usual publication delay")
+    return Light(GREEN, "Loaded as published")
+
+
+def _dots(states: list[str]) -> _Html:
+    words = {GREEN: "passed", AMBER: "warnings", RED: "critical failure", GREY: "not run"}
+    return _Html("".join(f'<span class="dot {s}" title="{words[s]}"></span>' for s in states))
 
 
 def write_report(run_id: str | None = None, cfg: Settings | None = None) -> Path:
     cfg = cfg or settings()
     url = warehouse.warehouse_url(cfg)
     with psycopg.connect(url) as conn:
-        latest = _rows(conn, """
-            select distinct on (stage, dataset) stage, dataset, validation_id, validated_at
-            from audit.validation_results order by stage, dataset, validated_at desc""")
-        lights = []
-        failures = []
-        for stage, dataset, validation_id, validated_at in latest:
-            results = _rows(conn, """
-                select severity, success, meaning, expectation, column_name
-                from audit.validation_results where validation_id = %s""", (validation_id,))
-            bad_critical = [r for r in results if not r[1] and r[0] == "critical"]
-            bad_warning = [r for r in results if not r[1] and r[0] != "critical"]
-            colour, word = (("red", "Do not use: critical checks failed") if bad_critical else
-                            ("amber", "Usable, with warnings") if bad_warning else
-                            ("green", "All checks passed"))
-            lights.append((stage, dataset, _light(colour, word), len(results),
-                           f"{validated_at:%Y-%m-%d %H:%M} UTC"))
-            for severity, _, meaning, expectation, column in bad_critical + bad_warning:
-                failures.append((stage, dataset, severity, meaning or expectation,
-                                 column or ""))
-        loads = _rows(conn, """
-            select dataset, coalesce(force_id, 'all'), coalesce(to_char(month, 'YYYY-MM'), 'edition'),
-                   status, rows_read, rows_loaded, rows_quarantined, coalesce(error, ''),
-                   to_char(finished_at, 'YYYY-MM-DD HH24:MI')
-            from audit.loads order by load_id desc limit 60""")
-        quarantine = _rows(conn, r"""
-            select q.dataset, coalesce(q.force_id, 'all'), coalesce(to_char(q.month, 'YYYY-MM'), 'edition'),
-                   regexp_replace(split_part(q.reason, ':', 1), ' \(.*$', ''),
-                   count(*)
-            from raw.quarantine q
-            join audit.loads l on l.load_id = q.load_id
-            group by 1, 2, 3, 4 order by 1, 2, 3, 4""")
-        gaps = _rows(conn, """
-            select a.force_id, to_char(a.month, 'YYYY-MM')
-            from raw.police_availability a
-            where not exists (select 1 from audit.loads l where l.dataset = 'police.stop_searches'
-                              and l.force_id = a.force_id and l.month = a.month
-                              and l.status in ('loaded', 'replaced'))
-            order by 2, 1""")
-        freshness = _rows(conn, """
-            select 'Stop and search (data.police.uk)',
-                   coalesce(to_char(max(l.month), 'YYYY-MM'), 'none'),
-                   coalesce((select to_char(max(month), 'YYYY-MM') from raw.police_availability), 'unknown'),
-                   coalesce((select value from audit.feed_state
-                             where dataset = 'police.stop_searches' and key = 'last_updated'), 'unknown')
-            from audit.loads l where l.dataset = 'police.stop_searches' and l.status in ('loaded', 'replaced')""")
-        freshness += _rows(conn, """
-            select 'Knife crime (Home Office open data table)',
-                   coalesce((select max(financial_year || ' Q' || financial_quarter) from raw.knife_offences
-                             where offences is not null), 'none'),
-                   coalesce((select max(k.financial_year || ' Q' || k.financial_quarter)
-                             from raw.knife_offences k
-                             where k.load_id = (select max(load_id) from audit.editions
-                                                where dataset = 'home_office.knife_offences')), 'unknown'),
-                   coalesce((select coalesce(last_modified, to_char(fetched_at, 'YYYY-MM-DD HH24:MI'))
-                             from audit.editions where dataset = 'home_office.knife_offences'
-                             order by load_id desc limit 1), 'unknown')
-                   || coalesce('; last checked ' || (select to_char(updated_at, 'YYYY-MM-DD HH24:MI') || ': '
-                               || value from audit.feed_state
-                               where dataset = 'home_office.knife_offences' and key = 'last_checked'), '')""")
-        editions = _rows(conn, """
-            select e.load_id, to_char(e.fetched_at, 'YYYY-MM-DD HH24:MI'), e.file_format,
-                   coalesce(e.last_modified, ''), e.figures, e.figures_added, e.figures_revised,
-                   e.figures_dropped, l.rows_quarantined
-            from audit.editions e join audit.loads l using (load_id)
-            order by e.load_id desc limit 20""")
+        page = _render(conn, run_id, cfg)
+    cfg.reports_dir.mkdir(parents=True, exist_ok=True)
+    target = cfg.reports_dir / "index.html"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(target)  # a reader never sees half a page
+    return target
+
+
+def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
+    # --- the latest validation of each stage and dataset, and their trend ---------------------
+    validations = _rows(conn, """
+        select validation_id, stage, dataset, min(validated_at),
+               count(*) filter (where not success and severity = 'critical'),
+               count(*) filter (where not success and severity <> 'critical'),
+               count(*),
+               dense_rank() over (partition by stage, dataset order by min(validated_at) desc)
+        from audit.validation_results
+        group by validation_id, stage, dataset""")
+    validations = [v for v in validations if v[7] <= TREND_RUNS]
+    latest = {(v[1], v[2]): v for v in validations if v[7] == 1}
+    trend: dict[tuple[str, str], list[str]] = {}
+    for v in sorted(validations, key=lambda v: v[3]):
+        trend.setdefault((v[1], v[2]), []).append(RED if v[4] else AMBER if v[5] else GREEN)
+
+    failures = []
+    for (stage, dataset), v in sorted(latest.items()):
+        for severity, meaning, check, column, observed in _rows(conn, """
+                select severity, meaning, expectation, column_name, observed
+                from audit.validation_results where validation_id = %s and not success
+                order by severity, expectation""", (v[0],)):
+            failures.append((feed_of(dataset), STAGE_WORDS.get(stage, stage), dataset,
+                             "Critical: not published" if severity == "critical" else "Warning",
+                             meaning or check, column or "", _observed_words(check, observed)))
+
+    # --- loading: the latest night's loads per dataset, and the trend per night --------------
+    loads = _rows(conn, """
+        with nights as (
+            select dataset, run_id, max(finished_at) as at,
+                   count(*) filter (where status = 'failed') as failed,
+                   count(*) filter (where status = 'refused') as refused,
+                   coalesce(sum(rows_quarantined) filter (where status in ('loaded', 'replaced')), 0)
+                       as quarantined,
+                   dense_rank() over (partition by dataset order by max(finished_at) desc) as recency
+            from audit.loads where run_id is not null group by dataset, run_id)
+        select dataset, failed, refused, quarantined, recency, at from nights where recency <= %s""",
+        (TREND_RUNS,))
+    stale = _stale_datasets(conn)
+    ingest_latest = {r[0]: r for r in loads if r[4] == 1}
+    ingest_trend: dict[str, list[str]] = {}
+    for r in sorted(loads, key=lambda r: r[5]):
+        ingest_trend.setdefault(r[0], []).append(RED if r[1] or r[2] else AMBER if r[3] else GREEN)
+
+    # --- one light per feed and stage --------------------------------------------------------
+    lights = []
+    colours = []
+    feeds_seen = sorted({d.split(".", 1)[0] for (_, d) in latest} | {d.split(".", 1)[0] for d in ingest_latest})
+    for feed in feeds_seen:
+        for stage in STAGES:
+            if stage == "ingest":
+                rows = [r for d, r in ingest_latest.items() if d.startswith(feed + ".")]
+                if not rows:
+                    continue
+                light = _ingest_light(sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
+                                      any(d.startswith(feed + ".") for d in stale))
+                checked = max(r[5] for r in rows)
+                dots = _dots([s for d, t in ingest_trend.items() if d.startswith(feed + ".") for s in t][-TREND_RUNS:])
+                lights.append((FEEDS.get(feed, feed), STAGE_WORDS[stage], light.html(), "",
+                               _when(checked), dots))
+                colours.append(light.colour)
+            else:
+                for (s, dataset), v in sorted(latest.items()):
+                    if s != stage or not dataset.startswith(feed + "."):
+                        continue
+                    light = _validation_light(v[4], v[5])
+                    lights.append((FEEDS.get(feed, feed), STAGE_WORDS[stage], light.html(),
+                                   f"{v[6]} checks on {dataset}", _when(v[3]), _dots(trend[(s, dataset)])))
+                    colours.append(light.colour)
+    worst = max(colours, key=_RANK.__getitem__) if colours else GREY
+    verdict = {
+        RED: "Some of last night's figures must not be used: a critical check failed or a source could "
+             "not be loaded. The failed batch was not published to the tables BI tools read.",
+        AMBER: "Last night's figures can be used, with the warnings below in mind.",
+        GREEN: "Last night's figures can be trusted: every check passed and every source loaded.",
+        GREY: "No feed has run yet.",
+    }[worst]
+
+    incidents = _incidents(conn)
+
+    # --- freshness, gaps, quarantine, editions, recent loads ---------------------------------
+    freshness = _freshness(conn, stale)
+    listed_not_loaded = _rows(conn, """
+        select a.force_id, to_char(a.month, 'YYYY-MM')
+        from raw.police_availability a
+        where not exists (select 1 from audit.loads l where l.dataset = 'police.stop_searches'
+                          and l.force_id = a.force_id and l.month = a.month
+                          and l.status in ('loaded', 'replaced'))
+        order by 2, 1""")
+    not_published = _not_published(conn)
+    quarantine = _quarantine(conn)
+    editions = _rows(conn, """
+        select e.load_id, to_char(e.fetched_at, 'YYYY-MM-DD HH24:MI'), e.file_format,
+               coalesce(e.last_modified, ''), e.figures, e.figures_added, e.figures_revised,
+               e.figures_dropped, l.rows_quarantined
+        from audit.editions e join audit.loads l using (load_id)
+        order by e.load_id desc limit 20""")
+    recent = _rows(conn, """
+        select dataset, coalesce(force_id, 'all'), coalesce(to_char(month, 'YYYY-MM'), 'edition'),
+               status, rows_read, rows_loaded, rows_quarantined, coalesce(error, ''),
+               to_char(finished_at, 'YYYY-MM-DD HH24:MI')
+        from audit.loads order by load_id desc limit 60""")
+
     docs = cfg.data_docs_dir / "index.html"
     docs_note = "" if docs.exists() else " (not written yet)"
     now = datetime.now(UTC)
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+    after = f" after run {html.escape(run_id)}" if run_id else ""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <title>Data quality report: serious violence monitoring</title><style>{_STYLE}</style></head><body>
 <h1>Data quality report: serious violence monitoring</h1>
-<p class="muted">Written {now:%Y-%m-%d %H:%M} UTC{f' after run {html.escape(run_id)}' if run_id else ''}.
-Green: the figures can be used. Amber: usable, but read the warnings. Red: do not use the figures
-from this stage until the problem is fixed; they were not published to the marts.</p>
+<p class="muted">Written {now:%Y-%m-%d %H:%M} UTC{after}. Green: the figures can be used. Amber: usable,
+but read the warnings. Red: do not use the figures from this stage until the problem is fixed; they
+were not published to the tables BI tools read. The dots show the most recent runs, oldest first.</p>
+<p class="summary {worst}" id="verdict">{html.escape(verdict)}</p>
 <h2>Can last night's figures be trusted?</h2>
-{_table(["Stage", "Dataset", "Result", "Checks run", "Checked at"], lights, "No checks have run yet.")}
+{_table(["Feed", "Stage", "Result", "What was checked", "When (UTC)", "Recent runs"], lights,
+        "Nothing has run yet.", "lights")}
+<h2>Open alerts</h2>
+{_table(["Alert", "Feed", "Opened (UTC)", "Last seen (UTC)", "Times seen", "Status", "Notified"], incidents,
+        "No alerts are open.", "incidents")}
 <h2>What failed, in words</h2>
-{_table(["Stage", "Dataset", "Severity", "What the check means", "Column"], failures, "Nothing failed.")}
+{_table(["Feed", "Stage", "Dataset", "Severity", "What the check means", "Column", "What was found"],
+        failures, "Nothing failed in the latest checks.", "failures")}
 <h2>Freshness</h2>
-{_table(_FRESHNESS_HEADERS, freshness, "No feeds yet.")}
+{_table(["Feed", "Latest period held", "Latest period the source has published", "Source last updated",
+         "Verdict"], freshness, "No feeds yet.", "freshness")}
+<h2>Expected from the sources but not received</h2>
+<p class="muted">Listed by data.police.uk as published, but not (yet) loaded here: these are retried every night.</p>
+{_table(["Force", "Month"], listed_not_loaded, "Every force-month the source lists is loaded.", "gaps")}
+<p class="muted">Force-months data.police.uk has not published at all (counts are shown as missing, never as zero).</p>
+{_table(["Force", "Months not published", "From", "To"], not_published, "Every force published every month.",
+        "not-published")}
+<h2>Rows set aside (quarantined) because they could not be read</h2>
+{_table(["Feed", "Force", "Month or edition", "Reason", "Rows"], quarantine, "No rows were set aside.", "quarantine")}
 <h2>Editions of published tables (knife crime)</h2>
 <p class="muted">Each edition the publisher releases is kept beside the earlier ones; "revised" counts the
-figures it changed. The changed figures are listed in the warehouse table audit.revisions.</p>
-{_table(_EDITION_HEADERS, editions, "No edition loaded yet.")}
-<h2>Published by the source but not loaded</h2>
-{_table(["Force", "Month"], gaps, "Every force-month the source lists is loaded.")}
-<h2>Rows set aside (quarantined) because they could not be read</h2>
-{_table(["Dataset", "Force", "Month", "Reason", "Rows"], quarantine, "No rows were set aside.")}
+figures it changed (listed in the warehouse table audit.revisions).</p>
+{_table(["Edition", "Fetched (UTC)", "Format", "Publisher's date", "Figures", "New", "Revised", "Dropped",
+         "Rows set aside"], editions, "No edition loaded yet.", "editions")}
 <h2>Recent loads</h2>
-{_table(_LOAD_HEADERS, loads, "Nothing loaded yet.")}
+{_table(["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error",
+         "Finished (UTC)"], recent, "Nothing loaded yet.", "loads")}
 <p>Detail of every check: <a href="data_docs/index.html">Great Expectations Data Docs</a>{docs_note}.</p>
 </body></html>"""
-    cfg.reports_dir.mkdir(parents=True, exist_ok=True)
-    target = cfg.reports_dir / "index.html"
-    target.write_text(page, encoding="utf-8")
-    return target
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else ""
+
+
+def _observed_words(expectation: str, observed: dict[str, Any] | None) -> str:
+    """What the check found, in words: how many records broke the rule (never which ones)."""
+    if not observed:
+        return ""
+    if expectation == "unexpected_rows_expectation" and isinstance(observed.get("observed_value"), int):
+        return f"{observed['observed_value']:,} record(s) break the rule"
+    if "unexpected_count" in observed and observed.get("element_count"):
+        return f"{observed['unexpected_count']:,} of {observed['element_count']:,} rows"
+    if "unexpected_count" in observed:
+        return f"{observed['unexpected_count']:,} rows"
+    value = observed.get("observed_value")
+    if isinstance(value, (int, float)):
+        return f"found {value:,}"
+    return "" if value is None else f"found {str(value)[:120]}"
+
+
+def _stale_datasets(conn: psycopg.Connection) -> set[str]:
+    if conn.execute("select to_regclass('audit.incidents')").fetchone() == (None,):
+        return set()
+    return {r[0] for r in _rows(conn, """
+        select dataset from audit.incidents where kind = 'feed_stale' and resolved_at is null""") if r[0]}
+
+
+def _incidents(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    if conn.execute("select to_regclass('audit.incidents')").fetchone() == (None,):
+        return []
+    rows = _rows(conn, """
+        select summary, dataset, opened_at, last_seen_at, occurrences, resolved_at,
+               coalesce(notified_via, ''), notify_error
+        from audit.incidents
+        where resolved_at is null or resolved_at > now() - interval '7 days'
+        order by resolved_at is not null, opened_at desc limit 50""")
+    out = []
+    for summary, dataset, opened, seen, times, resolved, via, error in rows:
+        status = Light(GREEN, f"Resolved {resolved:%Y-%m-%d %H:%M}") if resolved else Light(RED, "Open")
+        notified = f"delivery failed: {error}" if error else via
+        out.append((summary, feed_of(dataset) if dataset else "", _when(opened), _when(seen), times,
+                    status.html(), notified))
+    return out
+
+
+def _freshness(conn: psycopg.Connection, stale: set[str]) -> list[tuple[Any, ...]]:
+    rows = []
+    police = _rows(conn, """
+        select (select to_char(max(month), 'YYYY-MM') from audit.loads
+                where dataset = 'police.stop_searches' and status in ('loaded', 'replaced')),
+               (select to_char(max(month), 'YYYY-MM') from raw.police_availability),
+               (select value from audit.feed_state
+                where dataset = 'police.stop_searches' and key = 'last_updated')""")[0]
+    if any(police):
+        rows.append((FEEDS["police"], police[0] or "none", police[1] or "unknown", police[2] or "unknown",
+                     _freshness_light("police.stop_searches", police[0], police[1], stale)))
+    knife = _rows(conn, """
+        select (select max(financial_year || ' Q' || financial_quarter) from raw.knife_offences
+                where offences is not null),
+               (select max(k.financial_year || ' Q' || k.financial_quarter) from raw.knife_offences k
+                where k.load_id = (select max(load_id) from audit.editions
+                                   where dataset = 'home_office.knife_offences')),
+               (select coalesce(last_modified, to_char(fetched_at, 'YYYY-MM-DD HH24:MI'))
+                from audit.editions where dataset = 'home_office.knife_offences' order by load_id desc limit 1),
+               (select to_char(updated_at, 'YYYY-MM-DD HH24:MI') || ': ' || value from audit.feed_state
+                where dataset = 'home_office.knife_offences' and key = 'last_checked')""")[0]
+    if any(knife):
+        source = (knife[2] or "unknown") + (f" (last checked {knife[3]})" if knife[3] else "")
+        rows.append((FEEDS["home_office"], knife[0] or "none", knife[1] or "unknown", source,
+                     _freshness_light("home_office.knife_offences", knife[0], knife[1], stale)))
+    return rows
+
+
+def _freshness_light(dataset: str, held: str | None, published: str | None, stale: set[str]) -> _Html:
+    if held is None:
+        return Light(RED, "Nothing loaded yet").html()
+    if published and held < published:
+        return Light(AMBER, "Behind the source: the newest period is not loaded yet").html()
+    if dataset in stale:
+        return Light(AMBER, "Up to date with the source, but the source is late publishing").html()
+    return Light(GREEN, "Up to date with the source").html()
+
+
+_QUOTED = re.compile(r"(column |field )?'([^']*)'")
+_WHERE = re.compile(r" \((column|line)[^)]*\)$")
+
+
+def _reason_kind(reason: str) -> str:
+    """The reason without the row's own values and line: rows with one problem group together."""
+    reason = _WHERE.sub("", reason)
+    return _QUOTED.sub(lambda m: m.group(0) if m.group(1) else "…", reason)
+
+
+def _quarantine(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    for dataset, force, period, reason, n in _rows(conn, """
+            select dataset, coalesce(force_id, 'all forces'),
+                   coalesce(to_char(month, 'YYYY-MM'), 'edition ' || load_id), reason, count(*)
+            from raw.quarantine group by 1, 2, 3, 4 order by 1, 2, 3 limit 5000"""):
+        counts[(feed_of(dataset), force, period, _reason_kind(reason))] += n
+    return [(*key, n) for key, n in sorted(counts.items())][:200]
+
+
+def _not_published(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    if conn.execute("select to_regclass('marts.stop_search_monthly')").fetchone() == (None,):
+        return []
+    return _rows(conn, """
+        select force_id, count(*), to_char(min(month), 'YYYY-MM'), to_char(max(month), 'YYYY-MM')
+        from marts.stop_search_monthly where coverage = 'not_published'
+        group by force_id order by force_id""")

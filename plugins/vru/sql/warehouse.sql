@@ -201,3 +201,27 @@ create table if not exists raw.knife_offences (
 );
 create index if not exists knife_offences_cell_idx
     on raw.knife_offences (force_id, fy_start, financial_quarter, offence, load_id desc);
+
+-- ----------------------------------------------------------------------------------------------
+-- Incidents: a failed critical validation, a feed failing all retries, a feed past its expected
+-- publication date, or any other task failure (vru.alerts). One row per incident: repeats of
+-- the same problem while it is open add to `occurrences` instead of opening (and alerting) again.
+create table if not exists audit.incidents (
+    incident_id    bigserial primary key,
+    incident_key   text not null,        -- stable identity, e.g. 'task:vru_transform.validate_raw', 'stale:police.stop_searches'
+    kind           text not null,        -- validation_failed | feed_failed | feed_stale | task_failed
+    dataset        text,
+    stage          text,
+    summary        text not null,        -- one plain-English line for monitoring staff
+    detail         text,                 -- the error text (never row-level data)
+    opened_at      timestamptz not null default now(),
+    last_seen_at   timestamptz not null default now(),
+    resolved_at    timestamptz,
+    occurrences    integer not null default 1,
+    notified_at    timestamptz,
+    notified_via   text,                 -- e.g. 'email,webhook' or 'none configured'
+    notify_error   text
+);
+-- At most one open incident per key: what makes "once per incident" hold under concurrent
+-- callbacks (the insert of the second one turns into an update of the first).
+create unique index if not exists incidents_open_key on audit.incidents (incident_key) where resolved_at is null;

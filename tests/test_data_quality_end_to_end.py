@@ -1,0 +1,155 @@
+"""Data quality gates through a real Airflow scheduler: a bad batch is stopped, a warning is not.
+
+Night 1: one force-month arrives with a search dated outside its month (a critical raw check):
+the raw gate stops the transform, no mart is built or announced, the report shows red with the
+check's meaning in words, and one alert reaches a webhook receiver started by this test.
+Night 2: the force re-publishes it, corrected but with an unknown gender value (a warning): the
+mart builds and is announced, the report shows amber, and the incident is resolved without a
+second alert.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from browser import render, serve
+from conftest import SAMPLE, home_with_warehouse
+from vru import warehouse
+from vru.airflow_local import INGEST_DAG, local_airflow, run_chain
+from vru.config import settings
+from vru.dbt import ensure_manifest
+from vru.sample_server import SampleApi, SampleServer, csv_row_to_api
+
+FILES = ("2020-01-durham-stop-and-search.csv", "2020-01-essex-stop-and-search.csv")
+
+
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1 that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        received = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/alerts"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _durham(change: dict[str, str]) -> bytes:
+    """Durham 2020-01 as the API would serve it, with one search altered."""
+    with open(SAMPLE / FILES[0], encoding="utf-8", newline="") as handle:
+        stops = [csv_row_to_api(r) for r in csv.DictReader(handle)]
+    stops[5].update(change)
+    return json.dumps(stops).encode()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with home_with_warehouse(tmp_path_factory, "vru_home_dq") as home:
+        yield home
+
+
+def _mart_events(home: Path) -> int:
+    with sqlite3.connect(home / "airflow" / "airflow.db") as meta:
+        row = meta.execute("select count(*) from asset_event e join asset a on a.id = e.asset_id "
+                           "where a.name = 'marts.stop_search_monthly'").fetchone()
+    return int(row[0])
+
+
+def test_bad_batch_is_stopped_and_a_warning_is_not(home: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRU_HOME", str(home))
+    cfg = settings()
+    url = warehouse.embedded(cfg).url()
+    warehouse.apply_schema(url)
+    ensure_manifest(cfg)
+    data = tmp_path / "sample"
+    data.mkdir()
+    for name in FILES:
+        shutil.copy(SAMPLE / name, data / name)
+    api = SampleApi(data, last_updated="2020-02-29")
+    api.overrides[("durham", "2020-01")] = _durham({"datetime": "2019-06-14T10:00:00+00:00"})
+    receiver = Receiver()
+    report = home / "reports" / "index.html"
+    try:
+        with SampleServer(api) as source, local_airflow(cfg, url, {
+                "VRU_POLICE_API_URL": source.url, "VRU_ALERT_WEBHOOK_URL": receiver.url}) as airflow:
+            # night 1: the bad batch
+            night1 = run_chain(airflow, (INGEST_DAG,))
+            assert night1.emitted and len(night1.transform_runs) == 1
+            tasks = night1.transform_tasks[night1.transform_run_ids[0]]
+            assert night1.transform_runs[0]["state"] == "failed"
+            assert tasks["validate_raw"] == "failed"
+            assert tasks["dbt.stop_search_monthly_model_build"] == "upstream_failed"
+            assert tasks["publish_marts"] == "upstream_failed" and tasks["report"] == "success"
+            assert _mart_events(home) == 0
+            with psycopg.connect(url) as conn:
+                assert conn.execute("select to_regclass('marts.stop_search_monthly')").fetchone() == (None,)
+            page = report.read_text()
+            assert 'class="summary red"' in page
+            assert "Every search took place within the month the force published it for" in page
+            assert "1 record(s) break the rule" in page  # how many, never which ones
+            # one alert for the failed gate (the sample's 2020 data also makes the feed stale)
+            alerts = [p for p in receiver.posts if p["kind"] == "validation_failed"]
+            assert [a["incident_key"] for a in alerts] == ["task:vru_transform.validate_raw"], receiver.posts
+            assert alerts[0]["stage"] == "raw" and "Stop and search" in alerts[0]["summary"]
+            assert {p["kind"] for p in receiver.posts} <= {"validation_failed", "feed_stale"}
+
+            # night 2: re-published, corrected, with one value the checks only warn about
+            api.overrides[("durham", "2020-01")] = _durham({"gender": "Not stated"})
+            api.last_updated = "2020-03-31"
+            night2 = run_chain(airflow, (INGEST_DAG,))
+            assert night2.emitted and [r["state"] for r in night2.transform_runs] == ["success"]
+            tasks = night2.transform_tasks[night2.transform_run_ids[0]]
+            assert tasks["publish_marts"] == "success"
+            assert _mart_events(home) == 1
+            with psycopg.connect(url) as conn:
+                assert conn.execute(
+                    "select searches from marts.stop_search_monthly where force_id = 'durham' "
+                    "and month = '2020-01-01'").fetchone()[0] > 0  # type: ignore[index]
+            page = report.read_text()
+            assert 'class="summary amber"' in page and "Usable, with 1 warning(s)" in page
+            assert "Every gender is one of the values data.police.uk is known to publish" in page
+            # the gate passed: its incident is resolved, and nobody was told twice
+            assert len([p for p in receiver.posts if p["kind"] == "validation_failed"]) == 1
+            assert len([p for p in receiver.posts if p["kind"] == "feed_stale"]) <= 1
+            with psycopg.connect(url) as conn:
+                incident = conn.execute(
+                    "select occurrences, resolved_at is not null from audit.incidents "
+                    "where incident_key = 'task:vru_transform.validate_raw'").fetchall()
+            assert incident == [(1, True)]
+    finally:
+        receiver.close()
+
+    with serve(report.parent) as base:
+        shown = render(f"{base}/index.html", {
+            "lights": "[...document.querySelectorAll('#lights [data-light]')].map(e => e.dataset.light)"})
+    assert shown.console_errors == [] and shown.page_errors == []
+    assert "amber" in shown.values["lights"] and "red" not in shown.values["lights"]
