@@ -8,6 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
 CHROMIUM ?= /usr/bin/chromium
+REDIS_SERVER ?= /usr/bin/redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup run test lint typecheck bench clean
@@ -35,10 +36,18 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null
 	@test -x $(CHROMIUM) || { echo "chromium was not installed at $(CHROMIUM)"; exit 1; }
 
+# The scale-out test runs Celery workers against a real Redis: Debian's redis-server (the test
+# starts its own on a free port; the package's own service is not used).
+$(REDIS_SERVER):
+	@echo "Installing Debian's redis-server for the Celery test (apt-get)..."
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+	@test -x $(REDIS_SERVER) || { echo "redis-server was not installed at $(REDIS_SERVER)"; exit 1; }
+
 ## Sets up and runs every test (real PostgreSQL, real Airflow scheduler, real HTTP on 127.0.0.1,
-## a real headless browser).
-test: setup $(CHROMIUM)
-	VRU_CHROMIUM=$(CHROMIUM) $(BIN)/pytest
+## a real headless browser, a real Redis with two Celery workers).
+test: setup $(CHROMIUM) $(REDIS_SERVER)
+	VRU_CHROMIUM=$(CHROMIUM) VRU_REDIS_SERVER=$(REDIS_SERVER) $(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check plugins dags tests benchmarks

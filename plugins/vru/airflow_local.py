@@ -100,6 +100,32 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, extra: dict[str, s
     return env
 
 
+def celery_env(broker_url: str, result_backend: str, concurrency: int = 2) -> dict[str, str]:
+    """Airflow settings for distributed execution: the CeleryExecutor and its workers.
+
+    Used by the scale-out deployment (docker-compose.yml sets exactly these) and by the test that
+    runs a scheduler and two Celery workers here. Work spreads across workers per task: mapped
+    ingest tasks per month, dbt tasks per model; the `police_api` pool (1 slot) is kept by the
+    scheduler, so the data.police.uk rate limit stays global however many workers run.
+    """
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
+        # tasks a worker runs at once; each dbt or GX task is a Python process of ~300 MB
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+        # a worker takes one task at a time from the queue, so a busy worker leaves work to idle ones
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+    }
+
+
+def worker_hostname() -> str:
+    """The name a worker records on the tasks it runs (AIRFLOW__CORE__HOSTNAME_CALLABLE): its
+    container's hostname in the stack; VRU_WORKER_NAME tells apart workers sharing one host."""
+    return os.environ.get("VRU_WORKER_NAME") or socket.getfqdn()
+
+
 def _airflow_bin() -> str:
     return str(Path(sys.executable).parent / "airflow")
 

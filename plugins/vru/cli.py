@@ -1,6 +1,8 @@
 """`vru`: the command line of the VRU monitoring platform.
 
     vru warehouse start|stop|url|status   the embedded PostgreSQL (or report the external one)
+    vru warehouse apply-schema            create schemas, tables and roles (embedded or external)
+    vru warehouse bi-url                  create the read-only BI login; print its URL
     vru run [--sample]                    the nightly chain through a real Airflow scheduler
     vru load-archive FILE...              backfill stop and search from monthly archive CSVs
     vru load-knife-crime FILE...          load knife crime table editions from files (oldest first)
@@ -32,6 +34,15 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     from vru import warehouse
 
     cfg = settings()
+    if args.action == "apply-schema":  # embedded or external: the deploy's init job runs this
+        warehouse.apply_schema(warehouse.warehouse_url(cfg))
+        print("warehouse schema applied")
+        return 0
+    if args.action == "bi-url":  # the read-only login for BI tools; prints a URL with its password
+        url = warehouse.warehouse_url(cfg)
+        warehouse.apply_schema(url)
+        print(warehouse.grant_bi(url, cfg.bi_user, warehouse.bi_password(cfg)))
+        return 0
     if cfg.warehouse_url:
         if args.action == "url":
             print(cfg.warehouse_url)
@@ -139,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     wh = sub.add_parser("warehouse", help="manage the embedded warehouse")
-    wh.add_argument("action", choices=["start", "stop", "url", "status"])
+    wh.add_argument("action", choices=["start", "stop", "url", "status", "apply-schema", "bi-url"])
     wh.set_defaults(func=cmd_warehouse)
     run = sub.add_parser("run", help="run the chain through a real Airflow scheduler")
     run.add_argument("--sample", action="store_true",

@@ -23,6 +23,8 @@ ENV_VARS = {
                            "(default: the police recorded crime open data tables page)",
     "VRU_HTTP_MAX_ATTEMPTS": "attempts per request before a force-month fails (default 5)",
     "VRU_HTTP_TIMEOUT": "seconds per HTTP request (default 60)",
+    "VRU_BI_USER": "login role for BI tools, read-only on marts and audit (default vru_bi)",
+    "VRU_BI_PASSWORD": "its password; unset with the embedded warehouse = generated and kept in VRU_HOME",
     "VRU_DBT_PROJECT_DIR": "dbt project folder (default dbt_project/ in the checkout)",
     "VRU_EXPECTATIONS_DIR": "Great Expectations suites folder (default expectations/)",
     "VRU_ALERT_EMAIL_TO": "who gets incident alert email, comma-separated addresses; unset = no email",
@@ -52,6 +54,8 @@ class Settings:
     http_timeout: float
     dbt_project_dir: Path
     expectations_dir: Path
+    bi_user: str = "vru_bi"
+    bi_password: str | None = None
     alert_email_to: str | None = None  # None: no alert email
     alert_smtp_conn_id: str = DEFAULT_ALERT_SMTP_CONN_ID
     alert_webhook_url: str | None = None  # None: no alert webhook
@@ -95,6 +99,8 @@ def settings() -> Settings:
         http_timeout=float(_env("VRU_HTTP_TIMEOUT", "60") or 60),
         dbt_project_dir=Path(_env("VRU_DBT_PROJECT_DIR", str(REPO_ROOT / "dbt_project")) or ""),
         expectations_dir=Path(_env("VRU_EXPECTATIONS_DIR", str(REPO_ROOT / "expectations")) or ""),
+        bi_user=_env("VRU_BI_USER", "vru_bi") or "vru_bi",
+        bi_password=_env("VRU_BI_PASSWORD"),
         alert_email_to=_env("VRU_ALERT_EMAIL_TO"),
         alert_smtp_conn_id=_env("VRU_ALERT_SMTP_CONN_ID", DEFAULT_ALERT_SMTP_CONN_ID) or DEFAULT_ALERT_SMTP_CONN_ID,
         alert_webhook_url=_env("VRU_ALERT_WEBHOOK_URL"),

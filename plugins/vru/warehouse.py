@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 
-from vru.config import Settings, redact, settings
+from vru.config import Settings, pg_params, redact, settings
 
 log = logging.getLogger(__name__)
 
@@ -242,3 +243,38 @@ def apply_schema(url: str) -> None:
 
 def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
     return psycopg.connect(url or warehouse_url(), **kwargs)  # type: ignore[arg-type]
+
+
+BI_GROUP_ROLE = "vru_bi_reader"
+
+
+def grant_bi(url: str, login: str, password: str) -> str:
+    """Create (or re-password) the login role `login` as a member of the read-only BI role.
+
+    Returns a URL for BI tools: the same server and database, as that login. The role reads the
+    marts and the data quality results in audit, nothing else (plugins/vru/sql/warehouse.sql).
+    """
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (login,)).fetchone()
+        verb = "alter" if exists else "create"
+        conn.execute(sql.SQL(verb + " role {} login password {}").format(
+            sql.Identifier(login), sql.Literal(password)))
+        conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(BI_GROUP_ROLE), sql.Identifier(login)))
+    p = pg_params(url)
+    return f"postgresql://{quote(login)}:{quote(password)}@{p.host}:{p.port}/{p.dbname}"
+
+
+def bi_password(cfg: Settings) -> str:
+    """VRU_BI_PASSWORD, or for the embedded warehouse a generated one kept beside its own (0600)."""
+    if cfg.bi_password:
+        return cfg.bi_password
+    if cfg.warehouse_url:
+        raise WarehouseError("VRU_BI_PASSWORD is not set: an external warehouse's BI login needs it")
+    path = cfg.embedded_dir / "bi_password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -225,3 +225,21 @@ create table if not exists audit.incidents (
 -- At most one open incident per key: what makes "once per incident" hold under concurrent
 -- callbacks (the insert of the second one turns into an update of the first).
 create unique index if not exists incidents_open_key on audit.incidents (incident_key) where resolved_at is null;
+
+-- ----------------------------------------------------------------------------------------------
+-- Read-only access for BI tools: the group role vru_bi_reader reads the marts and the data
+-- quality results in audit, and nothing else (no raw, no staging, no restricted schema). Login
+-- roles join it (`vru warehouse bi-url`). dbt re-grants on every rebuilt mart (`grants` in
+-- dbt_project.yml); the default privileges cover tables created outside dbt.
+do $$
+begin
+    if not exists (select from pg_roles where rolname = 'vru_bi_reader') then
+        create role vru_bi_reader nologin;
+    end if;
+end
+$$;
+grant usage on schema marts, audit to vru_bi_reader;
+grant select on all tables in schema marts to vru_bi_reader;
+alter default privileges in schema marts grant select on tables to vru_bi_reader;
+grant select on audit.validation_results, audit.incidents, audit.loads, audit.editions,
+    audit.revisions, audit.feed_state to vru_bi_reader;

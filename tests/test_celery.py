@@ -1,0 +1,155 @@
+"""Scale-out with Airflow's CeleryExecutor: a real scheduler, a real Redis, two real Celery workers.
+
+The deployment's Celery settings (vru.airflow_local.celery_env, the same ones docker-compose.yml
+sets) run here against Redis from Debian's packages (`make test` installs it) and the Airflow
+metadata in PostgreSQL. One backfill of the stop and search ingest spreads its tasks across both
+workers, while the `police_api` pool keeps the force-month fetches one at a time across them: the
+data.police.uk rate limit stays global however many workers run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import SAMPLE, home_with_warehouse
+from vru import warehouse
+from vru.airflow_local import INGEST_DAG, LocalAirflow, _airflow_bin, _free_port, airflow_env, celery_env, migrate
+from vru.config import settings
+from vru.sample_server import SampleApi, SampleServer
+
+REDIS = os.environ.get("VRU_REDIS_SERVER", "/usr/bin/redis-server")
+FORCES = ("durham", "essex")
+MONTHS = ("2019-12", "2020-01", "2020-02")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with home_with_warehouse(tmp_path_factory, "vru_home_celery") as home:
+        yield home
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    password = "celery-test-" + os.urandom(6).hex()
+    process = subprocess.Popen(
+        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--requirepass", password, "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    try:
+        yield f"redis://:{password}@127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _metadata_database(url: str) -> str:
+    """A database of its own on the test's PostgreSQL for Airflow's metadata (as in the stack)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname = 'airflow_meta'").fetchone():
+            conn.execute("create database airflow_meta")
+    p = url.rsplit("/", 1)[0]
+    return f"{p}/airflow_meta"
+
+
+def _workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    workers = []
+    for name in ("worker1", "worker2"):
+        worker_env = dict(env, VRU_WORKER_NAME=name,
+                          AIRFLOW__CORE__HOSTNAME_CALLABLE="vru.airflow_local.worker_hostname")
+        log = open(log_dir / f"{name}.log", "wb")
+        workers.append(subprocess.Popen(
+            [_airflow_bin(), "celery", "worker", "--concurrency", "1", "--celery-hostname", f"{name}@%h"],
+            env=worker_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    return workers
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+
+
+def test_one_backfill_spreads_across_two_celery_workers(home: Path, redis_url: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRU_HOME", str(home))
+    cfg = settings()
+    url = warehouse.embedded(cfg).url()
+    warehouse.apply_schema(url)
+    meta = _metadata_database(url)
+    data = tmp_path / "sample"
+    data.mkdir()
+    for force in FORCES:
+        for month in MONTHS:
+            shutil.copy(SAMPLE / f"{month}-{force}-stop-and-search.csv", data)
+
+    with SampleServer(SampleApi(data)) as source:
+        port = _free_port()
+        env = airflow_env(cfg, url, port, {"VRU_POLICE_API_URL": source.url})
+        env.update(celery_env(redis_url, f"db+{meta}", concurrency=1))
+        # psycopg 3 for both: Airflow's default async driver for PostgreSQL is asyncpg, not installed
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = meta.replace("postgresql://", "postgresql+psycopg://", 1)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        migrate(env)
+        airflow = LocalAirflow(env, port)
+        workers: list[subprocess.Popen[bytes]] = []
+        try:
+            airflow.start()
+            airflow.ensure_pools()
+            airflow.wait_for_dags((INGEST_DAG,))
+            workers = _workers(env, airflow.log_dir)
+            # the scheduler queues no task of a paused DAG, backfills included
+            airflow.unpause(INGEST_DAG)
+            backfill = airflow.request("POST", "backfills", json={
+                "dag_id": INGEST_DAG, "from_date": "2026-01-01T00:00:00Z", "to_date": "2026-01-02T23:00:00Z",
+                "max_active_runs": 2, "reprocess_behavior": "none"})
+            deadline = time.monotonic() + 900
+            runs: list[dict[str, object]] = []
+            while time.monotonic() < deadline:
+                runs = [r for r in airflow.runs(INGEST_DAG) if r.get("run_type") == "backfill"]
+                if len(runs) == 2 and all(r["state"] in ("success", "failed") for r in runs):
+                    break
+                assert all(w.poll() is None for w in workers), "a Celery worker died: see worker*.log"
+                time.sleep(3)
+            assert len(runs) == 2 and {r["state"] for r in runs} == {"success"}, (backfill, runs)
+            instances = []
+            for run in runs:
+                data_ = airflow.request("GET", f"dags/{INGEST_DAG}/dagRuns/{run['dag_run_id']}/taskInstances",
+                                        params={"limit": 100})
+                instances += data_["task_instances"]
+        finally:
+            _stop(workers)
+            airflow.stop()
+
+    ran = [ti for ti in instances if ti["state"] == "success"]
+    assert {ti["hostname"] for ti in ran} == {"worker1", "worker2"}, [(ti["task_id"], ti["hostname"]) for ti in ran]
+    assert all(ti["executor"] in (None, "CeleryExecutor") for ti in ran)
+    # the pool keeps fetches one at a time across workers: ingest tasks never overlap in time
+    ingest = sorted((datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]),
+                     ti["hostname"]) for ti in ran if ti["task_id"] == "ingest")
+    assert len(ingest) >= len(MONTHS)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ingest)), ingest
+    with psycopg.connect(url) as conn:
+        loaded = conn.execute("select count(*) from audit.loads where status = 'loaded'").fetchone()
+    assert loaded == (len(FORCES) * len(MONTHS),)  # the second night found nothing new
