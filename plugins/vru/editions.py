@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -33,6 +32,23 @@ from vru.loader import Noted, Parsed, copy_records, write_quarantine
 from vru.tables import detect_format
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EditionTable:
+    """Where a feed's editions are kept and what names one of its figures (a cell).
+
+    `period_columns` (some of the key columns, e.g. year and quarter) say which periods an edition
+    publishes: a cell an earlier edition had is "dropped" only when a new edition publishes its
+    period without it (an edition that starts later drops nothing).
+    """
+
+    dataset: str
+    table: str
+    key_columns: tuple[str, ...]
+    value_column: str
+    marker_column: str
+    period_columns: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -149,23 +165,14 @@ def record_check(conn: psycopg.Connection, dataset: str, outcome: str) -> None:
 
 def load_edition(
     conn: psycopg.Connection,
+    target: EditionTable,
     *,
-    dataset: str,
-    table: str,
-    key_columns: Sequence[str],
-    value_column: str,
-    marker_column: str,
-    period_columns: Sequence[str],
     download: Download,
     parsed: Parsed,
     run_id: str | None = None,
 ) -> EditionResult:
-    """Load one edition beside the earlier ones and record what it revised, in one transaction.
-
-    `key_columns` name a cell; `period_columns` (some of them, e.g. year and quarter) say which
-    periods the edition publishes: a cell an earlier edition had is "dropped" only when this
-    edition publishes its period without it (an edition that starts later drops nothing).
-    """
+    """Load one edition beside the earlier ones and record what it revised, in one transaction."""
+    dataset, table = target.dataset, target.table
     result = EditionResult(dataset, download.url, "loaded", sha256=download.kept.sha256,
                            file_format=download.file_format)
     with conn.transaction():
@@ -184,9 +191,7 @@ def load_edition(
         result.rows_quarantined = len(quarantined)
         result.rows_noted = len(noted)
         result.rows_read = loaded + len(quarantined) + len(noted)
-        added, revised, dropped = _record_revisions(
-            conn, dataset, table, key_columns, value_column, marker_column, period_columns, load_id,
-            has_previous=previous is not None)
+        added, revised, dropped = _record_revisions(conn, target, load_id, has_previous=previous is not None)
         result.figures_added, result.figures_revised, result.figures_dropped = added, revised, dropped
         conn.execute(
             """
@@ -223,39 +228,30 @@ def _write_notes(conn: psycopg.Connection, load_id: int, dataset: str, notes: li
             copy.write_row((load_id, dataset, note.sheet, note.line_no, note.kind, note.record))
 
 
-def _record_revisions(
-    conn: psycopg.Connection,
-    dataset: str,
-    table: str,
-    key_columns: Sequence[str],
-    value_column: str,
-    marker_column: str,
-    period_columns: Sequence[str],
-    load_id: int,
-    *,
-    has_previous: bool,
-) -> tuple[int, int, int]:
+def _record_revisions(conn: psycopg.Connection, target: EditionTable, load_id: int, *,
+                      has_previous: bool) -> tuple[int, int, int]:
     """Compare the new edition's cells with the figures current before it, in SQL."""
-    schema, name = table.split(".")
-    target = sql.Identifier(schema, name)
+    dataset, key_columns = target.dataset, target.key_columns
+    schema, name = target.table.split(".")
+    table = sql.Identifier(schema, name)
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in key_columns)
-    value, marker = sql.Identifier(value_column), sql.Identifier(marker_column)
+    value, marker = sql.Identifier(target.value_column), sql.Identifier(target.marker_column)
     on = sql.SQL(" and ").join(
         sql.SQL("n.{k} = p.{k}").format(k=sql.Identifier(k)) for k in key_columns)
     cell = sql.SQL(", ").join(
         sql.SQL("{name}, coalesce(n.{k}, p.{k})").format(name=sql.Literal(k), k=sql.Identifier(k))
         for k in key_columns)
     in_new_period = sql.SQL(" and ").join(
-        sql.SQL("n3.{k} = p.{k}").format(k=sql.Identifier(k)) for k in period_columns)
+        sql.SQL("n3.{k} = p.{k}").format(k=sql.Identifier(k)) for k in target.period_columns)
     query = sql.SQL(
         """
         with new as (
             select {keys}, {value} as value, {marker} as marker, true as present
-            from {target} where load_id = %(id)s
+            from {table} where load_id = %(id)s
         ),
         previous as (
             select distinct on ({keys}) {keys}, {value} as value, {marker} as marker, load_id
-            from {target} where load_id < %(id)s
+            from {table} where load_id < %(id)s
             order by {keys}, load_id desc
         ),
         compared as (
@@ -288,7 +284,7 @@ def _record_revisions(
                count(*) filter (where change = 'dropped')
         from kept
         """
-    ).format(keys=keys, value=value, marker=marker, target=target, on=on, cell=cell,
+    ).format(keys=keys, value=value, marker=marker, table=table, on=on, cell=cell,
              in_new_period=in_new_period)
     row = conn.execute(query, {"id": load_id, "dataset": dataset, "has_previous": has_previous}).fetchone()
     assert row is not None
@@ -296,6 +292,6 @@ def _record_revisions(
     if not has_previous:
         # the first edition: every cell is new, and that is not a revision worth a row each
         added = int(conn.execute(
-            sql.SQL("select count(*) from {} where load_id = %s").format(target), (load_id,)
+            sql.SQL("select count(*) from {} where load_id = %s").format(table), (load_id,)
         ).fetchone()[0])  # type: ignore[index]
     return added, revised, dropped

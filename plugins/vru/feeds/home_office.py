@@ -25,6 +25,7 @@ from vru.archive import Archive
 from vru.editions import (
     Download,
     EditionResult,
+    EditionTable,
     fetch,
     latest_edition,
     load_edition,
@@ -49,6 +50,11 @@ DATASET = "home_office.knife_offences"
 TABLE = "raw.knife_offences"
 # On the gov.uk collection page, the knife table is the spreadsheet linked with "knife" in its name.
 LINK_PATTERN = re.compile(r"knife[^\"'<>]*\.(?:ods|csv)$", re.IGNORECASE)
+
+# A figure is one offence of one force in one quarter; an edition publishes whole quarters.
+EDITIONS = EditionTable(DATASET, TABLE, key_columns=("force_id", "fy_start", "financial_quarter", "offence"),
+                        value_column="offences", marker_column="value_marker",
+                        period_columns=("fy_start", "financial_quarter"))
 
 COLUMNS = ColumnMap([
     Column("financial_year", ("Financial Year", "Financial year", "Year", "Financial Year Ending")),
@@ -218,13 +224,7 @@ def load_download(conn: psycopg.Connection, download: Download, forces: dict[str
     where = f"{download.url} ({download.file_format}, sha256 {download.kept.sha256[:12]})"
     try:
         parsed = parse(download.data, download.file_format, where, forces)
-        return load_edition(
-            conn, dataset=DATASET, table=TABLE,
-            key_columns=("force_id", "fy_start", "financial_quarter", "offence"),
-            value_column="offences", marker_column="value_marker",
-            period_columns=("fy_start", "financial_quarter"),
-            download=download, parsed=parsed, run_id=run_id,
-        )
+        return load_edition(conn, EDITIONS, download=download, parsed=parsed, run_id=run_id)
     except (MissingColumns, UnknownForce, UnreadableTable) as exc:
         record_refusal(conn, DATASET, download, "refused", str(exc), run_id)
         return EditionResult(DATASET, download.url, "refused", sha256=download.kept.sha256,
