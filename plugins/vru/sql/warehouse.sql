@@ -227,6 +227,75 @@ create table if not exists audit.incidents (
 create unique index if not exists incidents_open_key on audit.incidents (incident_key) where resolved_at is null;
 
 -- ----------------------------------------------------------------------------------------------
+-- A&E assault attendances (ISTV extracts from emergency departments): row-level, personal-adjacent.
+-- They live in the `restricted` schema and nowhere else: no grant to vru_bi_reader or PUBLIC, dbt
+-- staging of them is built in this schema too, and only the suppressed monthly counts
+-- (marts.ae_assault_monthly) leave it.
+create schema if not exists restricted;
+revoke all on schema restricted from public;
+
+-- One row per assault attendance of a loaded extract (file). An extract covers one site and one
+-- reporting period; a re-sent extract for the same site and period replaces the earlier one.
+create table if not exists restricted.ae_attendances (
+    load_id                        bigint   not null,   -- audit.loads row of the extract
+    sha256                         text     not null,   -- of the file as received (archived)
+    line_no                        integer  not null,   -- CSV line (header = 1)
+    site_code                      text     not null,   -- SITE CODE (OF TREATMENT), ODS code
+    force_id                       text     not null,   -- force area of the site (seed ae_sites)
+    reporting_period_start         date     not null,
+    reporting_period_end           date     not null,
+    arrival_at                     timestamp not null,  -- ARRIVAL DATE AND TIME AT A&E (local time)
+    assault_date                   date     not null,   -- ASSAULT DATE AND TIME: the date part
+    assault_time                   time,                -- null when the patient could not say
+    assault_method                 text     not null,   -- ISTV code (seed istv_assault_methods)
+    assault_method_other           text,                -- ASSAULT METHOD OTHER DESCRIPTION (free text)
+    assault_location_type          text     not null,   -- ISTV code (seed istv_location_types)
+    assault_location_description   text,                -- free text
+    age_band                       text,                -- null when the department does not share it
+    sex                            text,                -- null when the department does not share it
+    loaded_at                      timestamptz not null default now()
+);
+create index if not exists ae_attendances_extract_idx
+    on restricted.ae_attendances (site_code, reporting_period_start, reporting_period_end);
+
+-- Rows of an extract that could not be loaded, with the reason: kept here, not in
+-- raw.quarantine, because the row as received is row-level A&E data.
+create table if not exists restricted.ae_quarantine (
+    load_id     bigint  not null,
+    sha256      text    not null,
+    file_name   text    not null,
+    line_no     integer not null,
+    column_name text,                                  -- the column at fault, when one is
+    reason      text    not null,                      -- names line and column, never free text
+    record      text    not null,                      -- the row as received
+    quarantined_at timestamptz not null default now()
+);
+create index if not exists ae_quarantine_load_idx on restricted.ae_quarantine (load_id);
+
+-- Every file that arrived in the A&E landing area and what became of it (no row-level data:
+-- names, sizes, checksums, counts and reasons). `loads` has the load itself.
+create table if not exists audit.landed_files (
+    landed_id       bigserial   primary key,
+    dataset         text        not null,              -- 'ae.attendances'
+    file_name       text        not null,              -- as it arrived
+    sha256          text        not null,
+    size_bytes      bigint      not null,
+    outcome         text        not null,              -- loaded | replaced | duplicate | rejected
+    load_id         bigint,                            -- audit.loads row (null for a duplicate)
+    duplicate_of    bigint,                            -- the load that already had these bytes
+    site_code       text,
+    reporting_period_start date,
+    reporting_period_end   date,
+    rows_loaded     integer     not null default 0,
+    rows_quarantined integer    not null default 0,
+    reason          text,                              -- why rejected (line, column), for people
+    moved_to        text,                              -- where the file went after commit
+    run_id          text,
+    processed_at    timestamptz not null default now()
+);
+create index if not exists landed_files_dataset_idx on audit.landed_files (dataset, landed_id desc);
+
+-- ----------------------------------------------------------------------------------------------
 -- Read-only access for BI tools: the group role vru_bi_reader reads the marts and the data
 -- quality results in audit, and nothing else (no raw, no staging, no restricted schema). Login
 -- roles join it (`vru warehouse bi-url`). dbt re-grants on every rebuilt mart (`grants` in
@@ -242,4 +311,4 @@ grant usage on schema marts, audit to vru_bi_reader;
 grant select on all tables in schema marts to vru_bi_reader;
 alter default privileges in schema marts grant select on tables to vru_bi_reader;
 grant select on audit.validation_results, audit.incidents, audit.loads, audit.editions,
-    audit.revisions, audit.feed_state to vru_bi_reader;
+    audit.revisions, audit.feed_state, audit.landed_files to vru_bi_reader;
