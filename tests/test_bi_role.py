@@ -24,12 +24,15 @@ def test_bi_login_reads_marts_and_quality_results(bi_url: str) -> None:
         assert conn.execute("select n from marts.bi_probe").fetchone() == (1,)
         assert conn.execute("select count(*) from audit.validation_results").fetchone() == (0,)
         assert conn.execute("select count(*) from audit.incidents").fetchone() == (0,)
+        assert conn.execute("select count(*) from audit.landed_files").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("query", [
     "select count(*) from raw.stop_searches",
     "select count(*) from raw.quarantine",
     "select count(*) from raw.knife_offences",
+    "select count(*) from restricted.ae_attendances",  # row-level A&E data
+    "select count(*) from restricted.ae_quarantine",
     "select n from staging.bi_probe",
     "insert into marts.bi_probe values (2)",
     "create table marts.bi_own (n int)",

@@ -1,0 +1,110 @@
+"""
+### A&E assault attendances: take in ISTV extracts as they land (event-driven)
+
+Emergency departments drop their Information Sharing to Tackle Violence (ISTV) extracts, one CSV
+file per department and reporting period, into the landing folder (`VRU_AE_LANDING`, default
+`VRU_HOME/landing/ae`). This DAG runs **when a file lands**, not at night: the landing folder is
+an asset with an asset watcher, whose trigger (`vru.triggers.LandingFileTrigger`, run by the
+triggerer) fires once per new file without touching it. At 02:30 (Europe/London) it also runs as
+a nightly sweep, which takes in anything an event did not (for example a file whose run failed).
+
+* **take_in**: per file, oldest first: archive the bytes, check the file against the contract and
+  load it into `restricted.ae_attendances` in one transaction, then move it to `loaded/`. A file
+  refused whole goes to `rejected/` with `<name>.reason.txt` beside it (nothing of it loaded) and
+  opens an incident that alerts once; the same bytes dropped twice are loaded once. Row-level
+  problems (an unknown site code, a code outside the standard) are quarantined in
+  `restricted.ae_quarantine` with line and column.
+* **publish_raw**: emits the `restricted.ae_attendances` asset event (extra: extracts and row
+  counts, never row data) only when an extract was loaded; the transform DAG then rebuilds the
+  marts. Otherwise skipped.
+* **check_freshness**: whatever happened above: is the latest reporting period recent enough?
+
+Row-level A&E data never leaves the `restricted` schema; BI tools read only the suppressed
+counts in `marts.ae_assault_monthly`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    CronTriggerTimetable,
+    Metadata,
+    TriggerRule,
+    dag,
+    get_current_context,
+    task,
+)
+from vru.alerts import task_defaults
+from vru.assets import RAW_AE_ATTENDANCES
+from vru.config import settings
+from vru.triggers import LandingFileTrigger
+
+_LANDING = settings().ae_landing_dir
+
+# The landing folder as an asset: its watcher's events start this DAG.
+AE_LANDING = Asset(
+    name="landing.ae_extracts",
+    uri=f"file://{_LANDING}",
+    group="landing",
+    watchers=[AssetWatcher(name="ae_landing_watcher", trigger=LandingFileTrigger(directory=str(_LANDING)))],
+)
+
+
+@dag(
+    dag_id="vru_ingest_ae",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("30 2 * * *", timezone="Europe/London"), assets=AE_LANDING
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
+    catchup=False,
+    # one taker at a time: files arriving during a run start the next one (events are queued)
+    max_active_runs=1,
+    default_args=task_defaults(2, pendulum.duration(minutes=2)),
+    tags=["nhs", "a&e", "istv", "ingest", "event-driven"],
+    doc_md=__doc__,
+)
+def vru_ingest_ae() -> None:
+    @task
+    def take_in() -> dict[str, Any]:
+        """Take in every waiting extract: load, reject with a reason, or recognise a duplicate."""
+        from vru.landing import ingest_landed
+
+        context = get_current_context()
+        return ingest_landed(context["run_id"], context)
+
+    @task(outlets=[RAW_AE_ATTENDANCES])
+    def publish_raw(result: dict[str, Any]):  # type: ignore[no-untyped-def]
+        """Emit the raw asset event when an extract was loaded; skip otherwise."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if not (result["loaded"] or result["replaced"]):
+            raise AirflowSkipException(
+                f"no extract loaded ({result['duplicates']} duplicate(s), {result['rejected']} rejected)")
+        yield Metadata(RAW_AE_ATTENDANCES, {
+            "extracts": result["extracts"],
+            "files_loaded": result["loaded"],
+            "files_replaced": result["replaced"],
+            "files_rejected": result["rejected"],
+            "duplicates": result["duplicates"],
+            "rows_loaded": result["rows_loaded"],
+            "rows_quarantined": result["rows_quarantined"],
+        })
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def check_freshness() -> list[dict[str, Any]]:
+        """Is the latest reporting period recent enough? A stale feed alerts once; never fails the run."""
+        from vru.alerts import run_freshness_check
+
+        return run_freshness_check(["ae.attendances"], get_current_context())
+
+    taken = take_in()
+    publish_raw(taken)
+    taken >> check_freshness()
+
+
+vru_ingest_ae()
