@@ -18,6 +18,7 @@ a nightly sweep, which takes in anything an event did not (for example a file wh
   counts, never row data) only when an extract was loaded; the transform DAG then rebuilds the
   marts. Otherwise skipped.
 * **check_freshness**: whatever happened above: is the latest reporting period recent enough?
+* **report**: rewrites the data quality report, so a rejected file is listed there at once.
 
 Row-level A&E data never leaves the `restricted` schema; BI tools read only the suppressed
 counts in `marts.ae_assault_monthly`.
@@ -102,9 +103,17 @@ def vru_ingest_ae() -> None:
 
         return run_freshness_check(["ae.attendances"], get_current_context())
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def report() -> str:
+        """Rewrite the data quality report: a rejected file shows there now, not after the next
+        transform run (which a run that loaded nothing does not start)."""
+        from vru.report import write_report
+
+        return str(write_report(run_id=get_current_context()["run_id"]))
+
     taken = take_in()
     publish_raw(taken)
-    taken >> check_freshness()
+    taken >> check_freshness() >> report()
 
 
 vru_ingest_ae()

@@ -1,8 +1,9 @@
 """
 ### Transform and validate: raw → staging → marts, gated by Great Expectations
 
-Runs when a feed emits a raw asset event (`raw.stop_searches` or `raw.knife_offences`:
-data-aware scheduling), never on a night when nothing was loaded.
+Runs when a feed emits a raw asset event (`raw.stop_searches`, `raw.knife_offences`,
+`raw.sharp_object_admissions`, or `restricted.ae_attendances` when an A&E extract lands:
+data-aware scheduling), never when nothing was loaded.
 
 1. **validate_raw**: the raw suites (`expectations/raw.*.json`) run in PostgreSQL. A critical
    failure stops here: dbt does not run, so no figure from that batch reaches the marts.
@@ -11,7 +12,8 @@ data-aware scheduling), never on a night when nothing was loaded.
 3. **validate_marts**: the staging and mart suites. A critical failure fails the run and the
    mart asset is not emitted.
 4. **publish_marts**: emits the mart asset events (`marts.stop_search_monthly`,
-   `marts.knife_crime_quarterly`) for BI refreshes.
+   `marts.knife_crime_quarterly`, `marts.sharp_object_admissions_yearly`,
+   `marts.ae_assault_monthly`) for BI refreshes.
 5. **report**: always runs; writes the data quality report (`VRU_HOME/reports/index.html`) and
    Great Expectations Data Docs (`VRU_HOME/reports/data_docs/index.html`).
 
@@ -31,9 +33,13 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from vru.alerts import task_defaults
 from vru.assets import (
+    MART_AE_ASSAULT_MONTHLY,
     MART_KNIFE_CRIME_QUARTERLY,
+    MART_SHARP_OBJECT_ADMISSIONS_YEARLY,
     MART_STOP_SEARCH_MONTHLY,
+    RAW_AE_ATTENDANCES,
     RAW_KNIFE_OFFENCES,
+    RAW_SHARP_OBJECT_ADMISSIONS,
     RAW_STOP_SEARCHES,
 )
 from vru.config import settings
@@ -50,19 +56,24 @@ if not _MANIFEST.exists():
 RAW_CHECKS = [
     ("raw", "police.stop_searches", "raw.stop_searches"),
     ("raw", "home_office.knife_offences", "raw.knife_offences"),
+    ("raw", "nhs.sharp_object_admissions", "raw.sharp_object_admissions"),
+    ("raw", "ae.attendances", "restricted.ae_attendances"),
 ]
 MART_CHECKS = [
     ("staging", "police.stop_searches", "staging.stg_police__stop_searches"),
     ("staging", "home_office.knife_offences", "staging.stg_home_office__knife_offences"),
     ("marts", "police.stop_search_monthly", "marts.stop_search_monthly"),
     ("marts", "home_office.knife_crime_quarterly", "marts.knife_crime_quarterly"),
+    ("marts", "nhs.sharp_object_admissions_yearly", "marts.sharp_object_admissions_yearly"),
+    ("marts", "ae.ae_assault_monthly", "marts.ae_assault_monthly"),
 ]
-MARTS = [MART_STOP_SEARCH_MONTHLY, MART_KNIFE_CRIME_QUARTERLY]
+MARTS = [MART_STOP_SEARCH_MONTHLY, MART_KNIFE_CRIME_QUARTERLY, MART_SHARP_OBJECT_ADMISSIONS_YEARLY,
+         MART_AE_ASSAULT_MONTHLY]
 
 
 @dag(
     dag_id="vru_transform",
-    schedule=(RAW_STOP_SEARCHES | RAW_KNIFE_OFFENCES),
+    schedule=(RAW_STOP_SEARCHES | RAW_KNIFE_OFFENCES | RAW_SHARP_OBJECT_ADMISSIONS | RAW_AE_ATTENDANCES),
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,

@@ -29,6 +29,7 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     patch.delenv("VRU_WAREHOUSE_URL", raising=False)
     patch.delenv("VRU_POLICE_API_URL", raising=False)
     patch.delenv("VRU_KNIFE_CRIME_URL", raising=False)
+    patch.delenv("VRU_HES_URL", raising=False)
     yield home
     warehouse.EmbeddedWarehouse(home / "warehouse").stop()  # in case code under test started one
     patch.undo()
@@ -54,7 +55,8 @@ def _truncate(url: str) -> None:
         conn.execute(
             "truncate raw.stop_searches, raw.quarantine, raw.police_availability, audit.loads, "
             "audit.feed_state, audit.validation_results, raw.knife_offences, raw.source_notes, "
-            "audit.editions, audit.revisions, audit.incidents"
+            "audit.editions, audit.revisions, audit.incidents, raw.sharp_object_admissions, "
+            "restricted.ae_attendances, restricted.ae_quarantine, audit.landed_files"
         )
 
 
@@ -64,7 +66,7 @@ def home_with_warehouse(tmp_path_factory: pytest.TempPathFactory, name: str) -> 
     home = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VRU_HOME", str(home))
-        for variable in ("VRU_WAREHOUSE_URL", "VRU_POLICE_API_URL", "VRU_KNIFE_CRIME_URL"):
+        for variable in ("VRU_WAREHOUSE_URL", "VRU_POLICE_API_URL", "VRU_KNIFE_CRIME_URL", "VRU_HES_URL"):
             mp.delenv(variable, raising=False)
         server = warehouse.embedded(settings())
         server.start()

@@ -66,7 +66,8 @@ def count(conn: psycopg.Connection, site: str) -> int:
     return conn.execute("select count(*) from restricted.ae_attendances where site_code = %s", (site,)).fetchone()[0]  # type: ignore[index]
 
 
-def test_extracts_load_then_the_same_bytes_are_not_loaded_again(conn: psycopg.Connection, landing: Path, take_in) -> None:  # type: ignore[no-untyped-def]
+def test_extracts_load_then_the_same_bytes_are_not_loaded_again(
+        conn: psycopg.Connection, landing: Path, take_in) -> None:  # type: ignore[no-untyped-def]
     expected = {}
     for site in ("RWEAA", "RXPDA"):
         data = sample_istv.extract(site, MONTH)
@@ -129,10 +130,10 @@ def test_a_malformed_file_is_rejected_whole_with_a_reason_and_nothing_is_loaded(
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
-    (lambda rows: [rows[0] + ["nhs_number"]] + [r + ["9434765919"] for r in rows[1:]],
+    (lambda rows: [rows[0] + ["nhs_number"]] + [[*r, "9434765919"] for r in rows[1:]],
      "column(s) the contract does not have: ['nhs_number']"),
     (lambda rows: [[c for i, c in enumerate(r) if i != 5] for r in rows], "lacks required column(s) assault_method"),
-    (lambda rows: rows[:5] + [[*rows[5][:2], "RHQNG", *rows[5][3:]]] + rows[6:],
+    (lambda rows: [*rows[:5], [*rows[5][:2], "RHQNG", *rows[5][3:]], *rows[6:]],
      "line 6: the reporting period or site code differs from line 2's"),
     (lambda rows: rows[:1], "no rows after the header"),
     (lambda rows: [[*r[:1], "2019-05-31", *r[2:]] if i else r for i, r in enumerate(rows)],
@@ -150,7 +151,8 @@ def test_files_outside_the_contract_are_rejected_naming_what_is_wrong(
 
 def test_non_csv_and_non_utf8_files_are_rejected(conn: psycopg.Connection, landing: Path, take_in) -> None:  # type: ignore[no-untyped-def]
     drop(landing, "extract.xlsx", b"PK\x03\x04 not a csv")
-    drop(landing, "latin1.csv", sample_istv.extract("RFSDA", MONTH).replace(b"Station Road", "Caf\xe9".encode("latin-1")))
+    latin1 = sample_istv.extract("RFSDA", MONTH).replace(b"Station Road", "Caf\xe9".encode("latin-1"))
+    drop(landing, "latin1.csv", latin1)
     reasons = {f.file_name: f.reason for f in take_in().files}
     assert "not a .csv file" in reasons["extract.xlsx"]
     assert "is not UTF-8 text" in reasons["latin1.csv"]
@@ -192,7 +194,8 @@ def test_bad_rows_are_quarantined_with_line_and_column_and_the_rest_loaded(
     assert conn.execute("select count(*) from raw.quarantine").fetchone() == (0,)
 
 
-def test_an_unknown_site_code_quarantines_every_row_with_the_reason(conn: psycopg.Connection, landing: Path, take_in) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_site_code_quarantines_every_row_with_the_reason(
+        conn: psycopg.Connection, landing: Path, take_in) -> None:  # type: ignore[no-untyped-def]
     rows = rows_of(sample_istv.extract("RFSDA", MONTH))
     rows = [rows[0]] + [[r[0], r[1], "RZZ99", *r[3:]] for r in rows[1:]]
     drop(landing, "unknown.csv", to_bytes(rows))

@@ -33,10 +33,10 @@ for dag_id, dag in bag.dags.items():
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
         "timetable": type(dag.timetable).__name__,
-        "summary": getattr(dag.timetable, "expression", None),
+        "summary": getattr(getattr(dag.timetable, "timetable", dag.timetable), "expression", None),
         "timezone": str(getattr(dag.timetable, "timezone", "")),
-        "schedule_assets": [a.name for a in getattr(getattr(dag.timetable, "asset_condition", None),
-                                                    "objects", [])],
+        "schedule_assets": [a.name for a in (lambda c: getattr(c, "objects", None) or ([c] if c is not None else []))(
+                                getattr(dag.timetable, "asset_condition", None))],
         "tasks": {t.task_id: {"down": sorted(t.downstream_task_ids),
                               "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
                               "pool": t.pool, "trigger_rule": getattr(t.trigger_rule, "value", t.trigger_rule),
@@ -63,7 +63,8 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_dags_import_without_errors_or_heavy_imports(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
-    assert set(parsed["dags"]) == {"vru_ingest_police", "vru_ingest_knife_crime", "vru_transform"}
+    assert set(parsed["dags"]) == {"vru_ingest_police", "vru_ingest_knife_crime", "vru_ingest_hes", "vru_ingest_ae",
+                                    "vru_transform"}
     assert parsed["heavy_modules"] == [], "GX, dbt or pandas imported at DAG-parse time"
     for dag in parsed["dags"].values():
         assert dag["doc"] and dag["tags"] and dag["owner"] == "data-engineering"
@@ -93,9 +94,22 @@ def test_knife_crime_dag_checks_nightly_and_publishes_only_a_new_edition(parsed:
     assert all(t["doc"] for t in tasks.values())
 
 
+def test_ae_dag_runs_when_a_file_lands_and_nightly_and_publishes_only_a_load(parsed: dict[str, Any]) -> None:
+    dag = parsed["dags"]["vru_ingest_ae"]
+    # the landing folder's asset (its watcher's trigger fires per new file), or the nightly sweep
+    assert dag["timetable"] == "AssetOrTimeSchedule" and dag["summary"] == "30 2 * * *"
+    assert dag["schedule_assets"] == ["landing.ae_extracts"]
+    tasks = dag["tasks"]
+    assert tasks["take_in"]["down"] == ["check_freshness", "publish_raw"] and tasks["take_in"]["retries"] >= 1
+    assert tasks["publish_raw"]["outlets"] == ["restricted.ae_attendances"] and tasks["publish_raw"]["down"] == []
+    assert tasks["check_freshness"]["down"] == ["report"] and tasks["report"]["trigger_rule"] == "all_done"
+    assert all(t["doc"] for t in tasks.values())
+
+
 def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parsed: dict[str, Any]) -> None:
     dag = parsed["dags"]["vru_transform"]
-    assert sorted(dag["schedule_assets"]) == ["raw.knife_offences", "raw.stop_searches"]
+    assert sorted(dag["schedule_assets"]) == ["raw.knife_offences", "raw.sharp_object_admissions",
+                                              "raw.stop_searches", "restricted.ae_attendances"]
     tasks = dag["tasks"]
     dbt_runs = {t for t in tasks if t.startswith("dbt.") and t.endswith("_model_build")}
     assert {"dbt.stg_police__stop_searches_model_build", "dbt.stop_search_monthly_model_build"} <= dbt_runs
@@ -116,12 +130,14 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     assert "dbt.stop_search_monthly_model_build" in descendants("dbt.stg_police__stop_searches_model_build")
     assert tasks["validate_marts"]["down"] == ["publish_marts", "report"]
     assert tasks["publish_marts"]["down"] == [] and tasks["report"]["down"] == []  # both leaves
-    assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly", "marts.knife_crime_quarterly"]
+    assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly", "marts.knife_crime_quarterly",
+                                                 "marts.sharp_object_admissions_yearly", "marts.ae_assault_monthly"]
     assert "dbt.knife_crime_quarterly_model_build" in descendants("dbt.stg_home_office__knife_offences_model_build")
     assert tasks["report"]["trigger_rule"] == "all_done"
     # `dbt build` per node: a model's tests run in its own task; only tests over two nodes stand alone
     assert {t for t in tasks if t.endswith("_test")} == {
         "dbt.assert_force_ids_are_known_test", "dbt.assert_stop_search_monthly_matches_staging_test",
+        "dbt.assert_ae_seeds_valid_test",
         "dbt.relationships_stg_police__stop_searches_force_id__force_id__ref_force_areas__test"}
     # only publish_marts announces marts, after validation (no per-model events from Cosmos)
     assert all(not t["outlets"] for name, t in tasks.items() if name.startswith("dbt."))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import sqlite3
 from collections import Counter
@@ -21,7 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import SAMPLE, home_with_warehouse
-from vru import warehouse
+from vru import sample_istv, warehouse
 from vru.config import REPO_ROOT, settings
 from vru.runner import execute
 
@@ -62,6 +63,18 @@ def knife_expected() -> dict[tuple[str, int, int], int]:
     for (force, fy, q, _), value in generator.figures(2).items():
         assert value is not None  # the revised edition withholds nothing
         totals[(force, fy, q)] += value
+    return dict(totals)
+
+
+def ae_expected() -> dict[tuple[str, date], int]:
+    """(force, month) -> assault attendances in the synthetic extracts, counted from their CSV text."""
+    with open(REPO_ROOT / "dbt_project" / "seeds" / "ae_sites.csv", encoding="utf-8", newline="") as handle:
+        force_of = {r["site_code"]: r["force_id"] for r in csv.DictReader(handle)}
+    totals: Counter[tuple[str, date]] = Counter()
+    for site, force in force_of.items():
+        for month in sample_istv.months():
+            rows = list(csv.reader(io.StringIO(sample_istv.extract(site, month).decode("utf-8"), newline="")))
+            totals[(force, month)] += len(rows) - 1
     return dict(totals)
 
 
@@ -133,21 +146,61 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert knife[("greater-manchester", 2019, 3)][2] is False  # a known series break, from the seed
     assert knife[("essex", 2019, 3)][2] is True
     assert knife[("greater-manchester", 2020, 4)][3] is True  # withheld in edition 1, filled in edition 2
-    assert any("knife crime edition" in line and "(ods)" in line and "revised" in line for line in lines), lines
+    assert any("knife crime table edition" in line and "(ods)" in line and "revised" in line for line in lines), lines
+
+    # A&E: the synthetic extracts landed while Airflow ran; the landing watcher started the ingest
+    ae_runs = [r for r in first.ingest_runs if r["dag_id"] == "vru_ingest_ae"]
+    assert ae_runs and ae_runs[-1]["run_type"] == "asset_triggered", ae_runs
+    landing = chain_home / "landing" / "ae"
+    assert sorted(p.name for p in landing.iterdir() if p.is_file()) == []  # every file taken in
+    n_files = len(sample_istv.sites()) * len(list(sample_istv.months()))
+    assert len(list((landing / "loaded").iterdir())) == n_files
+    expected_ae = ae_expected()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*), count(distinct load_id) from restricted.ae_attendances"
+                            ).fetchone() == (sum(expected_ae.values()), n_files)
+        ae = {(r[0], r[1]): r[2:] for r in conn.execute(
+            "select force_id, month, attendances, attendances_suppressed, coverage from marts.ae_assault_monthly "
+            "where age_band = 'all ages'")}
+        small = conn.execute(
+            "select count(*) from marts.ae_assault_monthly where attendances between 1 and 4 "
+            "or knife_or_sharp_attendances between 1 and 4").fetchone()
+    assert small == (0,)
+    assert set(ae) >= set(expected_ae)
+    for key, total in expected_ae.items():
+        assert ae[key] == (total, False, "complete"), key
+    assert any("A&E extracts taken in" in line and f"{n_files} loaded" in line for line in lines), lines
 
     report = (chain_home / "reports" / "index.html").read_text()
     assert "All checks passed" in report and "Do not use" not in report
     assert (chain_home / "reports" / "data_docs" / "index.html").exists()
     assert any("force-months loaded: 21" in line for line in lines), lines
 
-    # second run: nothing new, nothing loaded, no transform, marts untouched
+    # second run: nothing new from the publishers; a department re-sends a file it already sent,
+    # and another sends a malformed one. Nothing is loaded, no transform runs, marts untouched.
+    resent = next((landing / "loaded").iterdir())
+    (landing / "resent-again.csv").write_bytes(resent.read_bytes())
+    broken = sample_istv.extract("RWEAA", date(2021, 4, 1)).splitlines(keepends=True)
+    (landing / "broken.csv").write_bytes(b"".join([*broken[:40], broken[40][:30] + b"\r\n", *broken[41:]]))
     before = _mart(url)
+    with psycopg.connect(url) as conn:
+        attendances = conn.execute("select count(*) from restricted.ae_attendances").fetchone()
     lines.clear()
     second = execute(sample=True, cfg=cfg, out=lines.append)
     assert second.succeeded, "\n".join(lines)
     assert not second.emitted and second.transform_runs == []
     assert any("nothing new was published" in line for line in lines), lines
     assert _mart(url) == before
+    assert [r["run_type"] for r in second.ingest_runs if r["dag_id"] == "vru_ingest_ae"] == ["asset_triggered"]
     with psycopg.connect(url) as conn:
-        assert conn.execute("select count(*) from audit.loads where run_id = any(%s)",
-                            (second.ingest_run_ids,)).fetchone() == (0,)
+        assert conn.execute("select count(*) from restricted.ae_attendances").fetchone() == attendances
+        assert conn.execute("select status, dataset from audit.loads where run_id = any(%s)",
+                            (second.ingest_run_ids,)).fetchall() == [("refused", "ae.attendances")]
+        landed = dict(conn.execute("select file_name, outcome from audit.landed_files where run_id = any(%s)",
+                                   (second.ingest_run_ids,)).fetchall())
+        incident = conn.execute("select summary from audit.incidents where kind = 'file_rejected' "
+                                "and resolved_at is null").fetchall()
+    assert landed == {"resent-again.csv": "duplicate", "broken.csv": "rejected"}
+    assert "line 41 has" in (landing / "rejected" / "broken.csv.reason.txt").read_text()
+    assert incident == [("A&E extract broken.csv was rejected: nothing in it was loaded",)]
+    assert "broken.csv" in (chain_home / "reports" / "index.html").read_text()

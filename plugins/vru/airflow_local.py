@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 INGEST_DAG = "vru_ingest_police"
 KNIFE_CRIME_DAG = "vru_ingest_knife_crime"
-INGEST_DAGS = (INGEST_DAG, KNIFE_CRIME_DAG)
+HES_DAG = "vru_ingest_hes"
+AE_DAG = "vru_ingest_ae"  # event-driven: started by files landing, not triggered by vru run
+INGEST_DAGS = (INGEST_DAG, KNIFE_CRIME_DAG, HES_DAG)
 TRANSFORM_DAG = "vru_transform"
 POOLS = {"police_api": (1, "data.police.uk: one task at a time keeps the 10 requests/s limit global")}
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -291,7 +293,7 @@ def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] |
     try:
         airflow.start()
         airflow.ensure_pools()
-        airflow.wait_for_dags((*INGEST_DAGS, TRANSFORM_DAG))
+        airflow.wait_for_dags((*INGEST_DAGS, AE_DAG, TRANSFORM_DAG))
         yield airflow
     finally:
         airflow.stop()
@@ -349,12 +351,16 @@ def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str],
         quiet_since = time.monotonic()
 
 
-def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS) -> ChainResult:
+def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
+              watched: dict[str, set[str]] | None = None) -> ChainResult:
     """Run the ingest DAGs now and follow the asset-triggered transform runs to their end.
 
     Unpausing a DAG whose latest scheduled slot has no run makes the scheduler create that run
     (catchup=False runs the most recent interval): then that run is tonight's, and we follow it
     instead of triggering a second one. An ingest DAG already unpaused is triggered.
+
+    `watched` maps event-driven DAGs (the A&E landing watcher's) to their run ids before files
+    were dropped: the run the files started is awaited and followed like an ingest run.
     """
     before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in ingest_dags}
     before_transform = {r["dag_run_id"] for r in airflow.runs(TRANSFORM_DAG)}
@@ -367,8 +373,10 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS)
         else:
             airflow.trigger(dag_id)
     result = ChainResult([], {})
-    for dag_id in ingest_dags:
-        for run in _follow_new_runs(airflow, dag_id, before[dag_id]):
+    for dag_id, before_ids in [*((d, before[d]) for d in ingest_dags), *(watched or {}).items()]:
+        if dag_id in (watched or {}):
+            airflow.wait_for_triggered_run(dag_id, before_ids)
+        for run in _follow_new_runs(airflow, dag_id, before_ids):
             result.ingest_runs.append(run)
             result.ingest_tasks[f"{dag_id}/{run['dag_run_id']}"] = airflow.task_states(dag_id, run["dag_run_id"])
     if result.emitted:
@@ -377,3 +385,18 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS)
         result.transform_tasks = {r["dag_run_id"]: airflow.task_states(TRANSFORM_DAG, r["dag_run_id"])
                                   for r in result.transform_runs}
     return result
+
+
+def settle_event_driven(airflow: LocalAirflow, dag_id: str = AE_DAG) -> set[str]:
+    """Unpause an event-driven DAG and let its due nightly sweep (if any) finish; its run ids then.
+
+    Files dropped after this start a run of their own (asset_triggered), which is what the
+    sample shows; dropped before, the sweep would take them in.
+    """
+    before = {r["dag_run_id"] for r in airflow.runs(dag_id)}
+    airflow.unpause(dag_id)
+    due = airflow.request("GET", f"dags/{dag_id}").get("next_dagrun_run_after")
+    if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC):
+        sweep = airflow.wait_for_triggered_run(dag_id, before)
+        airflow.wait_for_run(dag_id, sweep["dag_run_id"])
+    return {r["dag_run_id"] for r in airflow.runs(dag_id)}

@@ -31,7 +31,7 @@ import psycopg
 from airflow.sdk import BaseNotifier
 
 from vru import warehouse
-from vru.airflow_local import INGEST_DAG, KNIFE_CRIME_DAG, TRANSFORM_DAG
+from vru.airflow_local import AE_DAG, HES_DAG, INGEST_DAG, KNIFE_CRIME_DAG, TRANSFORM_DAG
 from vru.config import Settings, settings
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ VALIDATION_FAILED = "validation_failed"
 FEED_FAILED = "feed_failed"
 FEED_STALE = "feed_stale"
 TASK_FAILED = "task_failed"
+FILE_REJECTED = "file_rejected"
 
 # What monitoring staff call each dataset (the names they see in the data quality report).
 DATASET_LABELS = {
@@ -50,9 +51,14 @@ DATASET_LABELS = {
     "police.stop_search_monthly": "Stop and search (monthly figures)",
     "home_office.knife_offences": "Knife crime",
     "home_office.knife_crime_quarterly": "Knife crime (quarterly figures)",
+    "nhs.sharp_object_admissions": "Hospital admissions for assault by sharp object",
+    "nhs.sharp_object_admissions_yearly": "Hospital admissions for assault by sharp object (yearly figures)",
+    "ae.attendances": "A&E assault attendances",
+    "ae.ae_assault_monthly": "A&E assault attendances (monthly figures)",
 }
 # The dataset each ingest DAG feeds: a failure there is that feed failing.
-DAG_FEEDS = {INGEST_DAG: "police.stop_searches", KNIFE_CRIME_DAG: "home_office.knife_offences"}
+DAG_FEEDS = {INGEST_DAG: "police.stop_searches", KNIFE_CRIME_DAG: "home_office.knife_offences",
+             HES_DAG: "nhs.sharp_object_admissions", AE_DAG: "ae.attendances"}
 DAG_LABELS = {TRANSFORM_DAG: "Transform and validation"}
 
 _DETAIL_LIMIT = 4000  # characters of error text kept: the log has the rest
@@ -66,6 +72,10 @@ _ADVICE = {
     FEED_STALE: "Either the publisher has not released newer figures, or the nightly load is not picking "
                 "them up. Check the publisher's site and the feed's recent runs in Airflow.",
     TASK_FAILED: "Look at the task log in Airflow; the next run tries again.",
+    FILE_REJECTED: "Nothing in the file was loaded, so that department's figures for the period are missing. "
+                   "Send the reason (also in the .reason.txt beside the file in the landing folder's "
+                   "rejected/ folder) to the department; the alert closes when a corrected file of the same "
+                   "name is loaded.",
 }
 
 
@@ -474,7 +484,7 @@ def task_defaults(retries: int, retry_delay: timedelta | None = None) -> dict[st
 class Feed:
     dataset: str
     publisher: str
-    period: str  # month | quarter
+    period: str  # month | quarter | financial year
     publication_lag_days: int  # from the end of a period to its publication, at the latest
     cycle_days: int  # between two releases: how much older the latest period gets before the next
     latest_period_end_sql: str  # one row, one column: the last day of the latest period held (or null)
@@ -521,12 +531,46 @@ FEEDS = (
             "from raw.knife_offences where offences is not null"
         ),
     ),
+    # NHS Digital (now NHS England) publishes HES admitted patient care once a year, for the
+    # financial year ended 31 March, in the autumn after it (September to November in recent
+    # years, about 6-8 months on): allow 275 days (to the end of December) for a late release,
+    # and one year (366 days) between releases. Just before a release on time the latest year
+    # held ended at most 275 + 366 = 641 days ago: 2019/20 (ended 31 March 2020) is stale from
+    # 1 January 2022, when 2020/21 should have been out for a while. A financial year ends on
+    # 31 March of fy_start + 1.
+    Feed(
+        dataset="nhs.sharp_object_admissions",
+        publisher="NHS England (HES)",
+        period="financial year",
+        publication_lag_days=275,
+        cycle_days=366,
+        latest_period_end_sql=(
+            "select max(make_date(fy_start + 1, 3, 31)) from raw.sharp_object_admissions where value is not null"
+        ),
+    ),
+    # Emergency departments send ISTV extracts at least monthly (the standard's minimum), usually
+    # in the first weeks after the month: allow 31 days for a month's extract to arrive and one
+    # month (31 days) between extracts. The latest period held ending more than 62 days ago means
+    # at least one monthly extract is overdue from every department.
+    Feed(
+        dataset="ae.attendances",
+        publisher="the emergency departments",
+        period="month",
+        publication_lag_days=31,
+        cycle_days=31,
+        latest_period_end_sql=(
+            "select max(reporting_period_end) from audit.landed_files "
+            "where dataset = 'ae.attendances' and outcome in ('loaded', 'replaced')"
+        ),
+    ),
 )
 
 
 def _period_name(feed: Feed, end: date) -> str:
     if feed.period == "month":
         return f"{end:%B %Y}"
+    if feed.period == "financial year":  # ends 31 March: 2020-03-31 -> '2019/20'
+        return f"{end.year - 1}/{end.year % 100:02d}"
     start = date(end.year, end.month - 2, 1)  # quarters end in March, June, September, December
     return f"{start:%B}-{end:%B %Y}"
 

@@ -6,6 +6,7 @@
     vru run [--sample]                    the nightly chain through a real Airflow scheduler
     vru load-archive FILE...              backfill stop and search from monthly archive CSVs
     vru load-knife-crime FILE...          load knife crime table editions from files (oldest first)
+    vru load-hes FILE...                  load HES sharp object admissions editions from files (oldest first)
     vru report                            rewrite the data quality report
     vru dbt-parse                         compile the dbt manifest the DAGs load
     vru serve-sample [--port N]           the offline stand-in for data.police.uk
@@ -110,6 +111,27 @@ def cmd_load_knife_crime(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_load_hes(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from vru import warehouse
+    from vru.archive import Archive
+    from vru.feeds import hes
+
+    cfg = settings()
+    url = warehouse.warehouse_url(cfg)
+    warehouse.apply_schema(url)
+    bad = 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in args.files:
+            r = hes.load_file(conn, Archive(cfg.archive_dir), Path(name), run_id="cli")
+            detail = (f"edition {r.load_id}: {r.figures} figures, {r.figures_added} new, {r.figures_revised} "
+                      f"revised, {r.rows_quarantined} quarantined" if r.status == "loaded" else r.reason)
+            print(f"{name}: {r.status}: {detail}")
+            bad += r.status in ("failed", "refused")
+    return 1 if bad else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from vru import warehouse
     from vru.report import write_report
@@ -162,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     lk = sub.add_parser("load-knife-crime", help="load knife crime table editions from files")
     lk.add_argument("files", nargs="+")
     lk.set_defaults(func=cmd_load_knife_crime)
+    lh = sub.add_parser("load-hes", help="load HES sharp object admissions editions from files")
+    lh.add_argument("files", nargs="+")
+    lh.set_defaults(func=cmd_load_hes)
     sub.add_parser("report", help="write the data quality report").set_defaults(func=cmd_report)
     sub.add_parser("dbt-parse", help="compile the dbt manifest").set_defaults(func=cmd_dbt_parse)
     ss = sub.add_parser("serve-sample", help="serve the bundled sample as the police API")

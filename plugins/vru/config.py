@@ -21,6 +21,10 @@ ENV_VARS = {
     "VRU_POLICE_RATE_LIMIT": "requests per second to the police API (default 10, at most 10)",
     "VRU_KNIFE_CRIME_URL": "Home Office knife crime open data table (.ods/.csv), or the gov.uk page linking it "
                            "(default: the police recorded crime open data tables page)",
+    "VRU_HES_URL": "NHS Digital HES admitted patient care external causes table (.ods/.csv), or the publication "
+                   "page linking it (default: the HES APC activity publication page)",
+    "VRU_AE_LANDING": "folder where emergency departments' ISTV extracts (CSV) land; a new file triggers "
+                      "the A&E ingest (default VRU_HOME/landing/ae)",
     "VRU_HTTP_MAX_ATTEMPTS": "attempts per request before a force-month fails (default 5)",
     "VRU_HTTP_TIMEOUT": "seconds per HTTP request (default 60)",
     "VRU_BI_USER": "login role for BI tools, read-only on marts and audit (default vru_bi)",
@@ -35,6 +39,8 @@ ENV_VARS = {
 
 DEFAULT_POLICE_API_URL = "https://data.police.uk/api"
 DEFAULT_KNIFE_CRIME_URL = "https://www.gov.uk/government/statistics/police-recorded-crime-open-data-tables"
+DEFAULT_HES_URL = ("https://digital.nhs.uk/data-and-information/publications/statistical/"
+                   "hospital-admitted-patient-care-activity")
 DEFAULT_ALERT_SMTP_CONN_ID = "smtp_default"
 
 
@@ -59,6 +65,8 @@ class Settings:
     alert_email_to: str | None = None  # None: no alert email
     alert_smtp_conn_id: str = DEFAULT_ALERT_SMTP_CONN_ID
     alert_webhook_url: str | None = None  # None: no alert webhook
+    hes_url: str = DEFAULT_HES_URL
+    ae_landing: Path | None = None  # None: VRU_HOME/landing/ae
 
     @property
     def archive_dir(self) -> Path:
@@ -79,6 +87,11 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"
+
+    @property
+    def ae_landing_dir(self) -> Path:
+        """Where A&E extracts land; `loaded/` and `rejected/` below it hold what was done with them."""
+        return self.ae_landing or self.home / "landing" / "ae"
 
 
 def settings() -> Settings:
@@ -104,6 +117,8 @@ def settings() -> Settings:
         alert_email_to=_env("VRU_ALERT_EMAIL_TO"),
         alert_smtp_conn_id=_env("VRU_ALERT_SMTP_CONN_ID", DEFAULT_ALERT_SMTP_CONN_ID) or DEFAULT_ALERT_SMTP_CONN_ID,
         alert_webhook_url=_env("VRU_ALERT_WEBHOOK_URL"),
+        hes_url=_env("VRU_HES_URL", DEFAULT_HES_URL) or DEFAULT_HES_URL,
+        ae_landing=Path(landing).expanduser().resolve() if (landing := _env("VRU_AE_LANDING")) else None,
     )
 
 

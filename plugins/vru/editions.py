@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -29,7 +31,7 @@ from psycopg import sql
 from vru.archive import Archive, Archived
 from vru.http import FetchError, HttpClient
 from vru.loader import Noted, Parsed, copy_records, write_quarantine
-from vru.tables import detect_format
+from vru.tables import MissingColumns, UnreadableTable, detect_format
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +220,64 @@ def load_edition(
              "%d rows noted as not data)", dataset, load_id, loaded, added, revised, dropped,
              len(quarantined), len(noted))
     return result
+
+
+# A feed's parser: (bytes, file format, where the bytes came from) -> COPY rows, notes, quarantine.
+Parser = Callable[[bytes, str, str], Parsed]
+
+
+def check_and_load(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str,
+                   target: EditionTable, parse: Parser, *, link_pattern: re.Pattern[str] | None = None,
+                   refusals: tuple[type[Exception], ...] = (), run_id: str | None = None) -> EditionResult:
+    """Check the source; load a new edition if there is one. Never raises for bad data: a refused
+    edition (a missing column, an unreadable file, or one of the feed's own `refusals`) is
+    recorded in audit.loads and returned with status 'refused'; an HTTP failure as 'failed'."""
+    dataset = target.dataset
+    previous = latest_edition(conn, dataset)
+    try:
+        got = fetch(http, url, dataset, archive, previous, link_pattern=link_pattern)
+    except FetchError as exc:
+        record_refusal(conn, dataset, None, "failed", str(exc), run_id)
+        return EditionResult(dataset, url, "failed", reason=str(exc))
+    except UnreadableTable as exc:
+        record_refusal(conn, dataset, None, "refused", f"{url}: {exc}", run_id)
+        return EditionResult(dataset, url, "refused", reason=f"{url}: {exc}")
+    if isinstance(got, str):
+        record_check(conn, dataset, f"unchanged: {got}")
+        return EditionResult(dataset, url, "unchanged",
+                             previous_load_id=previous.load_id if previous else None, reason=got)
+    return load_download(conn, target, got, parse, refusals=refusals, run_id=run_id)
+
+
+def load_download(conn: psycopg.Connection, target: EditionTable, download: Download, parse: Parser, *,
+                  refusals: tuple[type[Exception], ...] = (), run_id: str | None = None) -> EditionResult:
+    """Parse and load a downloaded edition; a refused one is recorded and returned, never raised."""
+    where = f"{download.url} ({download.file_format}, sha256 {download.kept.sha256[:12]})"
+    refused: tuple[type[Exception], ...] = (MissingColumns, UnreadableTable, *refusals)
+    try:
+        parsed = parse(download.data, download.file_format, where)
+        return load_edition(conn, target, download=download, parsed=parsed, run_id=run_id)
+    except refused as exc:
+        record_refusal(conn, target.dataset, download, "refused", str(exc), run_id)
+        return EditionResult(target.dataset, download.url, "refused", sha256=download.kept.sha256,
+                             file_format=download.file_format, reason=str(exc))
+
+
+def load_local_file(conn: psycopg.Connection, archive: Archive, target: EditionTable, path: Path,
+                    parse: Parser, *, refusals: tuple[type[Exception], ...] = (),
+                    run_id: str | None = None) -> EditionResult:
+    """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
+    dataset = target.dataset
+    data = path.read_bytes()
+    file_format = detect_format(data)
+    kept = archive.put_bytes(dataset, data, f".{file_format}")
+    previous = latest_edition(conn, dataset)
+    url = path.resolve().as_uri()
+    if previous and previous.sha256 == kept.sha256:
+        return EditionResult(dataset, url, "unchanged", previous_load_id=previous.load_id,
+                             reason="same bytes as the latest edition (sha256 unchanged)")
+    return load_download(conn, target, Download(url, kept, file_format, None, None, data), parse,
+                         refusals=refusals, run_id=run_id)
 
 
 def _write_notes(conn: psycopg.Connection, load_id: int, dataset: str, notes: list[Noted]) -> None:

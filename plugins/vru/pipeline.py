@@ -177,3 +177,18 @@ def run_validations(checks: list[tuple[str, str, str]], run_id: str | None,
         "warnings": warnings,
         "not_loaded_yet": waiting,
     }
+
+
+def ingest_hes(run_id: str | None, cfg: Settings | None = None) -> dict[str, Any]:
+    """Check the NHS HES sharp object admissions table; load it if a new edition was published."""
+    from vru.feeds import hes
+    from vru.http import HttpClient, RetryPolicy
+
+    cfg = cfg or settings()
+    url = warehouse.warehouse_url(cfg)
+    warehouse.apply_schema(url)  # the feed's first task; cheap when nothing changed
+    with HttpClient(rate_per_second=2, retry=RetryPolicy(max_attempts=cfg.http_max_attempts),
+                    timeout=cfg.http_timeout) as http, psycopg.connect(url, autocommit=True) as conn:
+        result = hes.ingest(conn, http, Archive(cfg.archive_dir), cfg.hes_url, run_id)
+    log.info("HES sharp object admissions: %s (%s)", result.status, result.reason or f"edition {result.load_id}")
+    return result.to_dict()

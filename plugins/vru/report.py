@@ -30,7 +30,12 @@ from vru.config import Settings, settings
 FEEDS: dict[str, str] = {
     "police": "Stop and search (data.police.uk)",
     "home_office": "Knife crime (Home Office)",
+    "nhs": "Hospital admissions for assault by sharp object (NHS HES)",
+    "ae": "A&E assault attendances (ISTV extracts)",
 }
+# Feeds made of many independent files: a rejected file is a gap in the figures, not a failed
+# night (the other files loaded), so it shows amber with the file named below.
+FILE_FEEDS = {"ae"}
 STAGES = ("ingest", "raw", "staging", "marts")
 STAGE_WORDS = {
     "ingest": "Loading from the source",
@@ -190,8 +195,12 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
                 rows = [r for d, r in ingest_latest.items() if d.startswith(feed + ".")]
                 if not rows:
                     continue
-                light = _ingest_light(sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
-                                      any(d.startswith(feed + ".") for d in stale))
+                refused = sum(r[2] for r in rows)
+                light = _ingest_light(sum(r[1] for r in rows), 0 if feed in FILE_FEEDS else refused,
+                                      sum(r[3] for r in rows), any(d.startswith(feed + ".") for d in stale))
+                if feed in FILE_FEEDS and refused and light.colour != RED:
+                    light = Light(AMBER, f"{refused} file(s) rejected whole, the others loaded (see "
+                                         "\"A&E extracts received\" below)")
                 checked = max(r[5] for r in rows)
                 dots = _dots([s for d, t in ingest_trend.items() if d.startswith(feed + ".") for s in t][-TREND_RUNS:])
                 lights.append((FEEDS.get(feed, feed), STAGE_WORDS[stage], light.html(), "",
@@ -227,6 +236,15 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
         order by 2, 1""")
     not_published = _not_published(conn)
     quarantine = _quarantine(conn)
+    landed = _rows(conn, """
+        select file_name, outcome, coalesce(site_code, ''),
+               coalesce(to_char(reporting_period_start, 'YYYY-MM-DD') || ' to '
+                        || to_char(reporting_period_end, 'YYYY-MM-DD'), ''),
+               rows_loaded, rows_quarantined, coalesce(reason, ''),
+               to_char(processed_at, 'YYYY-MM-DD HH24:MI')
+        from audit.landed_files
+        order by (outcome = 'rejected') desc, landed_id desc limit 40""")
+    landed_counts = _rows(conn, "select outcome, count(*) from audit.landed_files group by 1 order by 1")
     editions = _rows(conn, """
         select e.load_id, to_char(e.fetched_at, 'YYYY-MM-DD HH24:MI'), e.file_format,
                coalesce(e.last_modified, ''), e.figures, e.figures_added, e.figures_revised,
@@ -271,7 +289,14 @@ were not published to the tables BI tools read. The dots show the most recent ru
         "not-published")}
 <h2>Rows set aside (quarantined) because they could not be read</h2>
 {_table(["Feed", "Force", "Month or edition", "Reason", "Rows"], quarantine, "No rows were set aside.", "quarantine")}
-<h2>Editions of published tables (knife crime)</h2>
+<h2>A&amp;E extracts received</h2>
+<p class="muted">Files emergency departments dropped into the landing folder, rejected ones first. A rejected
+file was not loaded at all: its reason names the line and column, and the file is in the landing folder's
+<code>rejected/</code> folder with a <code>.reason.txt</code> beside it. In all:
+{html.escape(", ".join(f"{n} {o}" for o, n in landed_counts) or "none yet")}.</p>
+{_table(["File", "Outcome", "Site", "Reporting period", "Rows loaded", "Rows set aside", "Reason",
+         "When (UTC)"], landed, "No A&amp;E extract has arrived yet.", "landed")}
+<h2>Editions of published tables (knife crime, hospital admissions)</h2>
 <p class="muted">Each edition the publisher releases is kept beside the earlier ones; "revised" counts the
 figures it changed (listed in the warehouse table audit.revisions).</p>
 {_table(["Edition", "Fetched (UTC)", "Format", "Publisher's date", "Figures", "New", "Revised", "Dropped",
@@ -353,6 +378,13 @@ def _freshness(conn: psycopg.Connection, stale: set[str]) -> list[tuple[Any, ...
         source = (knife[2] or "unknown") + (f" (last checked {knife[3]})" if knife[3] else "")
         rows.append((FEEDS["home_office"], knife[0] or "none", knife[1] or "unknown", source,
                      _freshness_light("home_office.knife_offences", knife[0], knife[1], stale)))
+    ae = _rows(conn, """
+        select to_char(max(reporting_period_end), 'YYYY-MM-DD'), count(distinct site_code),
+               to_char(max(processed_at), 'YYYY-MM-DD HH24:MI')
+        from audit.landed_files where outcome in ('loaded', 'replaced')""")[0]
+    if ae[0]:
+        rows.append((FEEDS["ae"], f"to {ae[0]} ({ae[1]} departments)", "sent by departments, at least monthly",
+                     f"last extract taken in {ae[2]}", _freshness_light("ae.attendances", ae[0], None, stale)))
     return rows
 
 
@@ -383,6 +415,14 @@ def _quarantine(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
                    coalesce(to_char(month, 'YYYY-MM'), 'edition ' || load_id), reason, count(*)
             from raw.quarantine group by 1, 2, 3, 4 order by 1, 2, 3 limit 5000"""):
         counts[(feed_of(dataset), force, period, _reason_kind(reason))] += n
+    # A&E rows are row-level data: only their counts and the kind of problem leave the schema
+    for site, period, column, reason, n in _rows(conn, """
+            select coalesce(l.force_id, 'unknown site'), to_char(l.month, 'YYYY-MM'),
+                   coalesce(q.column_name, ''), split_part(q.reason, ': ', 2), count(*)
+            from restricted.ae_quarantine q join audit.loads l using (load_id)
+            group by 1, 2, 3, 4 order by 1, 2 limit 5000"""):
+        kind = f"{column}: {_reason_kind(reason)}" if column else _reason_kind(reason)
+        counts[(FEEDS["ae"], site, period, kind)] += n
     return [(*key, n) for key, n in sorted(counts.items())][:200]
 
 

@@ -20,15 +20,28 @@ from typing import Any
 import psycopg
 
 from vru import warehouse
-from vru.airflow_local import KNIFE_CRIME_DAG, ChainResult, LocalAirflow, local_airflow, run_chain
+from vru.airflow_local import (
+    AE_DAG,
+    HES_DAG,
+    KNIFE_CRIME_DAG,
+    ChainResult,
+    LocalAirflow,
+    local_airflow,
+    run_chain,
+    settle_event_driven,
+)
 from vru.config import Settings, redact, settings
 from vru.dbt import ensure_manifest
+from vru.landing import pending_files
 
 
 def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
-    lines = [f"Ingest run {r['dag_id']} {r['dag_run_id']}: {r['state']}" for r in chain.ingest_runs]
+    lines = [f"Ingest run {r['dag_id']} {r['dag_run_id']}: {r['state']}"
+             + (" (started by files landing)" if r["dag_id"] == AE_DAG and r["run_type"] == "asset_triggered" else "")
+             for r in chain.ingest_runs]
     with psycopg.connect(url) as conn:
-        lines += _knife_crime_lines(conn, chain)
+        lines += _edition_lines(conn, chain)
+        lines += _ae_lines(conn, chain, cfg)
         rows = conn.execute(
             """select status, count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
                       coalesce(sum(rows_quarantined), 0)
@@ -77,6 +90,22 @@ def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
             lines.append(f"Mart marts.knife_crime_quarterly: {k[0]} force-quarters, {k[1]} forces, "
                          f"{k[2]} to {k[3]}, {k[4]:,} knife offences; {k[5]} force-quarters revised "
                          "since first published")
+        if conn.execute("select to_regclass('marts.sharp_object_admissions_yearly')").fetchone() != (None,):
+            h = conn.execute("""select count(*), min(financial_year), max(financial_year),
+                                       (array_agg(finished_consultant_episodes order by fy_start desc))[1]
+                                from marts.sharp_object_admissions_yearly""").fetchone()
+            assert h is not None
+            lines.append(f"Mart marts.sharp_object_admissions_yearly: {h[0]} years ({h[1]} to {h[2]}), "
+                         f"England; {h[3] or 0:,} finished consultant episodes in the latest year")
+        if conn.execute("select to_regclass('marts.ae_assault_monthly')").fetchone() != (None,):
+            a = conn.execute("""select count(distinct force_id), count(distinct month),
+                                       coalesce(sum(attendances) filter (where age_band = 'all ages'), 0),
+                                       count(*) filter (where attendances_suppressed or knife_or_sharp_suppressed)
+                                from marts.ae_assault_monthly""").fetchone()
+            assert a is not None
+            lines.append(f"Mart marts.ae_assault_monthly: {a[0]} force areas x {a[1]} months, "
+                         f"{a[2]:,} assault attendances shown; {a[3]} cells suppressed (1 to 4, or to "
+                         "stop one being worked out by subtraction)")
         exists = conn.execute("select to_regclass('marts.stop_search_monthly') is not null").fetchone()
         if exists and exists[0]:
             m = conn.execute(
@@ -91,46 +120,104 @@ def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
     return lines
 
 
-def _knife_crime_lines(conn: psycopg.Connection, chain: ChainResult) -> list[str]:
-    lines = []
-    for row in conn.execute(
-        """select l.status, l.load_id, l.error, e.file_format, e.figures, e.figures_added,
-                  e.figures_revised, e.figures_dropped, l.rows_quarantined, l.rows_skipped
-           from audit.loads l left join audit.editions e using (load_id)
-           where l.dataset = 'home_office.knife_offences' and l.run_id = any(%s) order by l.load_id""",
-        (chain.ingest_run_ids,),
-    ):
-        status, load_id, error, fmt, figures, added, revised, dropped, quarantined, skipped = row
-        if status == "loaded":
-            lines.append(f"  knife crime edition {load_id} loaded ({fmt}): {figures:,} figures; "
-                         f"{added:,} new, {revised:,} revised, {dropped:,} dropped; "
-                         f"{quarantined} quarantined, {skipped} rows recognised as notes or totals")
-        else:
-            lines.append(f"  knife crime edition {status}: {error}")
-    if chain.tasks_of(KNIFE_CRIME_DAG) and not any(line.startswith("  knife crime") for line in lines):
-        lines.append("  knife crime: no new edition (unchanged since the last one loaded)")
+def _edition_lines(conn: psycopg.Connection, chain: ChainResult) -> list[str]:
+    lines: list[str] = []
+    for dataset, _, _, dag_id, _, what in SAMPLE_EDITION_FEEDS:
+        before = len(lines)
+        for row in conn.execute(
+            """select l.status, l.load_id, l.error, e.file_format, e.figures, e.figures_added,
+                      e.figures_revised, e.figures_dropped, l.rows_quarantined, l.rows_skipped
+               from audit.loads l left join audit.editions e using (load_id)
+               where l.dataset = %s and l.run_id = any(%s) order by l.load_id""",
+            (dataset, chain.ingest_run_ids),
+        ):
+            status, load_id, error, fmt, figures, added, revised, dropped, quarantined, skipped = row
+            if status == "loaded":
+                lines.append(f"  {what} edition {load_id} loaded ({fmt}): {figures:,} figures; "
+                             f"{added:,} new, {revised:,} revised, {dropped:,} dropped; "
+                             f"{quarantined} quarantined, {skipped} rows recognised as notes or totals")
+            else:
+                lines.append(f"  {what} edition {status}: {error}")
+        if chain.tasks_of(dag_id) and len(lines) == before:
+            lines.append(f"  {what}: no new edition (unchanged since the last one loaded)")
     return lines
 
 
-def _sample_editions(url: str) -> tuple[Path, list[Path]]:
-    """The bundled knife crime edition to serve first, and those to publish after it."""
-    from vru.sample_server import bundled_knife_crime_editions
+def _ae_lines(conn: psycopg.Connection, chain: ChainResult, cfg: Settings) -> list[str]:
+    counts = dict.fromkeys(("loaded", "replaced", "duplicate", "rejected"), 0)
+    rows = quarantined = 0
+    for outcome, n, loaded, held in conn.execute(
+        """select outcome, count(*), sum(rows_loaded), sum(rows_quarantined) from audit.landed_files
+           where run_id = any(%s) group by outcome""", (chain.ingest_run_ids,)):
+        counts[outcome] = n
+        if outcome in ("loaded", "replaced"):
+            rows += loaded
+            quarantined += held
+    if not any(counts.values()):
+        return []
+    lines = [f"  A&E extracts taken in from {cfg.ae_landing_dir}: {counts['loaded']} loaded, "
+             f"{counts['replaced']} replacing an earlier extract, {counts['duplicate']} duplicate(s) "
+             f"ignored, {counts['rejected']} rejected; {rows:,} attendances loaded, {quarantined} quarantined"]
+    if counts["rejected"]:
+        lines.append(f"  rejected files and their reasons: {cfg.ae_landing_dir / 'rejected'}")
+    return lines
 
-    editions = bundled_knife_crime_editions()
+
+def _land_sample_extracts(url: str, cfg: Settings, out: Callable[[str], Any]) -> int:
+    """Drop the synthetic ISTV extracts not loaded yet into the landing area, as departments would."""
+    from vru import sample_istv
+
     with psycopg.connect(url) as conn:
         loaded = {r[0] for r in conn.execute(
-            "select sha256 from audit.editions where dataset = 'home_office.knife_offences'")}
+            "select sha256 from audit.landed_files where outcome in ('loaded', 'replaced')")}
+    landing = cfg.ae_landing_dir
+    landing.mkdir(parents=True, exist_ok=True)
+    dropped = 0
+    for site in sample_istv.sites():
+        for month in sample_istv.months():
+            data = sample_istv.extract(site, month)
+            if hashlib.sha256(data).hexdigest() in loaded:
+                continue
+            target = landing / sample_istv.file_name(site, month)
+            part = landing / f".{target.name}.part"  # written under a hidden name, then renamed
+            part.write_bytes(data)
+            part.replace(target)
+            dropped += 1
+    if dropped:
+        out(f"Sample: {dropped} synthetic A&E extracts (ISTV) dropped into {landing}; the landing "
+            "watcher starts the A&E ingest")
+    return dropped
+
+
+# The sample's edition feeds: (dataset, served name, folder, DAG, who publishes it, what it is)
+SAMPLE_EDITION_FEEDS = (
+    ("home_office.knife_offences", "knife-crime", "home-office", KNIFE_CRIME_DAG, "the Home Office",
+     "knife crime table"),
+    ("nhs.sharp_object_admissions", "hes-sharp-object", "nhs", HES_DAG, "NHS Digital",
+     "HES table of admissions for assault by sharp object"),
+)
+
+
+def _sample_editions(url: str, dataset: str, editions: list[Path]) -> tuple[Path, list[Path]]:
+    """The bundled edition of a feed to serve first, and those to publish after it."""
+    with psycopg.connect(url) as conn:
+        loaded = {r[0] for r in conn.execute("select sha256 from audit.editions where dataset = %s", (dataset,))}
     pending = [p for p in editions if hashlib.sha256(p.read_bytes()).hexdigest() not in loaded]
     return (pending[0], pending[1:]) if pending else (editions[-1], [])
 
 
-def _publish_revisions(airflow: LocalAirflow, api: Any, later: list[Path], chain: ChainResult,
+def _publish_revisions(airflow: LocalAirflow, api: Any, later: dict[str, list[Path]], chain: ChainResult,
                        out: Callable[[str], Any]) -> None:
-    for path in later:
-        out(f"Sample: the Home Office publishes a revised knife crime edition ({path.name}); "
-            "running the knife crime ingest again")
-        api.publish("knife-crime", path, formatdate(usegmt=True))
-        chain.extend(run_chain(airflow, (KNIFE_CRIME_DAG,)))
+    """Publish each feed's next edition at once, then run those feeds' ingests (one transform run)."""
+    while any(later.values()):
+        dags = []
+        for dataset, name, folder, dag_id, publisher, what in SAMPLE_EDITION_FEEDS:
+            if later.get(dataset):
+                path = later[dataset].pop(0)
+                out(f"Sample: {publisher} publishes a revised {what} ({path.name}); running its ingest again")
+                api.publish(name, path, formatdate(usegmt=True), folder=folder)
+                dags.append(dag_id)
+        chain.extend(run_chain(airflow, tuple(dags)))
 
 
 def execute(sample: bool = False, cfg: Settings | None = None,
@@ -143,26 +230,42 @@ def execute(sample: bool = False, cfg: Settings | None = None,
     warehouse.apply_schema(url)
     ensure_manifest(cfg)
     extra: dict[str, str] = {}
-    later: list[Path] = []
+    later: dict[str, list[Path]] = {}
     try:
         if sample:
-            from vru.sample_server import SampleApi, SampleServer, bundled_sample_dir
+            from vru.sample_server import (
+                SampleApi,
+                SampleServer,
+                bundled_hes_editions,
+                bundled_knife_crime_editions,
+                bundled_sample_dir,
+            )
 
             server_ctx = SampleServer(SampleApi(bundled_sample_dir())).__enter__()
-            first, later = _sample_editions(url)
-            server_ctx.api.publish("knife-crime", first, formatdate(usegmt=True))
+            served = []
+            for (dataset, name, folder, _, _, what), editions in zip(
+                    SAMPLE_EDITION_FEEDS, (bundled_knife_crime_editions(), bundled_hes_editions()), strict=True):
+                first, later[dataset] = _sample_editions(url, dataset, editions)
+                server_ctx.api.publish(name, first, formatdate(usegmt=True), folder=folder)
+                served.append(f"{what}: {first.name}, synthetic")
             extra["VRU_POLICE_API_URL"] = server_ctx.url
             extra["VRU_KNIFE_CRIME_URL"] = server_ctx.knife_crime_url
-            out(f"Serving the bundled sample at {server_ctx.url} (data.police.uk stand-in) and "
-                f"{server_ctx.knife_crime_url} (knife crime table: {first.name}, synthetic)")
+            extra["VRU_HES_URL"] = server_ctx.hes_url
+            out(f"Serving the bundled sample at {server_ctx.url} (data.police.uk stand-in; "
+                + "; ".join(served) + ")")
         source = extra.get("VRU_POLICE_API_URL", cfg.police_api_url)
         knife = extra.get("VRU_KNIFE_CRIME_URL", cfg.knife_crime_url)
         out(f"Warehouse: {redact(url)}; police API: {source}; knife crime table: {knife}")
         out("Starting Airflow (scheduler, dag-processor, triggerer, API server)...")
         with local_airflow(cfg, url, extra) as airflow:
             out(f"Airflow UI: {airflow.api} (while this command runs)")
-            chain = run_chain(airflow)
-            if server_ctx is not None and later:
+            ae_runs = settle_event_driven(airflow)  # the A&E DAG listens for files from now on
+            if sample:
+                _land_sample_extracts(url, cfg, out)
+            # files waiting in the landing folder start an A&E run: follow it with the others
+            watched = {AE_DAG: ae_runs} if pending_files(cfg.ae_landing_dir) else None
+            chain = run_chain(airflow, watched=watched)
+            if server_ctx is not None and any(later.values()):
                 _publish_revisions(airflow, server_ctx.api, later, chain, out)
         for line in summarise_chain(url, chain, cfg):
             out(line)

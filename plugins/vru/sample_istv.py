@@ -50,7 +50,8 @@ LOCKDOWN = {date(2020, 4, 1): 0.55, date(2020, 5, 1): 0.7, date(2020, 6, 1): 0.8
             date(2020, 11, 1): 0.8, date(2021, 1, 1): 0.65, date(2021, 2, 1): 0.7, date(2021, 3, 1): 0.85}
 
 METHODS = [("01", 0.61), ("02", 0.12), ("03", 0.05), ("04", 0.04), ("05", 0.003), ("06", 0.06), ("99", 0.117)]
-OTHER_METHODS = ["thrown object", "pushed over", "strangulation", "vehicle", "burn from hot liquid", "dog set on victim"]
+OTHER_METHODS = ["thrown object", "pushed over", "strangulation", "vehicle", "burn from hot liquid",
+                 "dog set on victim"]
 LOCATIONS = [("01", 0.24), ("02", 0.36), ("03", 0.15), ("04", 0.06), ("05", 0.02), ("06", 0.04),
              ("07", 0.03), ("08", 0.01), ("09", 0.04), ("99", 0.05)]
 PLACES = {"01": ["own home", "friend's flat", "house party"],
@@ -163,6 +164,6 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if not args:
         sys.exit("usage: python -m vru.sample_istv FOLDER [FIRST_MONTH LAST_MONTH]  (months as YYYY-MM)")
-    bounds = [date.fromisoformat(a + "-01") for a in args[1:3]] or [FIRST_MONTH, LAST_MONTH]
-    paths = write_extracts(Path(args[0]), *bounds)
+    first, last = [date.fromisoformat(a + "-01") for a in args[1:3]] if len(args) >= 3 else [FIRST_MONTH, LAST_MONTH]
+    paths = write_extracts(Path(args[0]), first, last)
     print(f"{len(paths)} synthetic ISTV extracts written to {args[0]}")

@@ -4,9 +4,10 @@ Used by `make run` (offline demo on the bundled real files) and by the tests, wh
 faults into it (429 with Retry-After, 5xx, truncated JSON, changed fields). Endpoints:
 `crimes-street-dates`, `crime-last-updated`, `forces`, `stops-force`, `stops-no-location`.
 
-It also publishes edition files (the Home Office knife crime table) under `/home-office/<name>`,
-with an ETag and Last-Modified, answering 304 to a conditional request for the same edition;
-`SampleApi.publish` swaps in a revised edition.
+It also publishes edition files under `/home-office/<name>` (the Home Office knife crime table)
+and `/nhs/<name>` (the NHS HES sharp object admissions table), with an ETag and Last-Modified,
+answering 304 to a conditional request for the same edition; `SampleApi.publish` swaps in a
+revised edition (`folder="nhs"` for the HES one).
 
 The archive CSV has no street and no outcome id: the stand-in returns `street: {id: null,
 name: null}` and an empty outcome id rather than inventing them.
@@ -37,6 +38,16 @@ def bundled_knife_crime_editions() -> list[Path]:
     """The two bundled (synthetic) editions of the knife crime table, oldest first."""
     folder = Path(str(resources.files("vru").joinpath("sample/home_office")))
     return sorted(folder.glob("knife-crime-edition-*"))
+
+
+def bundled_hes_editions() -> list[Path]:
+    """The two bundled (synthetic) editions of the HES sharp object admissions table, oldest first."""
+    folder = Path(str(resources.files("vru").joinpath("sample/nhs")))
+    return sorted(folder.glob("hes-sharp-object-edition-*"))
+
+
+# Folders under which the server publishes edition files, one per publisher.
+EDITION_FOLDERS = ("home-office", "nhs")
 
 
 @dataclass(frozen=True)
@@ -98,15 +109,17 @@ class SampleApi:
         self.faults: dict[tuple[str, str, str], list[Fault]] = defaultdict(list)
         self.overrides: dict[tuple[str, str], bytes] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self.editions: dict[str, Edition] = {}
+        # editions by folder, then name; `editions` is the home-office folder (the first one)
+        self.folders: dict[str, dict[str, Edition]] = {folder: {} for folder in EDITION_FOLDERS}
+        self.editions: dict[str, Edition] = self.folders["home-office"]
         self.lock = threading.Lock()
 
-    def publish(self, name: str, path: Path, last_modified: str) -> None:
-        """Serve `path` as the current edition at /home-office/<name> (HTTP-date last_modified)."""
+    def publish(self, name: str, path: Path, last_modified: str, folder: str = "home-office") -> None:
+        """Serve `path` as the current edition at /<folder>/<name> (HTTP-date last_modified)."""
         content_type = ("application/vnd.oasis.opendocument.spreadsheet" if path.suffix == ".ods"
                         else "text/csv")
         with self.lock:
-            self.editions[name] = Edition(path.read_bytes(), last_modified, content_type)
+            self.folders[folder][name] = Edition(path.read_bytes(), last_modified, content_type)
 
     def files(self) -> dict[tuple[str, str], Path]:
         found = {}
@@ -171,9 +184,9 @@ def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _edition(self, name: str) -> None:
-            fault = api.take_fault("home-office", name, "*")
-            edition = api.editions.get(name)
+        def _edition(self, folder: str, name: str) -> None:
+            fault = api.take_fault(folder, name, "*")
+            edition = api.folders[folder].get(name)
             if fault is not None:
                 self._send(fault.status, fault.body, fault.headers)
             elif edition is None:
@@ -190,8 +203,9 @@ def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
             params = {k: v[0] for k, v in parse_qs(url.query).items()}
             with api.lock:
                 api.requests.append((endpoint, params))
-            if url.path.startswith("/home-office/"):
-                self._edition(url.path.removeprefix("/home-office/"))
+            folder = url.path.strip("/").split("/", 1)[0]
+            if folder in api.folders and url.path.startswith(f"/{folder}/"):
+                self._edition(folder, url.path.removeprefix(f"/{folder}/"))
                 return
             force, month = params.get("force", ""), params.get("date", "")
             fault = api.take_fault(endpoint, force, month)
@@ -235,6 +249,10 @@ class SampleServer:
     @property
     def knife_crime_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/home-office/knife-crime"
+
+    @property
+    def hes_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/nhs/hes-sharp-object"
 
     def __enter__(self) -> SampleServer:
         self.thread.start()

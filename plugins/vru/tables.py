@@ -293,6 +293,21 @@ def _same_sheet(sheet: str | None, rows: Iterator[Row]) -> Iterator[Row]:
         yield row
 
 
+_FINANCIAL_YEAR = re.compile(r"^(\d{4})\s*(?:/|-|–|to)\s*(\d{2}|\d{4})$")
+
+
+def parse_financial_year(value: str) -> int | None:
+    """'2019/20', '2019-20', '2019/2020', '2019 to 2020' -> 2019; anything else -> None."""
+    match = _FINANCIAL_YEAR.match(value.strip())
+    if not match:
+        return None
+    start, end = int(match[1]), match[2]
+    end_year = int(end) if len(end) == 4 else (start // 100) * 100 + int(end)
+    if end_year != start + 1 and not (len(end) == 2 and int(end) == (start + 1) % 100):
+        return None
+    return start
+
+
 def read_path(path: Path) -> Iterator[Row]:
     data = path.read_bytes()
     return read_rows(data, detect_format(data))

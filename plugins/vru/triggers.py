@@ -61,18 +61,18 @@ class LandingFileTrigger(BaseEventTrigger):
             return {}
         try:
             value = await self.asset_state_store.aget(STATE_KEY, {})
-        except Exception:  # noqa: BLE001 - a state store error must not stop the watcher
+        except Exception:
             log.warning("landing watcher: could not read its state; files still waiting may fire again",
                         exc_info=True)
             return {}
-        return dict(value) if isinstance(value, dict) else {}
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
     async def _save(self, announced: dict[str, str]) -> None:
         if self.asset_state_store is None:
             return
         try:
-            await self.asset_state_store.aset(STATE_KEY, announced)
-        except Exception:  # noqa: BLE001
+            await self.asset_state_store.aset(STATE_KEY, dict[str, Any](announced))
+        except Exception:
             log.warning("landing watcher: could not save its state", exc_info=True)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -21,28 +21,25 @@ from pathlib import Path
 
 import psycopg
 
+from vru import editions
 from vru.archive import Archive
 from vru.editions import (
     Download,
     EditionResult,
     EditionTable,
-    fetch,
-    latest_edition,
-    load_edition,
-    record_check,
-    record_refusal,
+    Parser,
+    check_and_load,
+    load_local_file,
 )
-from vru.http import FetchError, HttpClient
+from vru.http import HttpClient
 from vru.loader import Noted, Parsed, Quarantined
 from vru.tables import (
     Column,
     ColumnMap,
-    MissingColumns,
     Row,
-    UnreadableTable,
-    detect_format,
     locate_header,
     normalise_header,
+    parse_financial_year,
     read_rows,
 )
 
@@ -82,7 +79,6 @@ OUTSIDE_SCOPE = frozenset({"british transport police", "btp", "action fraud", "c
 MARKERS = frozenset({"..", ".", "-", "*", ":", "x", "[x]", "[c]", "[z]", "[u]", "[w]", "[low]",
                      "n/a", "na", "[na]"})
 
-_YEAR = re.compile(r"^(\d{4})\s*(?:/|-|–|to)\s*(\d{2}|\d{4})$")
 _QUARTER = re.compile(r"^(?:q|quarter|fq)?\s*([1-4])\b")
 _QUARTER_MONTHS = {"apr": 1, "jul": 2, "oct": 3, "jan": 4}
 _COUNT = re.compile(r"^-?\d+$")
@@ -100,18 +96,6 @@ def force_names(dbt_project_dir: Path) -> dict[str, str]:
         # the canonical ids themselves ("greater-manchester") are accepted too
         names.update({normalise_header(v): v for v in set(names.values())})
     return names
-
-
-def parse_financial_year(value: str) -> int | None:
-    """'2019/20', '2019-20', '2019/2020', '2019 to 2020' -> 2019; anything else -> None."""
-    match = _YEAR.match(value.strip())
-    if not match:
-        return None
-    start, end = int(match[1]), match[2]
-    end_year = int(end) if len(end) == 4 else (start // 100) * 100 + int(end)
-    if end_year != start + 1 and not (len(end) == 2 and int(end) == (start + 1) % 100):
-        return None
-    return start
 
 
 def parse_quarter(value: str) -> int | None:
@@ -199,48 +183,26 @@ def _records(header: object, preamble: list[Row], rows: Iterable[Row], where: st
         )
 
 
+def _parser(forces: dict[str, str]) -> Parser:
+    return lambda data, file_format, where: parse(data, file_format, where, forces)
+
+
 def ingest(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str,
            forces: dict[str, str], run_id: str | None = None) -> EditionResult:
     """Check the source; load a new edition if there is one. Never raises for bad data: a refused
     edition is recorded in audit.loads and returned with status 'refused'."""
-    previous = latest_edition(conn, DATASET)
-    try:
-        got = fetch(http, url, DATASET, archive, previous, link_pattern=LINK_PATTERN)
-    except FetchError as exc:
-        record_refusal(conn, DATASET, None, "failed", str(exc), run_id)
-        return EditionResult(DATASET, url, "failed", reason=str(exc))
-    except UnreadableTable as exc:
-        record_refusal(conn, DATASET, None, "refused", f"{url}: {exc}", run_id)
-        return EditionResult(DATASET, url, "refused", reason=f"{url}: {exc}")
-    if isinstance(got, str):
-        record_check(conn, DATASET, f"unchanged: {got}")
-        return EditionResult(DATASET, url, "unchanged",
-                             previous_load_id=previous.load_id if previous else None, reason=got)
-    return load_download(conn, got, forces, run_id)
+    return check_and_load(conn, http, archive, url, EDITIONS, _parser(forces), link_pattern=LINK_PATTERN,
+                          refusals=(UnknownForce,), run_id=run_id)
 
 
 def load_download(conn: psycopg.Connection, download: Download, forces: dict[str, str],
                   run_id: str | None = None) -> EditionResult:
-    where = f"{download.url} ({download.file_format}, sha256 {download.kept.sha256[:12]})"
-    try:
-        parsed = parse(download.data, download.file_format, where, forces)
-        return load_edition(conn, EDITIONS, download=download, parsed=parsed, run_id=run_id)
-    except (MissingColumns, UnknownForce, UnreadableTable) as exc:
-        record_refusal(conn, DATASET, download, "refused", str(exc), run_id)
-        return EditionResult(DATASET, download.url, "refused", sha256=download.kept.sha256,
-                             file_format=download.file_format, reason=str(exc))
+    return editions.load_download(conn, EDITIONS, download, _parser(forces), refusals=(UnknownForce,),
+                                  run_id=run_id)
 
 
 def load_file(conn: psycopg.Connection, archive: Archive, path: Path, forces: dict[str, str],
               run_id: str | None = None) -> EditionResult:
     """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
-    data = path.read_bytes()
-    file_format = detect_format(data)
-    kept = archive.put_bytes(DATASET, data, f".{file_format}")
-    previous = latest_edition(conn, DATASET)
-    url = path.resolve().as_uri()
-    if previous and previous.sha256 == kept.sha256:
-        return EditionResult(DATASET, url, "unchanged", previous_load_id=previous.load_id,
-                             reason="same bytes as the latest edition (sha256 unchanged)")
-    return load_download(conn, Download(url, kept, file_format, None, None, data), forces, run_id)
-
+    return load_local_file(conn, archive, EDITIONS, path, _parser(forces), refusals=(UnknownForce,),
+                           run_id=run_id)

@@ -272,7 +272,8 @@ def _check(row: list[str], cell: Callable[[list[str], str], str], extract: Extra
     if assault is None:
         return bad("assault_date_and_time", "missing or not a date (YYYY-MM-DD, with HH:MM when known)")
     assault_date, assault_time = assault
-    if assault_date > arrival[0] or (assault_time is not None and datetime.combine(assault_date, assault_time) > arrival_at):
+    assault_at = datetime.combine(assault_date, assault_time) if assault_time is not None else None
+    if assault_date > arrival[0] or (assault_at is not None and assault_at > arrival_at):
         return bad("assault_date_and_time", "the assault is after the arrival at the department")
     values: dict[str, str | None] = {}
     for column, value_set, required in (("assault_method", "assault_method", True),

@@ -203,6 +203,32 @@ create index if not exists knife_offences_cell_idx
     on raw.knife_offences (force_id, fy_start, financial_quarter, offence, load_id desc);
 
 -- ----------------------------------------------------------------------------------------------
+-- NHS Hospital Episode Statistics (HES), Admitted Patient Care, external causes: assault by sharp
+-- object (ICD-10 X99), England, per financial year (vru.feeds.hes). Long: one row per financial
+-- year, geography, cause and measure per edition (a cell); editions side by side, as above.
+-- Rows of other causes, totals, titles and footnotes are kept in raw.source_notes, not here.
+create table if not exists raw.sharp_object_admissions (
+    load_id            bigint   not null,            -- the edition (audit.loads / audit.editions)
+    sha256             text     not null,
+    sheet              text,                         -- ODS sheet; null for CSV
+    line_no            integer  not null,            -- row in the sheet or file (one per measure)
+    financial_year     text     not null,            -- as published, e.g. '2019-20'
+    fy_start           smallint not null,            -- 2019 for 2019-20 (April 2019 - March 2020)
+    geography_code     text     not null,            -- ONS code: E92000001 (England), the publication's level
+    geography_name     text     not null,            -- 'England'
+    cause_code         text     not null,            -- ICD-10 3-character code: 'X99'
+    cause_description  text,                         -- as published, e.g. 'Assault by sharp object'
+    measure            text     not null,            -- finished_consultant_episodes | admissions |
+                                                     -- emergency_admissions | male | female | age_0_14 |
+                                                     -- age_15_59 | age_60_74 | age_75_plus
+    value              integer,                      -- null when withheld (HES shows 1-7 as '*')
+    value_marker       text,                         -- the publisher's marker when value is null
+    loaded_at          timestamptz not null default now()
+);
+create index if not exists sharp_object_admissions_cell_idx
+    on raw.sharp_object_admissions (geography_code, fy_start, cause_code, measure, load_id desc);
+
+-- ----------------------------------------------------------------------------------------------
 -- Incidents: a failed critical validation, a feed failing all retries, a feed past its expected
 -- publication date, or any other task failure (vru.alerts). One row per incident: repeats of
 -- the same problem while it is open add to `occurrences` instead of opening (and alerting) again.

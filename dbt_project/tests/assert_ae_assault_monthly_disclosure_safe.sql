@@ -1,0 +1,96 @@
+-- The A&E mart publishes no small number and no suppressed number can be recovered by
+-- subtraction, in one test (one Airflow task) instead of several. Checks, per force-month:
+-- no shown count from 1 to 4; a count is NULL exactly when suppressed, except where no extract
+-- covers the month (all NULL, nothing suppressed); the equation 'all ages' = 'under 25' +
+-- '25 and over' + 'not known' has 0 or at least 2 suppressed cells for each measure and holds
+-- when nothing is suppressed; knife or sharp attendances never exceed attendances.
+-- Fails with one row per force-month and problem: counts only, never row-level data.
+
+with
+
+mart as (
+
+    select * from {{ ref('ae_assault_monthly') }}
+
+),
+
+cells as (
+
+    select force_id, month, age_band, coverage, 'attendances' as measure,
+        attendances as shown, attendances_suppressed as suppressed
+    from mart
+    union all
+    select force_id, month, age_band, coverage, 'knife_or_sharp_attendances',
+        knife_or_sharp_attendances, knife_or_sharp_suppressed
+    from mart
+
+),
+
+cell_problems as (
+
+    select force_id, month, measure, 'count from 1 to 4 shown' as problem
+    from cells
+    where shown between 1 and 4
+
+    union all
+
+    select force_id, month, measure, 'suppressed flag disagrees with a NULL count'
+    from cells
+    where
+        (coverage <> 'no extract' and (shown is null) <> suppressed)
+        or (coverage = 'no extract' and (shown is not null or suppressed))
+
+),
+
+equations as (
+
+    select
+        force_id,
+        month,
+        measure,
+        count(*) as cells,
+        count(*) filter (where suppressed) as suppressed_cells,
+        sum(shown) filter (where age_band = 'all ages') as all_ages,
+        sum(shown) filter (where age_band <> 'all ages') as bands
+
+    from cells
+    where coverage <> 'no extract'
+    group by force_id, month, measure
+
+),
+
+equation_problems as (
+
+    select force_id, month, measure, 'exactly one suppressed cell: recoverable by subtraction'
+    from equations
+    where suppressed_cells = 1
+
+    union all
+
+    select force_id, month, measure, 'not one cell per age band'
+    from equations
+    where cells <> 4
+
+    union all
+
+    select force_id, month, measure, 'all ages is not the sum of the age bands'
+    from equations
+    where suppressed_cells = 0 and all_ages <> bands
+
+    union all
+
+    select force_id, month, 'knife_or_sharp_attendances', 'more knife or sharp attendances than attendances'
+    from mart
+    where knife_or_sharp_attendances > attendances
+
+),
+
+final as (
+
+    select * from cell_problems
+    union all
+    select * from equation_problems
+
+)
+
+select * from final
