@@ -26,7 +26,7 @@ setup: .venv/.synced
 
 ## Runs the nightly chain offline: embedded PostgreSQL, the bundled sample, a real Airflow.
 run: setup
-	$(BIN)/vru run --sample
+	$(BIN)/vru run --sample --docs
 
 # The report tests render pages in a real headless browser: Debian's Chromium (Playwright's own
 # browser download needs the internet; the package registry is reachable).

@@ -134,7 +134,8 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert knife_events[0]["figures"] == 6192 and knife_events[1]["figures_revised"] > 0
     assert knife_events[1]["figures_added"] == 43 * 9
     with psycopg.connect(url) as conn:
-        revised = conn.execute("select count(*) from audit.revisions where change = 'revised'").fetchone()
+        revised = conn.execute("select count(*) from audit.revisions where change = 'revised' "
+                               "and dataset = 'home_office.knife_offences'").fetchone()
         knife = {(r[0], r[1], r[2]): r[3:] for r in conn.execute(
             "select force_id, fy_start, financial_quarter, total_offences, coverage, is_comparable, "
             "is_revised from marts.knife_crime_quarterly")}
@@ -147,6 +148,13 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert knife[("essex", 2019, 3)][2] is True
     assert knife[("greater-manchester", 2020, 4)][3] is True  # withheld in edition 1, filled in edition 2
     assert any("knife crime table edition" in line and "(ods)" in line and "revised" in line for line in lines), lines
+
+    # HES: the latest edition (ODS), 2012/13 to 2019/20 for England, 2019/20 at its published 4,757
+    with psycopg.connect(url) as conn:
+        hes = dict(conn.execute("select financial_year, finished_consultant_episodes "
+                                "from marts.sharp_object_admissions_yearly where geography_code = 'E92000001'"
+                                ).fetchall())
+    assert len(hes) == 8 and hes["2019/20"] == 4757, hes
 
     # A&E: the synthetic extracts landed while Airflow ran; the landing watcher started the ingest
     ae_runs = [r for r in first.ingest_runs if r["dag_id"] == "vru_ingest_ae"]

@@ -9,6 +9,7 @@
     vru load-hes FILE...                  load HES sharp object admissions editions from files (oldest first)
     vru report                            rewrite the data quality report
     vru dbt-parse                         compile the dbt manifest the DAGs load
+    vru docs                              write the dbt docs page (VRU_HOME/reports/dbt_docs/index.html)
     vru serve-sample [--port N]           the offline stand-in for data.police.uk
 """
 
@@ -163,7 +164,15 @@ def cmd_serve_sample(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from vru.runner import run
 
-    return run(sample=args.sample)
+    return run(sample=args.sample, docs=args.docs)
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from vru import warehouse
+    from vru.dbt import generate_docs
+
+    print(generate_docs(warehouse.warehouse_url()))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the chain through a real Airflow scheduler")
     run.add_argument("--sample", action="store_true",
                      help="serve the bundled sample on 127.0.0.1 instead of the real sources")
+    run.add_argument("--docs", action="store_true",
+                     help="then write the dbt docs (VRU_HOME/reports/dbt_docs/index.html)")
     run.set_defaults(func=cmd_run)
+    sub.add_parser("docs", help="write the dbt docs of the marts (needs the built warehouse)").set_defaults(
+        func=cmd_docs)
     la = sub.add_parser("load-archive", help="load monthly archive CSVs (backfill)")
     la.add_argument("files", nargs="+")
     la.set_defaults(func=cmd_load_archive)

@@ -43,3 +43,28 @@ def ensure_manifest(cfg: Settings | None = None, force: bool = False) -> Path:
     if done.returncode != 0 or not target.exists():
         raise RuntimeError(f"dbt parse failed in {project}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
     return target
+
+
+def generate_docs(url: str, cfg: Settings | None = None) -> Path:
+    """dbt docs for BI users and analysts: one self-contained page, VRU_HOME/reports/dbt_docs/index.html.
+
+    `dbt docs generate --static` against the warehouse (the catalog reads the built tables'
+    columns and types), with its own target path so the manifest the DAGs load is not touched.
+    """
+    cfg = cfg or settings()
+    project = cfg.dbt_project_dir
+    out = cfg.reports_dir / "dbt_docs"
+    env = dict(os.environ)
+    env.update(dbt_env(url))
+    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static", "--project-dir", str(project),
+         "--profiles-dir", str(project), "--target-path", str(out), "--no-partial-parse"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    page = out / "static_index.html"
+    if done.returncode != 0 or not page.exists():
+        raise RuntimeError(f"dbt docs generate failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    index = out / "index.html"
+    page.replace(index)  # the one file to open (catalog and manifest are inlined)
+    return index

@@ -221,7 +221,7 @@ def _publish_revisions(airflow: LocalAirflow, api: Any, later: dict[str, list[Pa
 
 
 def execute(sample: bool = False, cfg: Settings | None = None,
-            out: Callable[[str], Any] = print) -> ChainResult:
+            out: Callable[[str], Any] = print, docs: bool = False) -> ChainResult:
     """Run the chain once through a local Airflow; report progress and the summary through `out`."""
     cfg = cfg or settings()
     server_ctx = None
@@ -243,8 +243,13 @@ def execute(sample: bool = False, cfg: Settings | None = None,
 
             server_ctx = SampleServer(SampleApi(bundled_sample_dir())).__enter__()
             served = []
+            # Knife crime replays its timeline (edition 1, then the revised edition 2 published while
+            # Airflow runs). HES serves its latest edition only: a second revision replay would start
+            # a fourth transform run (events seconds apart are not coalesced), about 4 minutes for
+            # nothing new to see; tests/test_hes.py checks its revision over HTTP instead.
             for (dataset, name, folder, _, _, what), editions in zip(
-                    SAMPLE_EDITION_FEEDS, (bundled_knife_crime_editions(), bundled_hes_editions()), strict=True):
+                    SAMPLE_EDITION_FEEDS, (bundled_knife_crime_editions(), bundled_hes_editions()[-1:]),
+                    strict=True):
                 first, later[dataset] = _sample_editions(url, dataset, editions)
                 server_ctx.api.publish(name, first, formatdate(usegmt=True), folder=folder)
                 served.append(f"{what}: {first.name}, synthetic")
@@ -269,6 +274,10 @@ def execute(sample: bool = False, cfg: Settings | None = None,
                 _publish_revisions(airflow, server_ctx.api, later, chain, out)
         for line in summarise_chain(url, chain, cfg):
             out(line)
+        if docs:
+            from vru.dbt import generate_docs
+
+            out(f"dbt docs (models, columns, lineage, exposures): {generate_docs(url, cfg)}")
     finally:
         if server_ctx is not None:
             server_ctx.__exit__(None, None, None)
@@ -283,8 +292,8 @@ def execute(sample: bool = False, cfg: Settings | None = None,
 
 
 def run(sample: bool = False, cfg: Settings | None = None,
-        out: Callable[[str], Any] = print) -> int:
-    return 0 if execute(sample, cfg, out).succeeded else 1
+        out: Callable[[str], Any] = print, docs: bool = False) -> int:
+    return 0 if execute(sample, cfg, out, docs).succeeded else 1
 
 
 if __name__ == "__main__":
