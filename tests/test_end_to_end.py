@@ -89,7 +89,7 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     url = warehouse.embedded(cfg).url()
 
     lines: list[str] = []
-    first = execute(sample=True, cfg=cfg, out=lines.append)
+    first = execute(sample=True, cfg=cfg, out=lines.append, docs=True)  # as `make run` does
     assert first.succeeded, "\n".join(lines)
     assert first.emitted
     # the first night (both feeds) and the revised knife crime edition each started the transform
@@ -178,6 +178,10 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     for key, total in expected_ae.items():
         assert ae[key] == (total, False, "complete"), key
     assert any("A&E extracts taken in" in line and f"{n_files} loaded" in line for line in lines), lines
+
+    # dbt docs, written last as `make run` writes them: the marts and the dashboards reading them
+    dbt_docs = (chain_home / "reports" / "dbt_docs" / "index.html").read_text()
+    assert "ae_assault_monthly" in dbt_docs and "hospital_violence_dashboard" in dbt_docs
 
     report = (chain_home / "reports" / "index.html").read_text()
     assert "All checks passed" in report and "Do not use" not in report

@@ -259,6 +259,7 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
 
     docs = cfg.data_docs_dir / "index.html"
     docs_note = "" if docs.exists() else " (not written yet)"
+    dbt_docs_note = "" if (cfg.reports_dir / "dbt_docs" / "index.html").exists() else " (written by `make run`)"
     now = datetime.now(UTC)
     after = f" after run {html.escape(run_id)}" if run_id else ""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -304,7 +305,8 @@ figures it changed (listed in the warehouse table audit.revisions).</p>
 <h2>Recent loads</h2>
 {_table(["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error",
          "Finished (UTC)"], recent, "Nothing loaded yet.", "loads")}
-<p>Detail of every check: <a href="data_docs/index.html">Great Expectations Data Docs</a>{docs_note}.</p>
+<p>Detail of every check: <a href="data_docs/index.html">Great Expectations Data Docs</a>{docs_note}.
+What every table and column means, and which dashboards read them: <a href="dbt_docs/index.html">dbt docs</a>{dbt_docs_note}.</p>
 </body></html>"""
 
 
