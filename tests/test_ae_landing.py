@@ -194,16 +194,26 @@ def test_bad_rows_are_quarantined_with_line_and_column_and_the_rest_loaded(
     assert conn.execute("select count(*) from raw.quarantine").fetchone() == (0,)
 
 
-def test_an_unknown_site_code_quarantines_every_row_with_the_reason(
-        conn: psycopg.Connection, landing: Path, take_in) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_site_code_quarantines_every_row_and_the_file_loads_once_the_site_is_known(
+        conn: psycopg.Connection, landing: Path, tmp_path: Path, reference: istv.Reference) -> None:
     rows = rows_of(sample_istv.extract("RFSDA", MONTH))
     rows = [rows[0]] + [[r[0], r[1], "RZZ99", *r[3:]] for r in rows[1:]]
-    drop(landing, "unknown.csv", to_bytes(rows))
-    result = take_in().files[0]
+    data = to_bytes(rows)
+    archive = Archive(tmp_path / "archive")
+    drop(landing, "new-department.csv", data)
+    result = process_landing(conn, landing, archive, reference, "night-1").files[0]
     assert result.outcome == "loaded" and result.rows_loaded == 0 and result.rows_quarantined == len(rows) - 1
-    reason = conn.execute("select distinct reason from restricted.ae_quarantine").fetchall()
-    assert len(reason) == len(rows) - 1 or all("site code 'RZZ99' is not a known emergency department" in r[0]
-                                               for r in reason)
+    assert conn.execute("select distinct reason like %s from restricted.ae_quarantine",
+                        ("%site code 'RZZ99' is not a known emergency department%",)).fetchall() == [(True,)]
+    # the department is added to the seed; the same file dropped again is retried, not a duplicate
+    known = istv.Reference({**reference.sites, "RZZ99": "derbyshire"}, reference.codes)
+    drop(landing, "new-department.csv", data)
+    again = process_landing(conn, landing, archive, known, "night-2").files[0]
+    assert again.outcome == "replaced" and again.rows_loaded == len(rows) - 1 == count(conn, "RZZ99")
+    assert conn.execute("select count(*) from restricted.ae_quarantine").fetchone() == (0,)
+    # and once loaded in full, the same bytes are a duplicate
+    drop(landing, "new-department.csv", data)
+    assert process_landing(conn, landing, archive, known, "night-3").files[0].outcome == "duplicate"
 
 
 def test_data_dictionary_headers_are_accepted(reference: istv.Reference) -> None:

@@ -140,9 +140,12 @@ def take_in(conn: psycopg.Connection, path: Path, landing: Path, archive: Archiv
     data = path.read_bytes()  # extracts are small (a department's month: ~100 KB)
     stored = archive.put_bytes(istv.DATASET, data, path.suffix.lower() or ".csv")
     name = path.name
+    # The same bytes are loaded once, unless rows of them were set aside: then dropping the file
+    # again retries them (after the seed gained the site, say) and replaces the earlier load.
     already = conn.execute(
         """select load_id from audit.landed_files where dataset = %s and sha256 = %s
-             and outcome in ('loaded', 'replaced') order by landed_id limit 1""",
+             and outcome in ('loaded', 'replaced') and rows_quarantined = 0
+           order by landed_id limit 1""",
         (istv.DATASET, stored.sha256),
     ).fetchone()
     if already:

@@ -351,6 +351,12 @@ def load_extract(conn: psycopg.Connection, *, file_name: str, sha256: str, archi
         conn.execute(
             "delete from restricted.ae_attendances where site_code = %s and reporting_period_start = %s "
             "and reporting_period_end = %s", (x.site_code, x.period_start, x.period_end))
+        # the rows the replaced extract set aside go with it (its bytes stay in the archive)
+        conn.execute(
+            """delete from restricted.ae_quarantine where load_id in (
+                   select load_id from audit.landed_files where dataset = %s and site_code = %s
+                   and reporting_period_start = %s and reporting_period_end = %s and load_id is not null)""",
+            (DATASET, x.site_code, x.period_start, x.period_end))
         prefix = [str(load_id), sha256, x.site_code, x.force_id or "", x.period_start.isoformat(),
                   x.period_end.isoformat()]
         loaded, quarantined, _ = copy_records(conn, TABLE, PREFIX_COLUMNS, prefix, parsed.parsed)
