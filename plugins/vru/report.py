@@ -306,7 +306,8 @@ figures it changed (listed in the warehouse table audit.revisions).</p>
 {_table(["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error",
          "Finished (UTC)"], recent, "Nothing loaded yet.", "loads")}
 <p>Detail of every check: <a href="data_docs/index.html">Great Expectations Data Docs</a>{docs_note}.
-What every table and column means, and which dashboards read them: <a href="dbt_docs/index.html">dbt docs</a>{dbt_docs_note}.</p>
+What every table and column means, and which dashboards read them:
+<a href="dbt_docs/index.html">dbt docs</a>{dbt_docs_note}.</p>
 </body></html>"""
 
 
