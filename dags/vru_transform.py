@@ -13,7 +13,8 @@ data-aware scheduling), never when nothing was loaded.
    mart asset is not emitted.
 4. **publish_marts**: emits the mart asset events (`marts.stop_search_monthly`,
    `marts.knife_crime_quarterly`, `marts.sharp_object_admissions_yearly`,
-   `marts.ae_assault_monthly`) for BI refreshes.
+   `marts.ae_assault_monthly`, `marts.vru_outcomes_quarterly`, `marts.vru_programme_comparison`)
+   for BI refreshes.
 5. **report**: always runs; writes the data quality report (`VRU_HOME/reports/index.html`) and
    Great Expectations Data Docs (`VRU_HOME/reports/data_docs/index.html`).
 
@@ -37,6 +38,8 @@ from vru.assets import (
     MART_KNIFE_CRIME_QUARTERLY,
     MART_SHARP_OBJECT_ADMISSIONS_YEARLY,
     MART_STOP_SEARCH_MONTHLY,
+    MART_VRU_OUTCOMES_QUARTERLY,
+    MART_VRU_PROGRAMME_COMPARISON,
     RAW_AE_ATTENDANCES,
     RAW_KNIFE_OFFENCES,
     RAW_SHARP_OBJECT_ADMISSIONS,
@@ -66,9 +69,12 @@ MART_CHECKS = [
     ("marts", "home_office.knife_crime_quarterly", "marts.knife_crime_quarterly"),
     ("marts", "nhs.sharp_object_admissions_yearly", "marts.sharp_object_admissions_yearly"),
     ("marts", "ae.ae_assault_monthly", "marts.ae_assault_monthly"),
+    # the programme's outcome marts, built on the four above (the comparison suite reads both)
+    ("marts", "outcomes.vru_outcomes_quarterly", "marts.vru_outcomes_quarterly"),
+    ("marts", "outcomes.vru_programme_comparison", "marts.vru_programme_comparison"),
 ]
 MARTS = [MART_STOP_SEARCH_MONTHLY, MART_KNIFE_CRIME_QUARTERLY, MART_SHARP_OBJECT_ADMISSIONS_YEARLY,
-         MART_AE_ASSAULT_MONTHLY]
+         MART_AE_ASSAULT_MONTHLY, MART_VRU_OUTCOMES_QUARTERLY, MART_VRU_PROGRAMME_COMPARISON]
 
 
 @dag(

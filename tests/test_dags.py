@@ -131,13 +131,14 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     assert tasks["validate_marts"]["down"] == ["publish_marts", "report"]
     assert tasks["publish_marts"]["down"] == [] and tasks["report"]["down"] == []  # both leaves
     assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly", "marts.knife_crime_quarterly",
-                                                 "marts.sharp_object_admissions_yearly", "marts.ae_assault_monthly"]
+                                                 "marts.sharp_object_admissions_yearly", "marts.ae_assault_monthly",
+                                                 "marts.vru_outcomes_quarterly", "marts.vru_programme_comparison"]
     assert "dbt.knife_crime_quarterly_model_build" in descendants("dbt.stg_home_office__knife_offences_model_build")
     assert tasks["report"]["trigger_rule"] == "all_done"
     # `dbt build` per node: a model's tests run in its own task; only tests over two nodes stand alone
     assert {t for t in tasks if t.endswith("_test")} == {
         "dbt.assert_force_ids_are_known_test", "dbt.assert_stop_search_monthly_matches_staging_test",
-        "dbt.assert_ae_seeds_valid_test",
+        "dbt.assert_ae_seeds_valid_test", "dbt.assert_vru_outcomes_consistent_test",
         "dbt.relationships_stg_police__stop_searches_force_id__force_id__ref_force_areas__test"}
     # only publish_marts announces marts, after validation (no per-model events from Cosmos)
     assert all(not t["outlets"] for name, t in tasks.items() if name.startswith("dbt."))

@@ -32,6 +32,7 @@ FEEDS: dict[str, str] = {
     "home_office": "Knife crime (Home Office)",
     "nhs": "Hospital admissions for assault by sharp object (NHS HES)",
     "ae": "A&E assault attendances (ISTV extracts)",
+    "outcomes": "Programme outcomes (all feeds combined)",
 }
 # Feeds made of many independent files: a rejected file is a gap in the figures, not a failed
 # night (the other files loaded), so it shows amber with the file named below.

@@ -25,7 +25,6 @@ from vru.airflow_local import (
     HES_DAG,
     KNIFE_CRIME_DAG,
     ChainResult,
-    LocalAirflow,
     local_airflow,
     run_chain,
     settle_event_driven,
@@ -206,18 +205,16 @@ def _sample_editions(url: str, dataset: str, editions: list[Path]) -> tuple[Path
     return (pending[0], pending[1:]) if pending else (editions[-1], [])
 
 
-def _publish_revisions(airflow: LocalAirflow, api: Any, later: dict[str, list[Path]], chain: ChainResult,
-                       out: Callable[[str], Any]) -> None:
-    """Publish each feed's next edition at once, then run those feeds' ingests (one transform run)."""
-    while any(later.values()):
-        dags = []
-        for dataset, name, folder, dag_id, publisher, what in SAMPLE_EDITION_FEEDS:
-            if later.get(dataset):
-                path = later[dataset].pop(0)
-                out(f"Sample: {publisher} publishes a revised {what} ({path.name}); running its ingest again")
-                api.publish(name, path, formatdate(usegmt=True), folder=folder)
-                dags.append(dag_id)
-        chain.extend(run_chain(airflow, tuple(dags)))
+def _publish_next(api: Any, later: dict[str, list[Path]], out: Callable[[str], Any]) -> tuple[str, ...]:
+    """Publish each feed's next edition; the ingest DAGs to run again for them."""
+    dags = []
+    for dataset, name, folder, dag_id, publisher, what in SAMPLE_EDITION_FEEDS:
+        if later.get(dataset):
+            path = later[dataset].pop(0)
+            out(f"Sample: {publisher} publishes a revised {what} ({path.name}); running its ingest again")
+            api.publish(name, path, formatdate(usegmt=True), folder=folder)
+            dags.append(dag_id)
+    return tuple(dags)
 
 
 def execute(sample: bool = False, cfg: Settings | None = None,
@@ -269,9 +266,14 @@ def execute(sample: bool = False, cfg: Settings | None = None,
                 _land_sample_extracts(url, cfg, out)
             # files waiting in the landing folder start an A&E run: follow it with the others
             watched = {AE_DAG: ae_runs} if pending_files(cfg.ae_landing_dir) else None
-            chain = run_chain(airflow, watched=watched)
-            if server_ctx is not None and any(later.values()):
-                _publish_revisions(airflow, server_ctx.api, later, chain, out)
+            api = server_ctx.api if server_ctx is not None else None
+            # the sample's revised editions are published as soon as the first night's ingests are
+            # done: their runs end while the first transform run is still going, so the next
+            # transform run takes them with the other feeds' events (two transform runs, not three)
+            chain = run_chain(airflow, watched=watched,
+                              then=(lambda: _publish_next(api, later, out)) if api is not None else None)
+            while api is not None and any(later.values()):  # editions beyond the second, if any
+                chain.extend(run_chain(airflow, _publish_next(api, later, out)))
         for line in summarise_chain(url, chain, cfg):
             out(line)
         if docs:

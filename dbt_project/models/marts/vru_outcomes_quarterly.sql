@@ -1,0 +1,445 @@
+{#-
+    VRU outcome measures per force area and financial quarter, for BI tools.
+
+    Spine: every force area of the force_areas seed (43) x every financial quarter from the first
+    to the last quarter that any upstream mart (ae_assault_monthly, knife_crime_quarterly,
+    stop_search_monthly) has a period in. A measure without data for the quarter is NULL with its
+    coverage saying why, never 0.
+
+    Denominator: 2011 Census usual residents (population_census_2011), the only population by
+    force area held offline; population_source says so. There is no under-25 population by force
+    area, so the under-25 A&E rate is always NULL ('no under-25 population').
+
+    A&E suppression carried through: a quarter's count is the sum of its three months; if any
+    month's cell is withheld (1-4, or withheld to protect one) the quarter's count is NULL and
+    flagged suppressed, because a sum that includes a withheld cell would reveal it. A quarterly
+    sum from 1 to 4 is withheld too (re-applying the 1-4 rule).
+
+    Baseline: a measure's mean quarterly count over 2018/19 (fy_start 2018) for the area, only when
+    all four 2018/19 quarters have a complete (and, for police recorded crime, comparable) figure;
+    otherwise NULL and *_baseline_coverage 'no baseline'. change_pct = (count / baseline - 1) * 100,
+    to 1 decimal place, on quarters whose own figure is complete (and comparable); NULL when the
+    baseline is missing or 0 ('zero baseline'). The population is the same every quarter, so the
+    change in the count equals the change in the rate.
+-#}
+
+with
+
+force_areas as (
+
+    select * from {{ ref('force_areas') }}
+
+),
+
+population as (
+
+    select * from {{ ref('population_census_2011') }}
+
+),
+
+ae_monthly as (
+
+    select * from {{ ref('ae_assault_monthly') }}
+
+),
+
+knife_quarterly as (
+
+    select * from {{ ref('knife_crime_quarterly') }}
+
+),
+
+stop_search_monthly as (
+
+    select * from {{ ref('stop_search_monthly') }}
+
+),
+
+periods as (
+
+    select cast(date_trunc('quarter', month) as date) as quarter_start from ae_monthly
+    union all
+    select cast(date_trunc('quarter', month) as date) as quarter_start from stop_search_monthly
+    union all
+    select quarter_start from knife_quarterly
+
+),
+
+-- Financial quarters are calendar quarters (April-June is Q1), so date_trunc('quarter') finds them.
+quarters as (
+
+    select cast(series.quarter_start as date) as quarter_start
+    from
+        (select
+            min(quarter_start) as first_quarter,
+            max(quarter_start) as last_quarter
+        from periods) as span,
+        generate_series(span.first_quarter, span.last_quarter, interval '3 months')
+            as series (quarter_start)
+
+),
+
+fiscal_quarters as (
+
+    select
+        quarter_start,
+        cast(extract(year from quarter_start - interval '3 months') as integer) as fy_start,
+        cast(mod(cast(extract(month from quarter_start) as integer) + 8, 12) / 3 + 1 as integer)
+            as financial_quarter,
+        cast(quarter_start + interval '3 months' - interval '1 day' as date) as quarter_end
+    from quarters
+
+),
+
+spine as (
+
+    select
+        force_areas.force_id,
+        force_areas.force_name,
+        force_areas.is_vru_area as in_vru_programme,
+        force_areas.vru_start_date,
+        force_areas.vru_allocation_2019_20_gbp,
+        force_areas.s60_relaxed_from,
+        fiscal_quarters.quarter_start,
+        fiscal_quarters.quarter_end,
+        fiscal_quarters.fy_start,
+        fiscal_quarters.financial_quarter,
+        fiscal_quarters.fy_start || '/'
+        || lpad(cast(mod(fiscal_quarters.fy_start + 1, 100) as text), 2, '0') as financial_year
+    from force_areas
+    cross join fiscal_quarters
+
+),
+
+ae_forces as (
+
+    select distinct force_id from ae_monthly
+
+),
+
+ae_quarters as (
+
+    select
+        force_id,
+        cast(date_trunc('quarter', month) as date) as quarter_start,
+        count(*) filter (where age_band = 'all ages' and coverage = 'complete') as months_complete,
+        count(*) filter (where age_band = 'all ages' and coverage <> 'no extract') as months_with_extract,
+        coalesce(bool_or(knife_or_sharp_suppressed) filter (where age_band = 'all ages'), false)
+            as any_month_suppressed,
+        sum(knife_or_sharp_attendances) filter (where age_band = 'all ages') as knife_sum,
+        coalesce(bool_or(knife_or_sharp_suppressed) filter (where age_band = 'under 25'), false)
+            as any_month_under_25_suppressed,
+        sum(knife_or_sharp_attendances) filter (where age_band = 'under 25') as knife_under_25_sum
+    from ae_monthly
+    group by force_id, cast(date_trunc('quarter', month) as date)
+
+),
+
+stop_search_quarters as (
+
+    select
+        force_id,
+        cast(date_trunc('quarter', month) as date) as quarter_start,
+        count(*) filter (where coverage = 'published') as months_published,
+        sum(searches) as searches,
+        sum(weapon_searches) as weapon_searches,
+        sum(s60_searches) as s60_searches,
+        sum(arrests) as arrests,
+        -- NULL when a published month has no recorded find at all (the force left the field blank)
+        case
+            when count(*) filter (where coverage = 'published' and outcome_linked_finds is null) = 0
+                then sum(outcome_linked_finds)
+        end as outcome_linked_finds,
+        sum(searches_black) as searches_black,
+        sum(searches_white) as searches_white
+    from stop_search_monthly
+    group by force_id, cast(date_trunc('quarter', month) as date)
+
+),
+
+joined as (
+
+    select
+        spine.*,
+        population.all_residents as population,
+        population.black as population_black,
+        population.white as population_white,
+        ae_forces.force_id is not null as has_ae_sites,
+        coalesce(ae_quarters.months_complete, 0) as ae_months_complete,
+        coalesce(ae_quarters.months_with_extract, 0) as ae_months_with_extract,
+        coalesce(ae_quarters.any_month_suppressed, false) as ae_any_month_suppressed,
+        ae_quarters.knife_sum as ae_knife_sum,
+        coalesce(ae_quarters.any_month_under_25_suppressed, false) as ae_any_month_under_25_suppressed,
+        ae_quarters.knife_under_25_sum as ae_knife_under_25_sum,
+        knife_quarterly.total_offences as knife_offences,
+        coalesce(knife_quarterly.coverage, 'no data') as knife_offences_coverage,
+        knife_quarterly.is_comparable as knife_offences_is_comparable,
+        knife_quarterly.homicide as knife_homicides,
+        coalesce(stop_search_quarters.months_published, 0) as stop_search_months_published,
+        stop_search_quarters.searches,
+        stop_search_quarters.weapon_searches,
+        stop_search_quarters.s60_searches,
+        stop_search_quarters.arrests,
+        stop_search_quarters.outcome_linked_finds,
+        stop_search_quarters.searches_black,
+        stop_search_quarters.searches_white
+    from spine
+    left join population
+        on spine.force_id = population.force_id
+    left join ae_forces
+        on spine.force_id = ae_forces.force_id
+    left join ae_quarters
+        on
+            spine.force_id = ae_quarters.force_id
+            and spine.quarter_start = ae_quarters.quarter_start
+    left join knife_quarterly
+        on
+            spine.force_id = knife_quarterly.force_id
+            and spine.fy_start = knife_quarterly.fy_start
+            and spine.financial_quarter = knife_quarterly.financial_quarter
+    left join stop_search_quarters
+        on
+            spine.force_id = stop_search_quarters.force_id
+            and spine.quarter_start = stop_search_quarters.quarter_start
+
+),
+
+measures as (
+
+    select
+        *,
+        case
+            when not has_ae_sites then 'no A&E data for this area'
+            when ae_months_with_extract = 0 then 'no extract'
+            when ae_any_month_suppressed or ae_knife_sum between 1 and 4 then 'suppressed'
+            when ae_months_complete = 3 then 'complete'
+            else 'partial'
+        end as ae_coverage,
+        coalesce(
+            has_ae_sites
+            and ae_months_with_extract > 0
+            and (ae_any_month_under_25_suppressed or ae_knife_under_25_sum between 1 and 4),
+            false
+        ) as ae_knife_under_25_suppressed,
+        case
+            when stop_search_months_published = 3 then 'complete'
+            when stop_search_months_published > 0 then 'partial'
+            else 'no data'
+        end as stop_search_coverage
+    from joined
+
+),
+
+shown as (
+
+    select
+        *,
+        case
+            when ae_coverage in ('complete', 'partial') then ae_knife_sum
+        end as ae_knife_attendances,
+        case
+            when ae_months_with_extract > 0 and not ae_knife_under_25_suppressed
+                then ae_knife_under_25_sum
+        end as ae_knife_under_25,
+        -- figures a baseline or a change may use
+        ae_coverage = 'complete' as ae_is_complete,
+        ae_months_complete = 3 and not ae_knife_under_25_suppressed as ae_under_25_is_complete,
+        knife_offences_coverage = 'complete' and coalesce(knife_offences_is_comparable, false)
+            as knife_is_usable
+    from measures
+
+),
+
+baselines as (
+
+    select
+        force_id,
+        case
+            when count(*) filter (where fy_start = 2018 and ae_is_complete) = 4
+                then avg(ae_knife_attendances) filter (where fy_start = 2018 and ae_is_complete)
+        end as ae_knife_baseline,
+        case
+            when count(*) filter (where fy_start = 2018 and ae_under_25_is_complete) = 4
+                then avg(ae_knife_under_25) filter (where fy_start = 2018 and ae_under_25_is_complete)
+        end as ae_knife_under_25_baseline,
+        case
+            when count(*) filter (where fy_start = 2018 and knife_is_usable) = 4
+                then avg(knife_offences) filter (where fy_start = 2018 and knife_is_usable)
+        end as knife_offences_baseline,
+        case
+            when
+                count(*) filter (
+                    where fy_start = 2018 and knife_is_usable and knife_homicides is not null
+                ) = 4
+                then avg(knife_homicides) filter (where fy_start = 2018 and knife_is_usable)
+        end as knife_homicides_baseline
+    from shown
+    group by force_id
+
+),
+
+final as (
+
+    select
+        shown.force_id,
+        shown.force_name,
+        shown.financial_year,
+        cast(shown.fy_start as integer) as fy_start,
+        cast(shown.financial_quarter as integer) as financial_quarter,
+        shown.quarter_start,
+        coalesce(shown.in_vru_programme and shown.vru_start_date <= shown.quarter_start, false)
+            as is_vru_area,
+        shown.in_vru_programme,
+        cast(
+            case
+                when shown.fy_start = 2019 and shown.vru_start_date < '2020-04-01'
+                    then shown.vru_allocation_2019_20_gbp
+                when shown.fy_start = 2019 then 0
+            end
+            as numeric(12, 2)
+        ) as vru_funding_gbp,
+        shown.s60_relaxed_from <= shown.quarter_end as s60_relaxed,
+        cast(shown.population as bigint) as population,
+        cast(shown.population_black as bigint) as population_black,
+        cast(shown.population_white as bigint) as population_white,
+        case
+            when shown.population is not null
+                then 'Census 2011 usual residents (ONS), by police force area'
+        end as population_source,
+
+        -- measure 1: A&E knife or sharp object assault attendances
+        cast(shown.ae_knife_attendances as integer) as ae_knife_attendances,
+        shown.ae_coverage = 'suppressed' as ae_knife_attendances_suppressed,
+        cast(shown.ae_knife_under_25 as integer) as ae_knife_under_25,
+        shown.ae_knife_under_25_suppressed,
+        shown.ae_coverage,
+        cast(shown.ae_months_complete as integer) as ae_months_complete,
+        cast(
+            case
+                when shown.ae_is_complete and shown.population > 0
+                    then round(cast(shown.ae_knife_attendances as numeric) * 100000 / shown.population, 2)
+            end
+            as numeric(10, 2)
+        ) as ae_knife_rate_per_100k,
+        cast(null as numeric(10, 2)) as ae_knife_under_25_rate_per_100k,
+        'no under-25 population' as ae_under_25_rate_coverage,
+        cast(round(baselines.ae_knife_baseline, 2) as numeric(12, 2)) as ae_knife_baseline,
+        cast(
+            case
+                when shown.ae_is_complete and baselines.ae_knife_baseline > 0
+                    then round((shown.ae_knife_attendances / baselines.ae_knife_baseline - 1) * 100, 1)
+            end
+            as numeric(10, 1)
+        ) as ae_knife_change_pct,
+        case
+            when baselines.ae_knife_baseline is null then 'no baseline'
+            when baselines.ae_knife_baseline = 0 then 'zero baseline'
+            else 'complete'
+        end as ae_knife_baseline_coverage,
+        cast(round(baselines.ae_knife_under_25_baseline, 2) as numeric(12, 2)) as ae_knife_under_25_baseline,
+        cast(
+            case
+                when shown.ae_under_25_is_complete and baselines.ae_knife_under_25_baseline > 0
+                    then round(
+                        (shown.ae_knife_under_25 / baselines.ae_knife_under_25_baseline - 1) * 100, 1
+                    )
+            end
+            as numeric(10, 1)
+        ) as ae_knife_under_25_change_pct,
+        case
+            when baselines.ae_knife_under_25_baseline is null then 'no baseline'
+            when baselines.ae_knife_under_25_baseline = 0 then 'zero baseline'
+            else 'complete'
+        end as ae_knife_under_25_baseline_coverage,
+
+        -- measure 2: police recorded knife or sharp instrument offences
+        cast(shown.knife_offences as integer) as knife_offences,
+        shown.knife_offences_coverage,
+        shown.knife_offences_is_comparable,
+        cast(
+            case
+                when shown.knife_offences_coverage = 'complete' and shown.population > 0
+                    then round(cast(shown.knife_offences as numeric) * 100000 / shown.population, 2)
+            end
+            as numeric(10, 2)
+        ) as knife_offences_rate_per_100k,
+        cast(round(baselines.knife_offences_baseline, 2) as numeric(12, 2)) as knife_offences_baseline,
+        cast(
+            case
+                when shown.knife_is_usable and baselines.knife_offences_baseline > 0
+                    then round((shown.knife_offences / baselines.knife_offences_baseline - 1) * 100, 1)
+            end
+            as numeric(10, 1)
+        ) as knife_offences_change_pct,
+        case
+            when baselines.knife_offences_baseline is null then 'no baseline'
+            when baselines.knife_offences_baseline = 0 then 'zero baseline'
+            else 'complete'
+        end as knife_offences_baseline_coverage,
+
+        -- measure 3: homicides involving a knife or sharp instrument
+        cast(shown.knife_homicides as integer) as knife_homicides,
+        cast(round(baselines.knife_homicides_baseline, 2) as numeric(12, 2)) as knife_homicides_baseline,
+        cast(
+            case
+                when
+                    shown.knife_is_usable and shown.knife_homicides is not null
+                    and baselines.knife_homicides_baseline > 0
+                    then round((shown.knife_homicides / baselines.knife_homicides_baseline - 1) * 100, 1)
+            end
+            as numeric(10, 1)
+        ) as knife_homicides_change_pct,
+        case
+            when baselines.knife_homicides_baseline is null then 'no baseline'
+            when baselines.knife_homicides_baseline = 0 then 'zero baseline'
+            else 'complete'
+        end as knife_homicides_baseline_coverage,
+
+        -- context: stop and search
+        cast(shown.searches as integer) as searches,
+        cast(shown.stop_search_months_published as integer) as stop_search_months_published,
+        shown.stop_search_coverage,
+        cast(
+            case
+                when shown.stop_search_coverage = 'complete' and shown.population > 0
+                    then round(cast(shown.searches as numeric) * 1000 / shown.population, 2)
+            end
+            as numeric(10, 2)
+        ) as searches_per_1000,
+        cast(shown.weapon_searches as integer) as weapon_searches,
+        cast(shown.s60_searches as integer) as s60_searches,
+        cast(shown.arrests as integer) as arrests,
+        cast(shown.outcome_linked_finds as integer) as outcome_linked_finds,
+        cast(
+            case
+                when shown.searches > 0 then round(cast(shown.outcome_linked_finds as numeric) / shown.searches, 4)
+            end
+            as numeric(6, 4)
+        ) as find_rate,
+        cast(
+            case
+                when shown.searches > 0 then round(cast(shown.arrests as numeric) / shown.searches, 4)
+            end
+            as numeric(6, 4)
+        ) as arrest_rate,
+        cast(shown.searches_black as integer) as searches_black,
+        cast(shown.searches_white as integer) as searches_white,
+        cast(
+            case
+                when shown.searches_white > 0 and shown.population_black > 0 and shown.population_white > 0
+                    then round(
+                        (cast(shown.searches_black as numeric) / shown.population_black)
+                        / (cast(shown.searches_white as numeric) / shown.population_white),
+                        2
+                    )
+            end
+            as numeric(10, 2)
+        ) as black_white_search_ratio
+
+    from shown
+    left join baselines
+        on shown.force_id = baselines.force_id
+
+)
+
+select * from final

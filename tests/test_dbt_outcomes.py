@@ -1,0 +1,108 @@
+"""The outcome marts (vru_outcomes_quarterly, vru_programme_comparison) built by dbt against a real
+PostgreSQL (embedded).
+
+The hand-computed cases (an area rate, a group rate as sum over sum, a baseline change, a withheld
+A&E cell carried through, a missing quarter) are dbt unit tests in
+dbt_project/models/marts/_marts__outcomes.yml; `dbt build` runs them, and this checks they ran and
+passed. On top, the real build from the A&E fixture of tests/test_dbt_ae.py (January-March 2024,
+2023/24 Q4) is checked against hand-computed quarter values, with the real seeds, the contracts,
+the combined singular test and both GX suites.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from test_dbt_ae import load_fixture  # the A&E extracts whose monthly values test_dbt_ae.py checks
+from vru.config import dbt_env
+from vru.validation import validate
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = REPO / "dbt_project"
+DBT = Path(sys.executable).parent / "dbt"
+MARTS = ("vru_outcomes_quarterly", "vru_programme_comparison")
+
+
+def dbt_build(url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    # target and logs outside the checkout: the checkout's target/manifest.json is the DAG's.
+    return subprocess.run(
+        [str(DBT), "build", "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
+         "--select", "+vru_programme_comparison", "--indirect-selection", "cautious"],
+        env={**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"},
+        capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.fixture
+def outcomes_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """An empty warehouse; the dbt-built outcome marts and the A&E mart are dropped afterwards."""
+    yield conn
+    for mart in MARTS:
+        conn.execute(f"drop table if exists marts.{mart} cascade")
+    conn.execute("drop table if exists marts.ae_assault_monthly cascade")
+
+
+def rows(conn: psycopg.Connection, query: str) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(query)
+        return cur.fetchall()
+
+
+def test_build_carries_suppression_and_coverage(outcomes_conn: psycopg.Connection, clean_warehouse: str,
+                                                tmp_path: Path) -> None:
+    load_fixture(outcomes_conn)
+
+    done = dbt_build(clean_warehouse, tmp_path)
+    assert done.returncode == 0, done.stdout[-6000:]
+    for node in ("vru_outcomes_quarterly_rates_baselines_and_suppression",  # the hand-computed unit tests
+                 "vru_programme_comparison_sum_over_sum_index_and_gap", "assert_vru_outcomes_consistent"):
+        assert re.search(rf"PASS (\w+::)?{node}\b", done.stdout), node
+
+    area = {r["force_id"]: r for r in rows(outcomes_conn, "select * from marts.vru_outcomes_quarterly")}
+    assert len(area) == 43  # every force area, one quarter: only the A&E mart has data (2024-01 to 2024-03)
+    assert {(r["financial_year"], r["fy_start"], r["financial_quarter"], str(r["quarter_start"]))
+            for r in area.values()} == {("2023/24", 2023, 4, "2024-01-01")}
+
+    # Essex: January's all-ages knife cell is withheld (1 attendance): the quarter is withheld too,
+    # and so is under 25 (January withheld); February had no extract, March showed 0.
+    essex = area["essex"]
+    assert (essex["ae_knife_attendances"], essex["ae_knife_attendances_suppressed"], essex["ae_coverage"],
+            essex["ae_knife_under_25"], essex["ae_knife_under_25_suppressed"], essex["ae_knife_rate_per_100k"]) == (
+        None, True, "suppressed", None, True, None)
+    # Merseyside: January 5 (half a month, partial) + February no extract + March 0 = 5, shown as a
+    # lower bound ('partial'), no rate; all 5 were under 25.
+    merseyside = area["merseyside"]
+    assert (merseyside["ae_knife_attendances"], merseyside["ae_knife_attendances_suppressed"],
+            merseyside["ae_coverage"], merseyside["ae_months_complete"], merseyside["ae_knife_under_25"],
+            merseyside["ae_knife_rate_per_100k"]) == (5, False, "partial", 0, 5, None)
+    assert (merseyside["is_vru_area"], merseyside["in_vru_programme"], merseyside["s60_relaxed"],
+            merseyside["vru_funding_gbp"]) == (True, True, True, None)  # allocations held for 2019/20 only
+    assert area["durham"]["ae_coverage"] == "no extract"  # departments, no extract
+    assert area["metropolitan"]["ae_coverage"] == "no A&E data for this area"  # no department in ae_sites
+    for r in area.values():
+        assert (r["ae_knife_under_25_rate_per_100k"], r["ae_under_25_rate_coverage"]) == (
+            None, "no under-25 population")
+        assert (r["knife_offences"], r["knife_offences_coverage"], r["searches"], r["stop_search_coverage"]) == (
+            None, "no data", None, "no data")  # a missing measure is empty, never 0
+        assert r["ae_knife_baseline_coverage"] == r["knife_offences_baseline_coverage"] == "no baseline"
+        assert r["population_source"] == "Census 2011 usual residents (ONS), by police force area"
+
+    groups = {r["group_name"]: r for r in rows(outcomes_conn, "select * from marts.vru_programme_comparison")}
+    assert {g: (r["areas_in_group"], r["ae_knife_areas_contributing"], r["ae_knife_attendances"])
+            for g, r in groups.items()} == {
+        "VRU areas": (20, 0, None), "non-VRU areas": (23, 0, None), "England and Wales": (43, 0, None)}
+    assert groups["England and Wales"]["hes_england_admissions_fy"] is None  # no HES loaded
+
+    for mart in MARTS:
+        outcome = validate("marts", f"outcomes.{mart}", f"marts.{mart}", warehouse_url=clean_warehouse,
+                           docs_dir=tmp_path / "docs")
+        assert outcome.success, outcome.critical_failures + outcome.warnings
