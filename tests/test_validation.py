@@ -251,8 +251,11 @@ def make_staging_and_mart(
     outcome_category: str = "arrest",
 ) -> None:
     with psycopg.connect(warehouse_url) as conn:
-        conn.execute("drop table if exists staging.stg_police__stop_searches")
-        conn.execute("drop table if exists marts.stop_search_monthly")
+        # dbt may have built these in the session warehouse (a view and a table): replace either
+        for name in ("staging.stg_police__stop_searches", "marts.stop_search_monthly"):
+            kind = conn.execute("select relkind from pg_class where oid = to_regclass(%s)", (name,)).fetchone()
+            if kind:
+                conn.execute(f"drop {'view' if kind[0] == 'v' else 'table'} {name} cascade")
         conn.execute(
             "create table staging.stg_police__stop_searches (force_id text, month date, "
             "outcome_category text, "
