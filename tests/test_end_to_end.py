@@ -182,6 +182,9 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     # dbt docs, written last as `make run` writes them: the marts and the dashboards reading them
     dbt_docs = (chain_home / "reports" / "dbt_docs" / "index.html").read_text()
     assert "ae_assault_monthly" in dbt_docs and "hospital_violence_dashboard" in dbt_docs
+    # the outcomes report for people who do not open BI tools, from the outcome marts
+    assert any(line.startswith("Outcomes report: ") for line in lines), lines
+    assert "VRU areas" in (chain_home / "reports" / "outcomes.html").read_text()
 
     report = (chain_home / "reports" / "index.html").read_text()
     assert "All checks passed" in report and "Do not use" not in report

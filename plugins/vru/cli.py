@@ -8,6 +8,7 @@
     vru load-knife-crime FILE...          load knife crime table editions from files (oldest first)
     vru load-hes FILE...                  load HES sharp object admissions editions from files (oldest first)
     vru report                            rewrite the data quality report
+    vru outcomes-report                   rewrite the outcomes report (VRU areas against the others)
     vru dbt-parse                         compile the dbt manifest the DAGs load
     vru docs                              write the dbt docs page (VRU_HOME/reports/dbt_docs/index.html)
     vru serve-sample [--port N]           the offline stand-in for data.police.uk
@@ -142,6 +143,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outcomes_report(args: argparse.Namespace) -> int:
+    from vru.outcomes_report import write_outcomes_report
+
+    print(write_outcomes_report())
+    return 0
+
+
 def cmd_dbt_parse(args: argparse.Namespace) -> int:
     from vru.dbt import ensure_manifest
 
@@ -201,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     lh.add_argument("files", nargs="+")
     lh.set_defaults(func=cmd_load_hes)
     sub.add_parser("report", help="write the data quality report").set_defaults(func=cmd_report)
+    sub.add_parser("outcomes-report", help="write the outcomes report from the outcome marts").set_defaults(
+        func=cmd_outcomes_report)
     sub.add_parser("dbt-parse", help="compile the dbt manifest").set_defaults(func=cmd_dbt_parse)
     ss = sub.add_parser("serve-sample", help="serve the bundled sample as the police API")
     ss.add_argument("--port", type=int, default=8765)

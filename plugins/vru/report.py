@@ -46,7 +46,7 @@ STAGE_WORDS = {
 }
 TREND_RUNS = 14
 
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,Arial,sans-serif;margin:2rem;max-width:72rem;color:#1b1b1b}
 h1{font-size:1.6rem} h2{font-size:1.2rem;margin-top:2rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}
@@ -134,11 +134,15 @@ def write_report(run_id: str | None = None, cfg: Settings | None = None) -> Path
     url = warehouse.warehouse_url(cfg)
     with psycopg.connect(url) as conn:
         page = _render(conn, run_id, cfg)
-    cfg.reports_dir.mkdir(parents=True, exist_ok=True)
-    target = cfg.reports_dir / "index.html"
+    return write_page(cfg.reports_dir / "index.html", page)
+
+
+def write_page(target: Path, page: str) -> Path:
+    """Write a report page under a temporary name, then rename it: a reader never sees half a page."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)  # a reader never sees half a page
+    tmp.replace(target)
     return target
 
 
@@ -261,11 +265,12 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
     docs = cfg.data_docs_dir / "index.html"
     docs_note = "" if docs.exists() else " (not written yet)"
     dbt_docs_note = "" if (cfg.reports_dir / "dbt_docs" / "index.html").exists() else " (written by `make run`)"
+    outcomes_note = "" if (cfg.reports_dir / "outcomes.html").exists() else " (written after the next run)"
     now = datetime.now(UTC)
     after = f" after run {html.escape(run_id)}" if run_id else ""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
-<title>Data quality report: serious violence monitoring</title><style>{_STYLE}</style></head><body>
+<title>Data quality report: serious violence monitoring</title><style>{STYLE}</style></head><body>
 <h1>Data quality report: serious violence monitoring</h1>
 <p class="muted">Written {now:%Y-%m-%d %H:%M} UTC{after}. Green: the figures can be used. Amber: usable,
 but read the warnings. Red: do not use the figures from this stage until the problem is fixed; they
@@ -308,7 +313,9 @@ figures it changed (listed in the warehouse table audit.revisions).</p>
          "Finished (UTC)"], recent, "Nothing loaded yet.", "loads")}
 <p>Detail of every check: <a href="data_docs/index.html">Great Expectations Data Docs</a>{docs_note}.
 What every table and column means, and which dashboards read them:
-<a href="dbt_docs/index.html">dbt docs</a>{dbt_docs_note}.</p>
+<a href="dbt_docs/index.html">dbt docs</a>{dbt_docs_note}.
+The programme's outcomes, VRU areas against the others, in charts and words:
+<a href="outcomes.html">outcomes report</a>{outcomes_note}.</p>
 </body></html>"""
 
 

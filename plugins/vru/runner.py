@@ -32,6 +32,7 @@ from vru.airflow_local import (
 from vru.config import Settings, redact, settings
 from vru.dbt import ensure_manifest
 from vru.landing import pending_files
+from vru.outcomes_report import write_outcomes_report
 
 
 def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
@@ -276,6 +277,7 @@ def execute(sample: bool = False, cfg: Settings | None = None,
                 chain.extend(run_chain(airflow, _publish_next(api, later, out)))
         for line in summarise_chain(url, chain, cfg):
             out(line)
+        out(f"Outcomes report: {write_outcomes_report(cfg)}")
         if docs:
             from vru.dbt import generate_docs
 
