@@ -188,6 +188,8 @@ def test_bad_rows_are_quarantined_with_line_and_column_and_the_rest_loaded(
     assert reasons[4].startswith("line 4, column assault_method: '07' is not one of the codes")
     assert reasons[5] == "line 5, column arrival_date_and_time: the arrival is outside the extract's reporting period"
     assert reasons[7].startswith("line 7, column sex: 'M'")
+    assert dict(conn.execute("select line_no, column_name from restricted.ae_quarantine").fetchall()) == {
+        3: "assault_date_and_time", 4: "assault_method", 5: "arrival_date_and_time", 7: "sex"}
     assert conn.execute("select assault_location_type from restricted.ae_attendances where line_no = 6"
                         ).fetchone() == ("02",)
     # the quarantine (row-level) is in the restricted schema, not raw.quarantine

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -351,9 +351,14 @@ def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str],
         quiet_since = time.monotonic()
 
 
+def _is_due(airflow: LocalAirflow, dag_id: str) -> bool:
+    """Has the DAG's latest scheduled slot come (the scheduler creates that run on unpause)?"""
+    due = airflow.request("GET", f"dags/{dag_id}").get("next_dagrun_run_after")
+    return bool(due) and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC)
+
+
 def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
-              watched: dict[str, set[str]] | None = None,
-              then: Callable[[], tuple[str, ...]] | None = None) -> ChainResult:
+              watched: dict[str, set[str]] | None = None) -> ChainResult:
     """Run the ingest DAGs now and follow the asset-triggered transform runs to their end.
 
     Unpausing a DAG whose latest scheduled slot has no run makes the scheduler create that run
@@ -362,18 +367,13 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
 
     `watched` maps event-driven DAGs (the A&E landing watcher's) to their run ids before files
     were dropped: the run the files started is awaited and followed like an ingest run.
-
-    `then`, called once the ingest runs are done, returns DAGs to run again straight away (the
-    sample publishing a revised edition): their events arrive while the first transform run is
-    still going, so they join the next transform run instead of starting one of their own.
     """
     before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in ingest_dags}
     before_transform = {r["dag_run_id"] for r in airflow.runs(TRANSFORM_DAG)}
     airflow.unpause(TRANSFORM_DAG)
     for dag_id in ingest_dags:
         airflow.unpause(dag_id)
-        due = airflow.request("GET", f"dags/{dag_id}").get("next_dagrun_run_after")
-        if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC):
+        if _is_due(airflow, dag_id):
             airflow.wait_for_triggered_run(dag_id, before[dag_id])
         else:
             airflow.trigger(dag_id)
@@ -382,12 +382,6 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
         if dag_id in (watched or {}):
             airflow.wait_for_triggered_run(dag_id, before_ids)
         for run in _follow_new_runs(airflow, dag_id, before_ids):
-            result.ingest_runs.append(run)
-            result.ingest_tasks[f"{dag_id}/{run['dag_run_id']}"] = airflow.task_states(dag_id, run["dag_run_id"])
-    for dag_id in then() if then else ():
-        before_again = {r["dag_run_id"] for r in airflow.runs(dag_id)}
-        airflow.trigger(dag_id)
-        for run in _follow_new_runs(airflow, dag_id, before_again):
             result.ingest_runs.append(run)
             result.ingest_tasks[f"{dag_id}/{run['dag_run_id']}"] = airflow.task_states(dag_id, run["dag_run_id"])
     if result.emitted:
@@ -406,8 +400,7 @@ def settle_event_driven(airflow: LocalAirflow, dag_id: str = AE_DAG) -> set[str]
     """
     before = {r["dag_run_id"] for r in airflow.runs(dag_id)}
     airflow.unpause(dag_id)
-    due = airflow.request("GET", f"dags/{dag_id}").get("next_dagrun_run_after")
-    if due and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC):
+    if _is_due(airflow, dag_id):
         sweep = airflow.wait_for_triggered_run(dag_id, before)
         airflow.wait_for_run(dag_id, sweep["dag_run_id"])
     return {r["dag_run_id"] for r in airflow.runs(dag_id)}

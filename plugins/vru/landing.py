@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from vru.archive import Archive
+from vru.archive import Archive, Archived
 from vru.feeds import istv
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def take_in(conn: psycopg.Connection, path: Path, landing: Path, archive: Archiv
     return o
 
 
-def _reject(conn: psycopg.Connection, path: Path, landing: Path, stored: Any, reason: str,
+def _reject(conn: psycopg.Connection, path: Path, landing: Path, stored: Archived, reason: str,
             run_id: str | None) -> FileOutcome:
     name = path.name
     target = _target(path, landing / REJECTED, stored.sha256)

@@ -37,6 +37,7 @@ class Quarantined:
     line_no: int
     reason: str
     record: str
+    column: str | None = None  # the column at fault, when the parser knows it
 
 
 @dataclass(frozen=True)

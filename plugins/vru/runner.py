@@ -170,22 +170,10 @@ def _land_sample_extracts(url: str, cfg: Settings, out: Callable[[str], Any]) ->
     with psycopg.connect(url) as conn:
         loaded = {r[0] for r in conn.execute(
             "select sha256 from audit.landed_files where outcome in ('loaded', 'replaced')")}
-    landing = cfg.ae_landing_dir
-    landing.mkdir(parents=True, exist_ok=True)
-    dropped = 0
-    for site in sample_istv.sites():
-        for month in sample_istv.months():
-            data = sample_istv.extract(site, month)
-            if hashlib.sha256(data).hexdigest() in loaded:
-                continue
-            target = landing / sample_istv.file_name(site, month)
-            part = landing / f".{target.name}.part"  # written under a hidden name, then renamed
-            part.write_bytes(data)
-            part.replace(target)
-            dropped += 1
+    dropped = len(sample_istv.write_extracts(cfg.ae_landing_dir, skip_sha256=loaded))
     if dropped:
-        out(f"Sample: {dropped} synthetic A&E extracts (ISTV) dropped into {landing}; the landing "
-            "watcher starts the A&E ingest")
+        out(f"Sample: {dropped} synthetic A&E extracts (ISTV) dropped into {cfg.ae_landing_dir}; the "
+            "landing watcher starts the A&E ingest")
     return dropped
 
 

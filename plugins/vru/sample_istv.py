@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import calendar
 import csv
+import hashlib
 import io
 import math
 import os
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -144,17 +145,19 @@ def extract(site: str, month: date) -> bytes:
 
 
 def write_extracts(folder: Path, first: date = FIRST_MONTH, last: date = LAST_MONTH,
-                   only: set[str] | None = None) -> list[Path]:
-    """Write every department's monthly extract into `folder` (.part, then renamed); their paths."""
+                   skip_sha256: Set[str] = frozenset()) -> list[Path]:
+    """Write every department's monthly extract into `folder` (.part, then renamed), except those
+    whose bytes are in `skip_sha256` (already loaded); the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for site in sites():
-        if only is not None and site not in only:
-            continue
         for month in months(first, last):
+            data = extract(site, month)
+            if hashlib.sha256(data).hexdigest() in skip_sha256:
+                continue
             target = folder / file_name(site, month)
             part = target.with_name(target.name + ".part")
-            part.write_bytes(extract(site, month))
+            part.write_bytes(data)
             os.replace(part, target)
             written.append(target)
     return written

@@ -256,7 +256,7 @@ def _check(row: list[str], cell: Callable[[list[str], str], str], extract: Extra
 
     def bad(column: str | None, reason: str) -> Quarantined:
         where = f"line {line_no}" + (f", column {column}" if column else "")
-        return Quarantined(line_no, f"{where}: {reason}", record)
+        return Quarantined(line_no, f"{where}: {reason}", record, column)
 
     if extract.force_id is None:
         return bad("site_code_of_treatment",
@@ -366,8 +366,7 @@ def load_extract(conn: psycopg.Connection, *, file_name: str, sha256: str, archi
                 "from stdin"
             ) as copy:
                 for q in quarantined:
-                    column = q.reason.split(", column ", 1)[1].split(":", 1)[0] if ", column " in q.reason else None
-                    copy.write_row((load_id, sha256, file_name, q.line_no, column, q.reason, q.record))
+                    copy.write_row((load_id, sha256, file_name, q.line_no, q.column, q.reason, q.record))
         outcome = "replaced" if previous else "loaded"
         conn.execute(
             """insert into audit.loads (load_id, dataset, force_id, month, origin, sha256, archive_path, status,
