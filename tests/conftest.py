@@ -76,6 +76,19 @@ def home_with_warehouse(tmp_path_factory: pytest.TempPathFactory, name: str) -> 
             server.stop()
 
 
+def asset_event_extras(home: Path, asset: str) -> list[dict[str, object]]:
+    """The extras of every event of `asset` in the local Airflow's metadata database, oldest first
+    (its embedded server is started for the query when `vru run` has stopped it)."""
+    from dataclasses import replace
+
+    from vru.airflow_local import metadata_database
+
+    with metadata_database(replace(settings(), home=home)) as url, psycopg.connect(url) as meta:
+        rows = meta.execute("select e.extra from asset_event e join asset a on a.id = e.asset_id "
+                            "where a.name = %s order by e.id", (asset,)).fetchall()
+    return [dict(extra) for (extra,) in rows]
+
+
 @pytest.fixture
 def clean_warehouse(warehouse_url: str) -> Iterator[str]:
     """The session warehouse, emptied of loaded data before the test."""

@@ -23,7 +23,16 @@ import psycopg
 import pytest
 from conftest import SAMPLE, home_with_warehouse
 from vru import warehouse
-from vru.airflow_local import INGEST_DAG, LocalAirflow, _airflow_bin, _free_port, airflow_env, celery_env, migrate
+from vru.airflow_local import (
+    INGEST_DAG,
+    LocalAirflow,
+    _airflow_bin,
+    _free_port,
+    airflow_env,
+    celery_env,
+    metadata_database,
+    migrate,
+)
 from vru.config import settings
 from vru.sample_server import SampleApi, SampleServer
 
@@ -59,15 +68,6 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=20)
 
 
-def _metadata_database(url: str) -> str:
-    """A database of its own on the test's PostgreSQL for Airflow's metadata (as in the stack)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        if not conn.execute("select 1 from pg_database where datname = 'airflow_meta'").fetchone():
-            conn.execute("create database airflow_meta")
-    p = url.rsplit("/", 1)[0]
-    return f"{p}/airflow_meta"
-
-
 def _workers(env: dict[str, str], log_dir: Path) -> list[subprocess.Popen[bytes]]:
     workers = []
     for name in ("worker1", "worker2"):
@@ -97,20 +97,16 @@ def test_one_backfill_spreads_across_two_celery_workers(home: Path, redis_url: s
     cfg = settings()
     url = warehouse.embedded(cfg).url()
     warehouse.apply_schema(url)
-    meta = _metadata_database(url)
     data = tmp_path / "sample"
     data.mkdir()
     for force in FORCES:
         for month in MONTHS:
             shutil.copy(SAMPLE / f"{month}-{force}-stop-and-search.csv", data)
 
-    with SampleServer(SampleApi(data)) as source:
+    with SampleServer(SampleApi(data)) as source, metadata_database(cfg) as meta:
         port = _free_port()
-        env = airflow_env(cfg, url, port, {"VRU_POLICE_API_URL": source.url})
+        env = airflow_env(cfg, url, port, meta, {"VRU_POLICE_API_URL": source.url})
         env.update(celery_env(redis_url, f"db+{meta}", concurrency=1))
-        # psycopg 3 for both: Airflow's default async driver for PostgreSQL is asyncpg, not installed
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = meta.replace("postgresql://", "postgresql+psycopg://", 1)
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         migrate(env)
         airflow = LocalAirflow(env, port)
         workers: list[subprocess.Popen[bytes]] = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sqlite3
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 from browser import render, serve
-from conftest import SAMPLE, home_with_warehouse
+from conftest import SAMPLE, asset_event_extras, home_with_warehouse
 from vru import warehouse
 from vru.airflow_local import INGEST_DAG, local_airflow, run_chain
 from vru.config import settings
@@ -77,10 +76,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _mart_events(home: Path) -> int:
-    with sqlite3.connect(home / "airflow" / "airflow.db") as meta:
-        row = meta.execute("select count(*) from asset_event e join asset a on a.id = e.asset_id "
-                           "where a.name = 'marts.stop_search_monthly'").fetchone()
-    return int(row[0])
+    return len(asset_event_extras(home, "marts.stop_search_monthly"))
 
 
 def test_bad_batch_is_stopped_and_a_warning_is_not(home: Path, tmp_path: Path,

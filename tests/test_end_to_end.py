@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-import json
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import SAMPLE, home_with_warehouse
+from conftest import SAMPLE, asset_event_extras, home_with_warehouse
 from vru import sample_istv, warehouse
 from vru.config import REPO_ROOT, settings
 from vru.runner import execute
@@ -100,13 +98,8 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert tasks["dbt.stop_search_monthly_model_build"] == "success"
 
     # the asset event the ingest emitted names the force-months and row counts it loaded
-    with sqlite3.connect(chain_home / "airflow" / "airflow.db") as meta:
-        extras = [json.loads(e) for (e,) in meta.execute(
-            "select e.extra from asset_event e join asset a on a.id = e.asset_id "
-            "where a.name = 'raw.stop_searches'")]
-        knife_events = [json.loads(e) for (e,) in meta.execute(
-            "select e.extra from asset_event e join asset a on a.id = e.asset_id "
-            "where a.name = 'raw.knife_offences' order by e.id")]
+    extras = asset_event_extras(chain_home, "raw.stop_searches")
+    knife_events = asset_event_extras(chain_home, "raw.knife_offences")
     expected = expected_from_fixture()
     assert len(extras) == 1
     assert sorted(extras[0]["force_months"]) == sorted(f"{f}/{m:%Y-%m}" for f, m in expected)

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from vru.config import REPO_ROOT, Settings
+from vru.warehouse import EmbeddedWarehouse
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,37 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def airflow_env(cfg: Settings, warehouse_url: str, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+def metadata_server(cfg: Settings) -> EmbeddedWarehouse:
+    """The local Airflow's metadata database: an embedded PostgreSQL of its own.
+
+    Not SQLite: with the scheduler, dag-processor, triggerer, API server and task processes all
+    writing, SQLite's single writer lock failed an API call in CI ("Database error" on unpausing a
+    DAG while the scheduler was starting runs). Not the warehouse's server either, which may be
+    external and is not Airflow's to create databases on.
+    """
+    return EmbeddedWarehouse(cfg.airflow_home / "metadb", database="airflow", max_connections=100,
+                             shared_buffers="64MB")
+
+
+@contextmanager
+def metadata_database(cfg: Settings) -> Iterator[str]:
+    """Start the metadata server if it is not running (and stop it again after); yield its URL."""
+    server = metadata_server(cfg)
+    started_here = not server.is_running()
+    url = server.start()
+    try:
+        yield url
+    finally:
+        if started_here:
+            server.stop()
+
+
+def airflow_env(cfg: Settings, warehouse_url: str, port: int, metadata_url: str,
+                extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for every Airflow process: configuration only through variables."""
+    # psycopg 3 for both engines: Airflow's default async driver for PostgreSQL (asyncpg) is not
+    # installed, and psycopg 3 serves SQLAlchemy's async engine too.
+    metadata = metadata_url.replace("postgresql://", "postgresql+psycopg://", 1)
     home = cfg.airflow_home
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -81,7 +111,8 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, extra: dict[str, s
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret(cfg.home / "secrets" / "airflow_jwt"),
         "AIRFLOW__API__SECRET_KEY": _secret(cfg.home / "secrets" / "airflow_api"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata,
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
@@ -286,17 +317,18 @@ class LocalAirflow:
 
 @contextmanager
 def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] | None = None) -> Iterator[LocalAirflow]:
-    port = _free_port()
-    env = airflow_env(cfg, warehouse_url, port, extra_env)
-    migrate(env)
-    airflow = LocalAirflow(env, port)
-    try:
-        airflow.start()
-        airflow.ensure_pools()
-        airflow.wait_for_dags((*INGEST_DAGS, AE_DAG, TRANSFORM_DAG))
-        yield airflow
-    finally:
-        airflow.stop()
+    with metadata_database(cfg) as metadata_url:
+        port = _free_port()
+        env = airflow_env(cfg, warehouse_url, port, metadata_url, extra_env)
+        migrate(env)
+        airflow = LocalAirflow(env, port)
+        try:
+            airflow.start()
+            airflow.ensure_pools()
+            airflow.wait_for_dags((*INGEST_DAGS, AE_DAG, TRANSFORM_DAG))
+            yield airflow
+        finally:
+            airflow.stop()
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
 
 from vru.config import Settings, pg_params, redact, settings
 
@@ -49,7 +50,13 @@ def _give_to_system_user(path: Path) -> None:
 
 @dataclass(frozen=True)
 class EmbeddedWarehouse:
+    """A PostgreSQL cluster under `root` serving one database: the warehouse by default; the local
+    Airflow keeps its metadata in one of its own (`vru.airflow_local.metadata_server`)."""
+
     root: Path
+    database: str = DATABASE
+    max_connections: int = 60
+    shared_buffers: str = "256MB"
 
     @property
     def pgdata(self) -> Path:
@@ -130,7 +137,7 @@ class EmbeddedWarehouse:
         return port
 
     def url(self) -> str:
-        return f"postgresql://{SUPERUSER}:{self._password()}@127.0.0.1:{self._port()}/{DATABASE}"
+        return f"postgresql://{SUPERUSER}:{self._password()}@127.0.0.1:{self._port()}/{self.database}"
 
     def is_running(self) -> bool:
         if not (self.pgdata / "PG_VERSION").exists():
@@ -171,7 +178,7 @@ class EmbeddedWarehouse:
                     self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60",
                     "-l", str(self.logfile),
                     "-o", f"-h 127.0.0.1 -p {port} -c unix_socket_directories='' "
-                          "-c max_connections=60 -c shared_buffers=256MB",
+                          f"-c max_connections={self.max_connections} -c shared_buffers={self.shared_buffers}",
                     "start",
                 ], timeout=90)
                 if done.returncode != 0:
@@ -181,7 +188,7 @@ class EmbeddedWarehouse:
                         f"(data {self.pgdata}):\n{done.stderr.strip()}\n{tail}"
                     )
             url = self.url()
-            _ensure_database(url)
+            _ensure_database(url, self.database)
             return url
 
     def stop(self) -> bool:
@@ -195,15 +202,15 @@ class EmbeddedWarehouse:
             return True
 
 
-def _ensure_database(url: str) -> None:
+def _ensure_database(url: str, database: str) -> None:
     admin_url = url.rsplit("/", 1)[0] + "/postgres"
     deadline = time.monotonic() + 30
     while True:
         try:
             with psycopg.connect(admin_url, autocommit=True) as conn:
-                exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
+                exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
                 if not exists:
-                    conn.execute(f'create database "{DATABASE}"')
+                    conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
                 return
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
@@ -254,8 +261,6 @@ def grant_bi(url: str, login: str, password: str) -> str:
     Returns a URL for BI tools: the same server and database, as that login. The role reads the
     marts and the data quality results in audit, nothing else (plugins/vru/sql/warehouse.sql).
     """
-    from psycopg import sql
-
     with psycopg.connect(url, autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_roles where rolname = %s", (login,)).fetchone()
         verb = "alter" if exists else "create"
