@@ -113,8 +113,11 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     tasks = dag["tasks"]
     dbt_runs = {t for t in tasks if t.startswith("dbt.") and t.endswith("_model_build")}
     assert {"dbt.stg_police__stop_searches_model_build", "dbt.stop_search_monthly_model_build"} <= dbt_runs
-    # one task per model; the raw gate comes before every dbt task, the mart gate after the mart
-    assert all(t.startswith("dbt.") for t in tasks["validate_raw"]["down"])
+    # the raw gate comes first, then the seeds in one task, then one task per model: no dbt task
+    # starts before the seeds are loaded, and no seed is built per node any more
+    assert tasks["validate_raw"]["down"] == ["dbt_seeds"]
+    assert tasks["dbt_seeds"]["down"] and all(t.startswith("dbt.") for t in tasks["dbt_seeds"]["down"])
+    assert not any(t.endswith("_seed") for t in tasks)
 
     def descendants(task_id: str) -> set[str]:
         seen: set[str] = set()
@@ -138,7 +141,7 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     # `dbt build` per node: a model's tests run in its own task; only tests over two nodes stand alone
     assert {t for t in tasks if t.endswith("_test")} == {
         "dbt.assert_force_ids_are_known_test", "dbt.assert_stop_search_monthly_matches_staging_test",
-        "dbt.assert_ae_seeds_valid_test", "dbt.assert_vru_outcomes_consistent_test",
+        "dbt.assert_vru_outcomes_consistent_test",
         "dbt.relationships_stg_police__stop_searches_force_id__force_id__ref_force_areas__test"}
     # only publish_marts announces marts, after validation (no per-model events from Cosmos)
     assert all(not t["outlets"] for name, t in tasks.items() if name.startswith("dbt."))
