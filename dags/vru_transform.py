@@ -11,7 +11,9 @@ data-aware scheduling), never when nothing was loaded.
    task per dbt model with its tests (astronomer-cosmos, manifest-based loading, local execution
    with dbt's Python runner). A failing dbt test stops its downstream.
 3. **validate_marts**: the staging and mart suites. A critical failure fails the run and the
-   mart asset is not emitted.
+   mart asset is not emitted. If a feed loaded while the run was building (its load committed
+   after validate_raw took its snapshot), a failure is not trusted: the task is skipped, nothing
+   is published, no incident opens, and the transform run that load queued decides.
 4. **publish_marts**: emits the mart asset events (`marts.stop_search_monthly`,
    `marts.knife_crime_quarterly`, `marts.sharp_object_admissions_yearly`,
    `marts.ae_assault_monthly`, `marts.vru_outcomes_quarterly`, `marts.vru_programme_comparison`)
@@ -101,9 +103,11 @@ def vru_transform() -> None:
     @task
     def validate_raw() -> dict[str, object]:
         """Run the raw-stage suites in PostgreSQL; a critical failure stops the run here."""
-        from vru.pipeline import run_validations
+        from vru.pipeline import raw_snapshot, run_validations
 
-        return run_validations(RAW_CHECKS, get_current_context()["run_id"])
+        # taken before the checks: a load committed after this is one "under this run"
+        snapshot = raw_snapshot()
+        return {**run_validations(RAW_CHECKS, get_current_context()["run_id"]), "raw_snapshot": snapshot}
 
     # The seeds (reference tables kept in git) and the tests over seeds only, in one `dbt build`:
     # one task instead of one per seed (each pays ~8 s of dbt start-up on 2 cores). "cautious"
@@ -148,11 +152,19 @@ def vru_transform() -> None:
     )
 
     @task
-    def validate_marts() -> dict[str, object]:
-        """Run the staging and mart suites; a critical failure fails the run, no mart event."""
-        from vru.pipeline import run_validations
+    def validate_marts(raw: dict[str, object]) -> dict[str, object]:
+        """Run the staging and mart suites; a critical failure fails the run, no mart event.
 
-        return run_validations(MART_CHECKS, get_current_context()["run_id"])
+        Unless a feed loaded while this run was building: then its marts mix two states of raw,
+        the failure is skipped (no incident) and the transform run that load queued decides.
+        """
+        from airflow.sdk.exceptions import AirflowSkipException
+        from vru.pipeline import RawChangedDuringRun, validate_marts_gate
+
+        try:
+            return validate_marts_gate(MART_CHECKS, get_current_context()["run_id"], str(raw["raw_snapshot"]))
+        except RawChangedDuringRun as superseded:
+            raise AirflowSkipException(str(superseded)) from superseded
 
     @task(outlets=MARTS)
     def publish_marts(validated: dict[str, object]):  # type: ignore[no-untyped-def]
@@ -168,7 +180,7 @@ def vru_transform() -> None:
         return str(write_report(run_id=get_current_context()["run_id"]))
 
     raw_ok = validate_raw()
-    marts_ok = validate_marts()
+    marts_ok = validate_marts(raw_ok)
     raw_ok >> seeds >> dbt >> marts_ok
     publish_marts(marts_ok)
     # report and publish_marts are both leaves: a run's state comes from its leaves, so a run

@@ -131,6 +131,9 @@ create index if not exists validation_results_run_idx on audit.validation_result
 alter table audit.loads alter column force_id drop not null;
 alter table audit.loads alter column month drop not null;
 alter table audit.loads add column if not exists rows_skipped integer not null default 0;
+-- The transaction that wrote the load: a transform run compares it with the snapshot it took at
+-- its start, to tell whether raw changed under it (vru.pipeline.loads_since).
+alter table audit.loads add column if not exists xact xid8 not null default pg_current_xact_id();
 alter table audit.loads drop constraint if exists loads_rows_balance;
 alter table audit.loads add constraint loads_rows_balance check (
     status not in ('loaded', 'replaced') or rows_read = rows_loaded + rows_quarantined + rows_skipped);
