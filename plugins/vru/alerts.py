@@ -362,7 +362,7 @@ def task_key(context: Mapping[str, Any]) -> str:
     return key
 
 
-def _origin(context: Mapping[str, Any]) -> Origin:
+def origin_of(context: Mapping[str, Any]) -> Origin:
     ti = _ti(context)
     dag_run = context.get("dag_run")
     return Origin(
@@ -391,7 +391,7 @@ def incident_from_context(context: Mapping[str, Any]) -> tuple[Incident, Origin]
     """What failed, in words, from an on_failure_callback context."""
     from vru.pipeline import ValidationFailed
 
-    origin = _origin(context)
+    origin = origin_of(context)
     key = task_key(context)
     error = context.get("exception")
     detail = _error_text(error)
@@ -582,7 +582,7 @@ def check_freshness(conn: psycopg.Connection, now: datetime | None = None, datas
     cfg = cfg or settings()
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     wanted = set(datasets) if datasets is not None else None
-    origin = _origin(context or {})
+    origin = origin_of(context or {})
     results = []
     for feed in FEEDS:
         if wanted is not None and feed.dataset not in wanted:

@@ -220,7 +220,7 @@ def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> d
         for f in summary.files:
             if f.outcome in ("loaded", "replaced"):
                 alerts.resolve(conn, rejected_key(f.file_name))  # the corrected file arrived
-    origin = alerts._origin(context) if context else alerts.Origin(run_id=run_id)
+    origin = alerts.origin_of(context) if context else alerts.Origin(run_id=run_id)
     for f in summary.files:
         if f.outcome == "rejected":
             alerts.report_incident(alerts.Incident(
