@@ -66,3 +66,21 @@ def test_a_mart_check_failing_under_a_load_is_superseded_and_without_one_fails(w
     assert "1 load of ae.attendances committed after it started" in message
     assert "No record loaded twice" in message  # what failed is still said
     assert isinstance(superseded.value.__cause__, ValidationFailed)
+
+
+def test_the_run_summary_says_why_a_superseded_run_published_nothing(warehouse_env: str) -> None:
+    from vru.airflow_local import ChainResult
+    from vru.config import settings
+    from vru.runner import summarise_chain
+
+    def transform(run_id: str, validate_marts: str) -> ChainResult:
+        run = {"dag_run_id": run_id, "state": "success"}
+        return ChainResult([], {}, [run], {run_id: {"validate_raw": "success", "validate_marts": validate_marts,
+                                                    "publish_marts": validate_marts, "report": "success"}})
+
+    superseded = summarise_chain(warehouse_env, transform("t1", "skipped"), settings())
+    assert "Transform run t1: success" in superseded
+    assert any(line.startswith("  marts not published: checks failed while a feed loaded under this run")
+               for line in superseded), superseded
+    published = summarise_chain(warehouse_env, transform("t2", "success"), settings())
+    assert not any("marts not published" in line for line in published), published

@@ -80,6 +80,9 @@ def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
             bad = sorted(t for t, s in tasks.items() if s not in ("success", "skipped"))
             if bad:
                 lines.append(f"  tasks not successful: {', '.join(bad)}")
+            if tasks.get("validate_marts") == "skipped":
+                lines.append("  marts not published: checks failed while a feed loaded under this run, so "
+                             "they were not trusted; the run that load started decided (see its task log)")
         knife = conn.execute("select to_regclass('marts.knife_crime_quarterly') is not null").fetchone()
         if knife and knife[0]:
             k = conn.execute(
