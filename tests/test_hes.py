@@ -1,4 +1,4 @@
-"""HES sharp object admissions feed: column map, CSV and ODS, scope, editions, revisions, refusals,
+"""HES sharp object admissions feed: column map, CSV, ODS and XLSX, scope, editions, revisions, refusals,
 freshness and the DAG (real PostgreSQL, real HTTP)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from vru.http import HttpClient, RetryPolicy
 from vru.loader import Noted, Quarantined
 from vru.pipeline import ingest_hes
 from vru.sample_server import SampleApi, SampleServer, bundled_hes_editions, bundled_sample_dir
-from vru.tables import MissingColumns, detect_format
+from vru.tables import MissingColumns, detect_format, read_rows
 
 EDITION_1, EDITION_2 = bundled_hes_editions()
 DATE_1 = "Thu, 19 Sep 2019 09:30:00 GMT"
@@ -76,6 +76,21 @@ def _ods(rows: Sequence[Sequence[object]]) -> bytes:
     doc.spreadsheet.addElement(table)
     buffer = io.BytesIO()
     doc.write(buffer)
+    return buffer.getvalue()
+
+
+def _xlsx(sheets: dict[str, Sequence[Sequence[object]]]) -> bytes:
+    """An Excel workbook written by openpyxl (a producer independent of our reader)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for values in rows:
+            sheet.append(list(values))
+    buffer = io.BytesIO()
+    book.save(buffer)
     return buffer.getvalue()
 
 
@@ -170,6 +185,68 @@ def test_ods_is_read_from_stored_values() -> None:
     assert figures[(2019, "finished_consultant_episodes")] == ("4757", None)  # not the text "4,757"
     assert figures[(2019, "age_0_14")] == (None, "*")
     assert [(r.sheet, r.line_no, r.kind) for r in records if isinstance(r, Noted)] == [("Data", 1, "preamble")]
+
+
+def test_xlsx_is_read_from_stored_values_with_excels_row_numbers() -> None:
+    header = HEADER.split(",")
+    data = _xlsx({"Cover": [["Hospital Admitted Patient Care Activity"], ["Contents"]],
+                  "Data": [["Table 1: external causes"], [], header,
+                           ["2019/20", "X99", "Assault by sharp object", 4757, 4380, 4250, 4180, 560, "*", 4520,
+                            120, 30]]})
+    assert detect_format(data) == "xlsx"
+    records = _parse(data, "edition.xlsx")
+    figures = _figures(records)
+    assert figures[(2019, "finished_consultant_episodes")] == ("4757", None)  # the stored number
+    assert figures[(2019, "age_0_14")] == (None, "*")
+    assert len(figures) == 9
+    # the cover sheet's lines and the title are kept as notes; line numbers are Excel's (row 2 blank)
+    assert [(r.sheet, r.line_no, r.kind) for r in records if isinstance(r, Noted)][-1] == ("Data", 1, "preamble")
+    data_row = next(r for r in records if isinstance(r, list))
+    assert data_row[:2] == ["Data", "4"]  # type: ignore[index]
+
+
+def test_xlsx_cells_excel_left_out_keep_their_columns_and_rich_text_is_joined() -> None:
+    from openpyxl import Workbook
+    from openpyxl.cell.rich_text import CellRichText, TextBlock
+    from openpyxl.cell.text import InlineFont
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Table"
+    sheet["A1"] = "first"
+    sheet["D1"] = 12.5  # B1 and C1 never written
+    sheet["A3"] = CellRichText(["Assault by ", TextBlock(InlineFont(b=True), "sharp object")])
+    sheet["B3"] = 4757.0
+    sheet["C3"] = True
+    buffer = io.BytesIO()
+    book.save(buffer)
+    rows = list(read_rows(buffer.getvalue(), "xlsx"))
+    assert [(r.sheet, r.line_no, r.cells) for r in rows] == [
+        ("Table", 1, ["first", "", "", "12.5"]),
+        ("Table", 3, ["Assault by sharp object", "4757", "TRUE"]),
+    ]
+
+
+def test_the_same_edition_as_xlsx_and_as_ods_gives_the_same_figures() -> None:
+    ods = EDITION_2.read_bytes()
+    sheets: dict[str, list[list[object]]] = {}
+    for row in read_rows(ods, "ods"):
+        rows = sheets.setdefault(row.sheet or "Sheet", [])
+        rows.extend([[]] * (row.line_no - 1 - len(rows)))  # keep the line numbers
+        rows.append([int(c) if c.isdigit() else c for c in row.cells])
+    from_xlsx, from_ods = _parse(_xlsx(sheets), "edition.xlsx"), _parse(ods, "edition.ods")
+    assert _figures(from_xlsx) == _figures(from_ods) and len(_figures(from_ods)) == 8 * 9
+    assert [r for r in from_xlsx if isinstance(r, list)] == [r for r in from_ods if isinstance(r, list)]
+
+
+def test_a_zip_that_is_no_spreadsheet_is_refused_naming_both_formats() -> None:
+    buffer = io.BytesIO()
+    import zipfile
+
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("readme.txt", "not a table")
+    with pytest.raises(ValueError, match=r"neither an OpenDocument \(\.ods\) nor an Excel \(\.xlsx\)"):
+        detect_format(buffer.getvalue())
 
 
 def test_the_bundled_editions_are_the_generators_figures_and_say_synthetic() -> None:
@@ -289,6 +366,56 @@ def test_the_table_is_found_on_the_publication_page(conn: psycopg.Connection, se
         server.api.folders["nhs"]["publication"], content_type="text/html; charset=utf-8")
     result = _ingest(conn, server.hes_url.replace("hes-sharp-object", "publication"), tmp_path)
     assert result.status == "loaded" and result.url.endswith("/nhs/hosp-epis-stat-admi-ext-caus-2019-20-tab.ods")
+
+
+def _html(server: SampleServer, name: str, body: str, tmp_path: Path) -> None:
+    page = tmp_path / f"{name.replace('/', '_')}.html"
+    page.write_text(f"<html><body>{body}</body></html>")
+    server.api.publish(name, page, DATE_2, folder="nhs")
+    server.api.folders["nhs"][name] = dataclasses.replace(
+        server.api.folders["nhs"][name], content_type="text/html; charset=utf-8")
+
+
+def _edition_2_as_xlsx(tmp_path: Path) -> Path:
+    sheets: dict[str, list[list[object]]] = {}
+    for row in read_rows(EDITION_2.read_bytes(), "ods"):
+        sheets.setdefault(row.sheet or "Sheet", []).append([int(c) if c.isdigit() else c for c in row.cells])
+    table = tmp_path / "hosp-epis-stat-admi-ext-caus-2019-20-tab.xlsx"
+    table.write_bytes(_xlsx(sheets))
+    return table
+
+
+def test_the_series_page_leads_to_the_latest_years_xlsx_table(conn: psycopg.Connection, server: SampleServer,
+                                                              tmp_path: Path) -> None:
+    """As NHS Digital publishes it (the default VRU_HES_URL): the series page links a page per
+    financial year; the latest year's page links the external causes table, an .xlsx."""
+    table = _edition_2_as_xlsx(tmp_path)
+    server.api.publish(table.name, table, DATE_2, folder="nhs")
+    series = "hospital-admitted-patient-care-activity"
+    _html(server, f"{series}/2019-20", f'<a href="/nhs/hosp-epis-stat-admi-diag-2019-20-tab.xlsx">diagnoses</a>'
+                                       f'<a href="/nhs/{table.name}">External causes</a>', tmp_path)
+    # the series page lists the years out of order, and links other pages too
+    _html(server, series, f'<a href="{series}/2018-19">2018-19</a><a href="/about">About</a>'
+                          f'<a href="/nhs/{series}/2019-20/">2019-20</a><a href="{series}/2017-18">2017-18</a>',
+          tmp_path)
+    result = _ingest(conn, server.hes_url.replace("hes-sharp-object", series), tmp_path)
+    requested = [endpoint for endpoint, _ in server.api.requests]
+    assert "2019-20" in requested and "2018-19" not in requested and "2017-18" not in requested
+    assert result.status == "loaded" and result.file_format == "xlsx" and result.url.endswith(table.name)
+    assert _current(conn) == _generator().figures(2)
+    assert conn.execute("select file_format from audit.editions where load_id = %s",
+                        (result.load_id,)).fetchone() == ("xlsx",)
+
+
+def test_a_latest_year_page_without_the_table_fails_naming_that_page(conn: psycopg.Connection,
+                                                                     server: SampleServer, tmp_path: Path) -> None:
+    series = "hospital-admitted-patient-care-activity"
+    _html(server, f"{series}/2020-21", '<a href="summary.pdf">Summary</a>', tmp_path)
+    _html(server, series, f'<a href="{series}/2020-21">2020-21</a>', tmp_path)
+    result = _ingest(conn, server.hes_url.replace("hes-sharp-object", series), tmp_path)
+    assert result.status == "failed"
+    assert f"/nhs/{series}/2020-21: the page links no table matching" in (result.reason or "")
+    assert conn.execute("select status from audit.loads").fetchall() == [("failed",)]
 
 
 def test_pipeline_ingest_and_freshness(conn: psycopg.Connection, clean_warehouse: str, server: SampleServer) -> None:

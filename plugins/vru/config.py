@@ -19,9 +19,9 @@ ENV_VARS = {
     "VRU_WAREHOUSE_URL": "PostgreSQL 15+ URL of the warehouse; unset = embedded PostgreSQL",
     "VRU_POLICE_API_URL": "data.police.uk API base (default https://data.police.uk/api)",
     "VRU_POLICE_RATE_LIMIT": "requests per second to the police API (default 10, at most 10)",
-    "VRU_KNIFE_CRIME_URL": "Home Office knife crime open data table (.ods/.csv), or the gov.uk page linking it "
+    "VRU_KNIFE_CRIME_URL": "Home Office knife crime open data table (.ods/.xlsx/.csv), or the gov.uk page linking it "
                            "(default: the police recorded crime open data tables page)",
-    "VRU_HES_URL": "NHS Digital HES admitted patient care external causes table (.ods/.csv), or the publication "
+    "VRU_HES_URL": "NHS Digital HES admitted patient care external causes table (.xlsx/.ods/.csv), or the publication "
                    "page linking it (default: the HES APC activity publication page)",
     "VRU_AE_LANDING": "folder where emergency departments' ISTV extracts (CSV) land; a new file triggers "
                       "the A&E ingest (default VRU_HOME/landing/ae)",

@@ -103,11 +103,14 @@ def latest_edition(conn: psycopg.Connection, dataset: str) -> EditionRef | None:
 
 
 def fetch(http: HttpClient, url: str, dataset: str, archive: Archive,
-          previous: EditionRef | None, link_pattern: re.Pattern[str] | None = None) -> Download | str:
+          previous: EditionRef | None, link_pattern: re.Pattern[str] | None = None,
+          page_pattern: re.Pattern[str] | None = None) -> Download | str:
     """Download the table if it may have changed; returns the Download, or why it is unchanged.
 
     `url` is the table itself, or (with `link_pattern`) a publication page: the first link on it
     whose address matches the pattern is the table (gov.uk gives each edition a new address).
+    With `page_pattern`, `url` may also be a series page linking one page per publication: the
+    latest of those (see `latest_page_link`) is the publication page.
     """
     headers = {}
     if previous and previous.etag:
@@ -116,7 +119,7 @@ def fetch(http: HttpClient, url: str, dataset: str, archive: Archive,
         headers["If-Modified-Since"] = previous.last_modified
     response = http.get(url, headers=headers)
     if response.status_code == 200 and link_pattern is not None and _is_html(response):
-        url = find_table_link(url, response.text, link_pattern)
+        url = _table_address(http, url, response.text, link_pattern, page_pattern)
         response = http.get(url, headers=headers)
     if response.status_code == 304:
         return "not modified (the server's ETag / Last-Modified match the latest edition)"
@@ -135,13 +138,47 @@ def _is_html(response: httpx.Response) -> bool:
     return "html" in response.headers.get("content-type", "")
 
 
+def _links(url: str, page: str, pattern: re.Pattern[str]) -> list[str]:
+    """The addresses of the links on a page that match `pattern`, in page order, made absolute."""
+    return [urljoin(url, href) for href in re.findall(r"""href\s*=\s*["']([^"']+)["']""", page, flags=re.IGNORECASE)
+            if pattern.search(href)]
+
+
 def find_table_link(url: str, page: str, pattern: re.Pattern[str]) -> str:
     """The address of the first link on a publication page that matches `pattern`."""
-    for href in re.findall(r"""href\s*=\s*["']([^"']+)["']""", page, flags=re.IGNORECASE):
-        if pattern.search(href):
-            return urljoin(url, href)
+    for link in _links(url, page, pattern):
+        return link
     raise FetchError(f"{url}: the page links no table matching {pattern.pattern!r}; the publisher may "
                      "have renamed it: set the table's own address in the feed's URL setting", url=url)
+
+
+def latest_page_link(url: str, page: str, pattern: re.Pattern[str]) -> str | None:
+    """Of the links matching `pattern` on a series page, the latest publication's: the greatest
+    first group of the pattern (e.g. the year "2023-24"), else the greatest address."""
+    def key(link: str) -> str:
+        found = pattern.search(link)
+        return found.group(1) if found and pattern.groups else link
+
+    links = _links(url, page, pattern)
+    return max(links, key=key) if links else None
+
+
+def _table_address(http: HttpClient, url: str, page: str, table: re.Pattern[str],
+                   series: re.Pattern[str] | None) -> str:
+    """The table linked from a publication page, or from the latest publication a series page links."""
+    if _links(url, page, table) or series is None:
+        return find_table_link(url, page, table)
+    publication = latest_page_link(url, page, series)
+    if publication is None:
+        raise FetchError(f"{url}: the page links neither a table matching {table.pattern!r} nor a "
+                         f"publication matching {series.pattern!r}: set the table's own address in the "
+                         "feed's URL setting", url=url)
+    response = http.get(publication)
+    if response.status_code != 200 or not _is_html(response):
+        raise FetchError(f"{publication} (the latest publication linked from {url}): HTTP "
+                         f"{response.status_code} {response.headers.get('content-type', '')}",
+                         url=publication, status=response.status_code)
+    return find_table_link(publication, response.text, table)
 
 
 def record_refusal(conn: psycopg.Connection, dataset: str, download: Download | None, status: str,
@@ -228,14 +265,15 @@ Parser = Callable[[bytes, str, str], Parsed]
 
 def check_and_load(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str,
                    target: EditionTable, parse: Parser, *, link_pattern: re.Pattern[str] | None = None,
-                   refusals: tuple[type[Exception], ...] = (), run_id: str | None = None) -> EditionResult:
+                   page_pattern: re.Pattern[str] | None = None, refusals: tuple[type[Exception], ...] = (),
+                   run_id: str | None = None) -> EditionResult:
     """Check the source; load a new edition if there is one. Never raises for bad data: a refused
     edition (a missing column, an unreadable file, or one of the feed's own `refusals`) is
     recorded in audit.loads and returned with status 'refused'; an HTTP failure as 'failed'."""
     dataset = target.dataset
     previous = latest_edition(conn, dataset)
     try:
-        got = fetch(http, url, dataset, archive, previous, link_pattern=link_pattern)
+        got = fetch(http, url, dataset, archive, previous, link_pattern=link_pattern, page_pattern=page_pattern)
     except FetchError as exc:
         record_refusal(conn, dataset, None, "failed", str(exc), run_id)
         return EditionResult(dataset, url, "failed", reason=str(exc))

@@ -116,8 +116,10 @@ class SampleApi:
 
     def publish(self, name: str, path: Path, last_modified: str, folder: str = "home-office") -> None:
         """Serve `path` as the current edition at /<folder>/<name> (HTTP-date last_modified)."""
-        content_type = ("application/vnd.oasis.opendocument.spreadsheet" if path.suffix == ".ods"
-                        else "text/csv")
+        content_type = {
+            ".ods": "application/vnd.oasis.opendocument.spreadsheet",
+            ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }.get(path.suffix, "text/csv")
         with self.lock:
             self.folders[folder][name] = Edition(path.read_bytes(), last_modified, content_type)
 
@@ -205,7 +207,7 @@ def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
                 api.requests.append((endpoint, params))
             folder = url.path.strip("/").split("/", 1)[0]
             if folder in api.folders and url.path.startswith(f"/{folder}/"):
-                self._edition(folder, url.path.removeprefix(f"/{folder}/"))
+                self._edition(folder, url.path.removeprefix(f"/{folder}/").rstrip("/"))
                 return
             force, month = params.get("force", ""), params.get("date", "")
             fault = api.take_fault(endpoint, force, month)

@@ -1,5 +1,5 @@
-"""Published tables (CSV or OpenDocument spreadsheet) read as rows of text, and their headers
-mapped to canonical columns through one declared column map.
+"""Published tables (CSV, OpenDocument or Excel spreadsheet) read as rows of text, and their
+headers mapped to canonical columns through one declared column map.
 
 Publishers re-title columns between editions ("Force Name" one year, "Police Force Area" the next)
 and put title lines above the header and footnotes below the data. A feed declares its columns
@@ -9,6 +9,13 @@ and refuses a table that lacks a required column, naming it and the columns the 
 The ODS reader streams ``content.xml`` with ``iterparse`` (no DOM: a 100k-row sheet stays small in
 memory), expands repeated rows and cells, and reads numbers from ``office:value`` (the stored
 value, not the text a locale formatted, so "1,234" is 1234).
+
+The Excel (.xlsx) reader does the same with SpreadsheetML: the workbook's sheet list and
+relationships say which part holds which sheet, shared strings are read once, and each sheet's
+rows are streamed with their own row numbers (what a person sees in Excel), cells placed by their
+references so an empty cell Excel did not write still takes its column. A number is its stored
+value; a date is stored as a day number and is read as that number (none of our tables has a date
+cell).
 """
 
 from __future__ import annotations
@@ -66,15 +73,19 @@ class Row:
 
 
 def detect_format(data: bytes) -> str:
-    """'ods' for an OpenDocument spreadsheet (a zip whose mimetype says so), else 'csv'."""
+    """'ods' or 'xlsx' for a spreadsheet (a zip whose contents say which), else 'csv'."""
     if data[:2] == b"PK":
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                if archive.read("mimetype").strip() == ODS_MIMETYPE:
+                names = set(archive.namelist())
+                if "mimetype" in names and archive.read("mimetype").strip() == ODS_MIMETYPE:
                     return "ods"
-        except (zipfile.BadZipFile, KeyError):
+                if "xl/workbook.xml" in names:
+                    return "xlsx"
+        except zipfile.BadZipFile:
             pass
-        raise UnreadableTable("the file is a zip archive but not an OpenDocument spreadsheet (.ods)")
+        raise UnreadableTable("the file is a zip archive but neither an OpenDocument (.ods) nor an Excel "
+                              "(.xlsx) spreadsheet")
     return "csv"
 
 
@@ -83,12 +94,17 @@ class UnreadableTable(ValueError):
 
 
 def read_rows(data: bytes, file_format: str) -> Iterator[Row]:
-    """Every row of every sheet (ODS) or of the file (CSV), blank rows included, in order."""
+    """Every row of every sheet (ODS, XLSX) or of the file (CSV), in order.
+
+    CSV yields blank lines too; a spreadsheet skips rows with no value (their numbers stay counted).
+    """
     if file_format == "csv":
         return _csv_rows(data)
     if file_format == "ods":
         return _ods_rows(data)
-    raise UnreadableTable(f"unknown table format {file_format!r}: expected csv or ods")
+    if file_format == "xlsx":
+        return _xlsx_rows(data)
+    raise UnreadableTable(f"unknown table format {file_format!r}: expected csv, ods or xlsx")
 
 
 def _csv_rows(data: bytes) -> Iterator[Row]:
@@ -188,6 +204,113 @@ def _ods_rows(data: bytes) -> Iterator[Row]:
             elif tag == _T_TABLE:
                 depth -= 1
                 element.clear()
+
+
+def _local(tag: str) -> str:
+    """An element's name without its namespace (transitional and strict SpreadsheetML differ)."""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _column_index(reference: str) -> int:
+    """'C7' -> 2: the 0-based column of a cell reference."""
+    index = 0
+    for char in reference:
+        if not char.isalpha():
+            break
+        index = index * 26 + (ord(char.upper()) - 64)
+    return index - 1
+
+
+def _xlsx_text(element: object) -> str:
+    """The text of a shared or inline string: its <t>, or its rich text runs' <t> joined; phonetic
+    guides (<rPh>) are not the cell's text."""
+    parts: list[str] = []
+    for child in element:  # type: ignore[attr-defined]
+        name = _local(child.tag)
+        if name == "t":
+            parts.append(child.text or "")
+        elif name == "r":
+            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
+    return "".join(parts)
+
+
+def _xlsx_sheets(archive: zipfile.ZipFile) -> list[tuple[str, str]]:
+    """(sheet name, part path) in the workbook's order."""
+    targets: dict[str, str] = {}
+    with archive.open("xl/_rels/workbook.xml.rels") as rels:
+        for _, element in iterparse(rels):
+            if _local(element.tag) == "Relationship":
+                target = element.get("Target", "")
+                targets[element.get("Id", "")] = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    sheets: list[tuple[str, str]] = []
+    with archive.open("xl/workbook.xml") as workbook:
+        for _, element in iterparse(workbook):
+            if _local(element.tag) == "sheet":
+                rel = next((v for k, v in element.attrib.items() if _local(k) == "id"), "")
+                if rel in targets:
+                    sheets.append((element.get("name", ""), targets[rel]))
+    return sheets
+
+
+def _xlsx_shared_strings(archive: zipfile.ZipFile) -> list[str]:
+    if "xl/sharedStrings.xml" not in archive.namelist():
+        return []
+    strings: list[str] = []
+    with archive.open("xl/sharedStrings.xml") as part:
+        for _, element in iterparse(part):
+            if _local(element.tag) == "si":
+                strings.append(_xlsx_text(element))
+                element.clear()
+    return strings
+
+
+def _xlsx_cell_value(cell: object, shared: list[str]) -> str:
+    kind = cell.get("t", "n")  # type: ignore[attr-defined]
+    if kind == "inlineStr":
+        inline = next((c for c in cell if _local(c.tag) == "is"), None)  # type: ignore[attr-defined]
+        return _xlsx_text(inline) if inline is not None else ""
+    value = next((c.text or "" for c in cell if _local(c.tag) == "v"), "")  # type: ignore[attr-defined]
+    if kind == "s":
+        return shared[int(value)] if value.isdigit() and int(value) < len(shared) else ""
+    if kind == "b":
+        return "TRUE" if value == "1" else "FALSE"
+    if kind == "n" and value.endswith(".0"):
+        return value[:-2]  # integers stored as floats read as integers, as in the ODS reader
+    return value  # numbers as stored, formula strings (str), errors (e: "#N/A")
+
+
+def _xlsx_rows(data: bytes) -> Iterator[Row]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        sheets = _xlsx_sheets(archive)
+        shared = _xlsx_shared_strings(archive)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise UnreadableTable(f"not a readable .xlsx file: {exc}") from exc
+    with archive:
+        for name, part in sheets:
+            try:
+                content = archive.open(part)
+            except KeyError as exc:
+                raise UnreadableTable(f"not a readable .xlsx file: sheet {name!r} has no part {part}") from exc
+            with content:
+                line_no = 0
+                for _, element in iterparse(content):
+                    if _local(element.tag) != "row":
+                        continue
+                    line_no = int(element.get("r") or line_no + 1)
+                    cells: list[str] = []
+                    for cell in element:
+                        if _local(cell.tag) != "c":
+                            continue
+                        reference = cell.get("r")
+                        column = _column_index(reference) if reference else len(cells)
+                        if column > len(cells):
+                            cells.extend([""] * (column - len(cells)))  # cells Excel left out
+                        cells.append(_xlsx_cell_value(cell, shared))
+                    element.clear()
+                    cells = _trim(cells)
+                    if cells:
+                        yield Row(name, line_no, cells)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -64,10 +64,12 @@ from vru.tables import (
 DATASET = "nhs.sharp_object_admissions"
 TABLE = "raw.sharp_object_admissions"
 # On an NHS Digital HES APC publication page the external causes table is linked as
-# "hosp-epis-stat-admi-ext-caus-<year>-tab.<ext>". Only .ods and .csv are matched: vru.tables
-# reads those two formats (NHS Digital has published these tables as .xlsx: set VRU_HES_URL to an
-# .ods or .csv copy, or add an xlsx reader to vru.tables).
-LINK_PATTERN = re.compile(r"ext(?:ernal)?[-_ ]?caus[^\"'<>]*\.(?:ods|csv)$", re.IGNORECASE)
+# "hosp-epis-stat-admi-ext-caus-<year>-tab.<ext>", published as .xlsx (vru.tables reads .xlsx,
+# .ods and .csv).
+LINK_PATTERN = re.compile(r"ext(?:ernal)?[-_ ]?caus[^\"'<>]*\.(?:xlsx|ods|csv)$", re.IGNORECASE)
+# The series page (the default VRU_HES_URL) links one page per financial year's publication,
+# ".../hospital-admitted-patient-care-activity/<yyyy-yy>": the latest year's page links the table.
+PAGE_PATTERN = re.compile(r"hospital-admitted-patient-care-activity/(\d{4}-\d{2})/?$", re.IGNORECASE)
 
 SCOPE_CAUSE = "X99"  # ICD-10: assault by sharp object
 ENGLAND = ("E92000001", "England")
@@ -245,7 +247,8 @@ def ingest(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: st
            run_id: str | None = None) -> EditionResult:
     """Check the source; load a new edition if there is one. Never raises for bad data: a refused
     edition is recorded in audit.loads and returned with status 'refused'."""
-    return check_and_load(conn, http, archive, url, EDITIONS, parse, link_pattern=LINK_PATTERN, run_id=run_id)
+    return check_and_load(conn, http, archive, url, EDITIONS, parse, link_pattern=LINK_PATTERN,
+                          page_pattern=PAGE_PATTERN, run_id=run_id)
 
 
 def load_download(conn: psycopg.Connection, download: Download, run_id: str | None = None) -> EditionResult:

@@ -46,7 +46,7 @@ from vru.tables import (
 DATASET = "home_office.knife_offences"
 TABLE = "raw.knife_offences"
 # On the gov.uk collection page, the knife table is the spreadsheet linked with "knife" in its name.
-LINK_PATTERN = re.compile(r"knife[^\"'<>]*\.(?:ods|csv)$", re.IGNORECASE)
+LINK_PATTERN = re.compile(r"knife[^\"'<>]*\.(?:ods|xlsx|csv)$", re.IGNORECASE)
 
 # A figure is one offence of one force in one quarter; an edition publishes whole quarters.
 EDITIONS = EditionTable(DATASET, TABLE, key_columns=("force_id", "fy_start", "financial_quarter", "offence"),

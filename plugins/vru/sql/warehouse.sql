@@ -147,7 +147,7 @@ create table if not exists audit.editions (
     url              text        not null,
     etag             text,
     last_modified    text,                            -- HTTP Last-Modified, as sent
-    file_format      text        not null,            -- csv | ods
+    file_format      text        not null,            -- csv | ods | xlsx
     sha256           text        not null,
     size_bytes       bigint      not null,
     figures          integer     not null,            -- data cells loaded
