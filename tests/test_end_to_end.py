@@ -140,7 +140,8 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert knife[("greater-manchester", 2019, 3)][2] is False  # a known series break, from the seed
     assert knife[("essex", 2019, 3)][2] is True
     assert knife[("greater-manchester", 2020, 4)][3] is True  # withheld in edition 1, filled in edition 2
-    assert any("knife crime table edition" in line and "(ods)" in line and "revised" in line for line in lines), lines
+    assert any("knife crime table edition 2 loaded (ods, load " in line and "revised" in line for line in lines), lines
+    assert any("knife crime table edition 1 loaded (csv, load " in line for line in lines), lines
 
     # HES: the latest edition (ODS), 2012/13 to 2019/20 for England, 2019/20 at its published 4,757
     with psycopg.connect(url) as conn:

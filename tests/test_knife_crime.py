@@ -232,6 +232,23 @@ def test_unchanged_edition_loads_nothing(conn: psycopg.Connection, server: Sampl
     assert len(requests) == 3
 
 
+def test_the_run_summary_counts_editions_not_load_ids(conn: psycopg.Connection, clean_warehouse: str,
+                                                      server: SampleServer, tmp_path: Path) -> None:
+    from vru.airflow_local import KNIFE_CRIME_DAG, ChainResult
+    from vru.config import settings
+    from vru.runner import summarise_chain
+
+    conn.execute("select setval('audit.loads_load_id_seq', 630)")  # load ids are not edition numbers
+    for edition, date in ((EDITION_1, DATE_1), (EDITION_2, DATE_2)):
+        server.api.publish("knife-crime", edition, date)
+        assert _ingest(conn, server.knife_crime_url, tmp_path).status == "loaded"
+    run = {"dag_id": KNIFE_CRIME_DAG, "dag_run_id": "test-run", "state": "success", "run_type": "manual"}
+    lines = summarise_chain(clean_warehouse, ChainResult([run], {f"{KNIFE_CRIME_DAG}/test-run": {}}), settings())
+    loaded = [line for line in lines if "knife crime table edition" in line]
+    assert [line.split(":")[0] for line in loaded] == ["  knife crime table edition 1 loaded (csv, load 631)",
+                                                       "  knife crime table edition 2 loaded (ods, load 632)"]
+
+
 def test_revised_edition_moves_only_the_changed_figures(conn: psycopg.Connection, server: SampleServer,
                                                         tmp_path: Path) -> None:
     expected_1, expected_2 = _generator().figures(1), _generator().figures(2)

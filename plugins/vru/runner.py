@@ -129,14 +129,16 @@ def _edition_lines(conn: psycopg.Connection, chain: ChainResult) -> list[str]:
         before = len(lines)
         for row in conn.execute(
             """select l.status, l.load_id, l.error, e.file_format, e.figures, e.figures_added,
-                      e.figures_revised, e.figures_dropped, l.rows_quarantined, l.rows_skipped
+                      e.figures_revised, e.figures_dropped, l.rows_quarantined, l.rows_skipped,
+                      (select count(*) from audit.editions n
+                       where n.dataset = l.dataset and n.load_id <= l.load_id) as edition
                from audit.loads l left join audit.editions e using (load_id)
                where l.dataset = %s and l.run_id = any(%s) order by l.load_id""",
             (dataset, chain.ingest_run_ids),
         ):
-            status, load_id, error, fmt, figures, added, revised, dropped, quarantined, skipped = row
-            if status == "loaded":
-                lines.append(f"  {what} edition {load_id} loaded ({fmt}): {figures:,} figures; "
+            status, load_id, error, fmt, figures, added, revised, dropped, quarantined, skipped, edition = row
+            if status == "loaded":  # editions counted from the first one this warehouse loaded
+                lines.append(f"  {what} edition {edition} loaded ({fmt}, load {load_id}): {figures:,} figures; "
                              f"{added:,} new, {revised:,} revised, {dropped:,} dropped; "
                              f"{quarantined} quarantined, {skipped} rows recognised as notes or totals")
             else:
