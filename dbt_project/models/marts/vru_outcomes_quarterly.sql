@@ -20,7 +20,8 @@
     otherwise NULL and *_baseline_coverage 'no baseline'. change_pct = (count / baseline - 1) * 100,
     to 1 decimal place, on quarters whose own figure is complete (and comparable); NULL when the
     baseline is missing or 0 ('zero baseline'). The population is the same every quarter, so the
-    change in the count equals the change in the rate.
+    change in the count equals the change in the rate. The three columns are written by the macro
+    baseline_change (macros/baseline_change.sql), the same for every measure.
 -#}
 
 with
@@ -323,34 +324,8 @@ final as (
         ) as ae_knife_rate_per_100k,
         cast(null as numeric(10, 2)) as ae_knife_under_25_rate_per_100k,
         'no under-25 population' as ae_under_25_rate_coverage,
-        cast(round(baselines.ae_knife_baseline, 2) as numeric(12, 2)) as ae_knife_baseline,
-        cast(
-            case
-                when shown.ae_is_complete and baselines.ae_knife_baseline > 0
-                    then round((shown.ae_knife_attendances / baselines.ae_knife_baseline - 1) * 100, 1)
-            end
-            as numeric(10, 1)
-        ) as ae_knife_change_pct,
-        case
-            when baselines.ae_knife_baseline is null then 'no baseline'
-            when baselines.ae_knife_baseline = 0 then 'zero baseline'
-            else 'complete'
-        end as ae_knife_baseline_coverage,
-        cast(round(baselines.ae_knife_under_25_baseline, 2) as numeric(12, 2)) as ae_knife_under_25_baseline,
-        cast(
-            case
-                when shown.ae_under_25_is_complete and baselines.ae_knife_under_25_baseline > 0
-                    then round(
-                        (shown.ae_knife_under_25 / baselines.ae_knife_under_25_baseline - 1) * 100, 1
-                    )
-            end
-            as numeric(10, 1)
-        ) as ae_knife_under_25_change_pct,
-        case
-            when baselines.ae_knife_under_25_baseline is null then 'no baseline'
-            when baselines.ae_knife_under_25_baseline = 0 then 'zero baseline'
-            else 'complete'
-        end as ae_knife_under_25_baseline_coverage,
+        {{ baseline_change('ae_knife', 'shown.ae_knife_attendances', 'shown.ae_is_complete') }},
+        {{ baseline_change('ae_knife_under_25', 'shown.ae_knife_under_25', 'shown.ae_under_25_is_complete') }},
 
         -- measure 2: police recorded knife or sharp instrument offences
         cast(shown.knife_offences as integer) as knife_offences,
@@ -363,37 +338,14 @@ final as (
             end
             as numeric(10, 2)
         ) as knife_offences_rate_per_100k,
-        cast(round(baselines.knife_offences_baseline, 2) as numeric(12, 2)) as knife_offences_baseline,
-        cast(
-            case
-                when shown.knife_is_usable and baselines.knife_offences_baseline > 0
-                    then round((shown.knife_offences / baselines.knife_offences_baseline - 1) * 100, 1)
-            end
-            as numeric(10, 1)
-        ) as knife_offences_change_pct,
-        case
-            when baselines.knife_offences_baseline is null then 'no baseline'
-            when baselines.knife_offences_baseline = 0 then 'zero baseline'
-            else 'complete'
-        end as knife_offences_baseline_coverage,
+        {{ baseline_change('knife_offences', 'shown.knife_offences', 'shown.knife_is_usable') }},
 
         -- measure 3: homicides involving a knife or sharp instrument
         cast(shown.knife_homicides as integer) as knife_homicides,
-        cast(round(baselines.knife_homicides_baseline, 2) as numeric(12, 2)) as knife_homicides_baseline,
-        cast(
-            case
-                when
-                    shown.knife_is_usable and shown.knife_homicides is not null
-                    and baselines.knife_homicides_baseline > 0
-                    then round((shown.knife_homicides / baselines.knife_homicides_baseline - 1) * 100, 1)
-            end
-            as numeric(10, 1)
-        ) as knife_homicides_change_pct,
-        case
-            when baselines.knife_homicides_baseline is null then 'no baseline'
-            when baselines.knife_homicides_baseline = 0 then 'zero baseline'
-            else 'complete'
-        end as knife_homicides_baseline_coverage,
+        {{ baseline_change(
+            'knife_homicides', 'shown.knife_homicides',
+            'shown.knife_is_usable and shown.knife_homicides is not null'
+        ) }},
 
         -- context: stop and search
         cast(shown.searches as integer) as searches,
