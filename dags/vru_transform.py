@@ -5,6 +5,8 @@ Runs when a feed emits a raw asset event (`raw.stop_searches`, `raw.knife_offenc
 `raw.sharp_object_admissions`, or `restricted.ae_attendances` when an A&E extract lands:
 data-aware scheduling), never when nothing was loaded.
 
+0. **wait_for_ingests**: waits (reschedule mode, no worker slot held) while any ingest DAG run is
+   still running, so the marts are built from raw that no feed is changing.
 1. **validate_raw**: the raw suites (`expectations/raw.*.json`) run in PostgreSQL. A critical
    failure stops here: dbt does not run, so no figure from that batch reaches the marts.
 2. **dbt_seeds**, then **dbt**: the seeds and their tests in one `dbt build`, then one Airflow
@@ -50,6 +52,7 @@ from vru.assets import (
     RAW_STOP_SEARCHES,
 )
 from vru.config import settings
+from vru.sensors import IngestsSettledSensor
 
 _cfg = settings()
 _MANIFEST = Path(_cfg.dbt_project_dir) / "target" / "manifest.json"
@@ -179,7 +182,12 @@ def vru_transform() -> None:
 
         return str(write_report(run_id=get_current_context()["run_id"]))
 
+    settled = IngestsSettledSensor(
+        task_id="wait_for_ingests",
+        doc_md="Wait while any ingest DAG run is still loading (reschedule mode: no worker slot held).",
+    )
     raw_ok = validate_raw()
+    settled >> raw_ok
     marts_ok = validate_marts(raw_ok)
     raw_ok >> seeds >> dbt >> marts_ok
     publish_marts(marts_ok)

@@ -115,6 +115,8 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     assert {"dbt.stg_police__stop_searches_model_build", "dbt.stop_search_monthly_model_build"} <= dbt_runs
     # the raw gate comes first, then the seeds in one task, then one task per model: no dbt task
     # starts before the seeds are loaded, and no seed is built per node any more
+    # first, the run waits for every ingest still loading (a sensor that holds no worker slot)
+    assert tasks["wait_for_ingests"]["down"] == ["validate_raw"] and tasks["wait_for_ingests"]["doc"]
     # (validate_marts reads validate_raw's snapshot of raw: a data dependency too)
     assert tasks["validate_raw"]["down"] == ["dbt_seeds", "validate_marts"]
     assert tasks["dbt_seeds"]["down"] and all(t.startswith("dbt.") for t in tasks["dbt_seeds"]["down"])
