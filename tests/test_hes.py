@@ -79,6 +79,16 @@ def _ods(rows: Sequence[Sequence[object]]) -> bytes:
     return buffer.getvalue()
 
 
+def _ods_as_xlsx(ods: bytes) -> bytes:
+    """The same table as an Excel workbook: same sheets, same line numbers, numbers as numbers."""
+    sheets: dict[str, list[list[object]]] = {}
+    for row in read_rows(ods, "ods"):
+        rows = sheets.setdefault(row.sheet or "Sheet", [])
+        rows.extend([[]] * (row.line_no - 1 - len(rows)))  # keep the line numbers
+        rows.append([int(c) if c.isdigit() else c for c in row.cells])
+    return _xlsx(sheets)
+
+
 def _xlsx(sheets: dict[str, Sequence[Sequence[object]]]) -> bytes:
     """An Excel workbook written by openpyxl (a producer independent of our reader)."""
     from openpyxl import Workbook
@@ -229,12 +239,7 @@ def test_xlsx_cells_excel_left_out_keep_their_columns_and_rich_text_is_joined() 
 
 def test_the_same_edition_as_xlsx_and_as_ods_gives_the_same_figures() -> None:
     ods = EDITION_2.read_bytes()
-    sheets: dict[str, list[list[object]]] = {}
-    for row in read_rows(ods, "ods"):
-        rows = sheets.setdefault(row.sheet or "Sheet", [])
-        rows.extend([[]] * (row.line_no - 1 - len(rows)))  # keep the line numbers
-        rows.append([int(c) if c.isdigit() else c for c in row.cells])
-    from_xlsx, from_ods = _parse(_xlsx(sheets), "edition.xlsx"), _parse(ods, "edition.ods")
+    from_xlsx, from_ods = _parse(_ods_as_xlsx(ods), "edition.xlsx"), _parse(ods, "edition.ods")
     assert _figures(from_xlsx) == _figures(from_ods) and len(_figures(from_ods)) == 8 * 9
     assert [r for r in from_xlsx if isinstance(r, list)] == [r for r in from_ods if isinstance(r, list)]
 
@@ -376,20 +381,12 @@ def _html(server: SampleServer, name: str, body: str, tmp_path: Path) -> None:
         server.api.folders["nhs"][name], content_type="text/html; charset=utf-8")
 
 
-def _edition_2_as_xlsx(tmp_path: Path) -> Path:
-    sheets: dict[str, list[list[object]]] = {}
-    for row in read_rows(EDITION_2.read_bytes(), "ods"):
-        sheets.setdefault(row.sheet or "Sheet", []).append([int(c) if c.isdigit() else c for c in row.cells])
-    table = tmp_path / "hosp-epis-stat-admi-ext-caus-2019-20-tab.xlsx"
-    table.write_bytes(_xlsx(sheets))
-    return table
-
-
 def test_the_series_page_leads_to_the_latest_years_xlsx_table(conn: psycopg.Connection, server: SampleServer,
                                                               tmp_path: Path) -> None:
     """As NHS Digital publishes it (the default VRU_HES_URL): the series page links a page per
     financial year; the latest year's page links the external causes table, an .xlsx."""
-    table = _edition_2_as_xlsx(tmp_path)
+    table = tmp_path / "hosp-epis-stat-admi-ext-caus-2019-20-tab.xlsx"
+    table.write_bytes(_ods_as_xlsx(EDITION_2.read_bytes()))
     server.api.publish(table.name, table, DATE_2, folder="nhs")
     series = "hospital-admitted-patient-care-activity"
     _html(server, f"{series}/2019-20", f'<a href="/nhs/hosp-epis-stat-admi-diag-2019-20-tab.xlsx">diagnoses</a>'
@@ -416,6 +413,15 @@ def test_a_latest_year_page_without_the_table_fails_naming_that_page(conn: psyco
     assert result.status == "failed"
     assert f"/nhs/{series}/2020-21: the page links no table matching" in (result.reason or "")
     assert conn.execute("select status from audit.loads").fetchall() == [("failed",)]
+
+
+def test_a_page_linking_neither_table_nor_publication_fails_naming_both(conn: psycopg.Connection,
+                                                                       server: SampleServer, tmp_path: Path) -> None:
+    _html(server, "moved", '<a href="/about">About</a>', tmp_path)
+    result = _ingest(conn, server.hes_url.replace("hes-sharp-object", "moved"), tmp_path)
+    assert result.status == "failed"
+    assert "/nhs/moved: the page links neither a table matching" in (result.reason or "")
+    assert "nor a publication matching" in (result.reason or "")
 
 
 def test_pipeline_ingest_and_freshness(conn: psycopg.Connection, clean_warehouse: str, server: SampleServer) -> None:

@@ -146,8 +146,9 @@ def _links(url: str, page: str, pattern: re.Pattern[str]) -> list[str]:
 
 def find_table_link(url: str, page: str, pattern: re.Pattern[str]) -> str:
     """The address of the first link on a publication page that matches `pattern`."""
-    for link in _links(url, page, pattern):
-        return link
+    links = _links(url, page, pattern)
+    if links:
+        return links[0]
     raise FetchError(f"{url}: the page links no table matching {pattern.pattern!r}; the publisher may "
                      "have renamed it: set the table's own address in the feed's URL setting", url=url)
 
@@ -166,8 +167,11 @@ def latest_page_link(url: str, page: str, pattern: re.Pattern[str]) -> str | Non
 def _table_address(http: HttpClient, url: str, page: str, table: re.Pattern[str],
                    series: re.Pattern[str] | None) -> str:
     """The table linked from a publication page, or from the latest publication a series page links."""
-    if _links(url, page, table) or series is None:
-        return find_table_link(url, page, table)
+    tables = _links(url, page, table)
+    if tables:
+        return tables[0]
+    if series is None:
+        return find_table_link(url, page, table)  # raises, naming the pattern
     publication = latest_page_link(url, page, series)
     if publication is None:
         raise FetchError(f"{url}: the page links neither a table matching {table.pattern!r} nor a "

@@ -7,8 +7,10 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
+from vru.airflow_local import AE_DAG, INGEST_DAGS
+
 # every DAG that loads raw data (each emits the raw asset event the transform is scheduled on)
-INGEST_DAG_IDS = ("vru_ingest_police", "vru_ingest_knife_crime", "vru_ingest_hes", "vru_ingest_ae")
+INGEST_DAG_IDS = (*INGEST_DAGS, AE_DAG)
 
 
 class IngestsSettledSensor(BaseSensorOperator):
