@@ -12,11 +12,15 @@ data-aware scheduling), never when nothing was loaded.
 2. **dbt_seeds**, then **dbt**: the seeds and their tests in one `dbt build`, then one Airflow
    task per dbt model with its tests (astronomer-cosmos, manifest-based loading, local execution
    with dbt's Python runner). A failing dbt test stops its downstream.
-3. **validate_marts**: the staging and mart suites. A critical failure fails the run and the
-   mart asset is not emitted. If a feed loaded while the run was building (its load committed
-   after validate_raw took its snapshot), a failure is not trusted: the task is skipped, nothing
-   is published, no incident opens, and the transform run that load queued decides.
-4. **publish_marts**: emits the mart asset events (`marts.stop_search_monthly`,
+3. **validate_marts**: the staging and mart suites, on the build (`marts_build`, which no BI role
+   can read: dbt builds the marts there). A critical failure fails the run: nothing is published
+   and BI tools keep reading the previous marts, untouched. If a feed loaded while the run was
+   building (its load committed after validate_raw took its snapshot), a failure is not trusted:
+   the task is skipped, nothing is published, no incident opens, and the transform run that load
+   queued decides.
+4. **publish_marts**: write-audit-publish. Applies the checked build to the published `marts`
+   (what BI tools read), every mart in one transaction, changed rows only (`vru.publish`), records
+   it in `audit.publications`, then emits the mart asset events (`marts.stop_search_monthly`,
    `marts.knife_crime_quarterly`, `marts.sharp_object_admissions_yearly`,
    `marts.ae_assault_monthly`, `marts.vru_outcomes_quarterly`, `marts.vru_programme_comparison`)
    for BI refreshes.
@@ -33,6 +37,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
@@ -52,6 +57,7 @@ from vru.assets import (
     RAW_STOP_SEARCHES,
 )
 from vru.config import settings
+from vru.publish import BUILD_SCHEMA
 from vru.sensors import IngestsSettledSensor
 
 _cfg = settings()
@@ -69,16 +75,18 @@ RAW_CHECKS = [
     ("raw", "nhs.sharp_object_admissions", "raw.sharp_object_admissions"),
     ("raw", "ae.attendances", "restricted.ae_attendances"),
 ]
+# The mart suites check the build (write-audit-publish): dbt builds the marts in BUILD_SCHEMA,
+# which no BI role reads; publish_marts makes them visible only after every check passed.
 MART_CHECKS = [
     ("staging", "police.stop_searches", "staging.stg_police__stop_searches"),
     ("staging", "home_office.knife_offences", "staging.stg_home_office__knife_offences"),
-    ("marts", "police.stop_search_monthly", "marts.stop_search_monthly"),
-    ("marts", "home_office.knife_crime_quarterly", "marts.knife_crime_quarterly"),
-    ("marts", "nhs.sharp_object_admissions_yearly", "marts.sharp_object_admissions_yearly"),
-    ("marts", "ae.ae_assault_monthly", "marts.ae_assault_monthly"),
+    ("marts", "police.stop_search_monthly", f"{BUILD_SCHEMA}.stop_search_monthly"),
+    ("marts", "home_office.knife_crime_quarterly", f"{BUILD_SCHEMA}.knife_crime_quarterly"),
+    ("marts", "nhs.sharp_object_admissions_yearly", f"{BUILD_SCHEMA}.sharp_object_admissions_yearly"),
+    ("marts", "ae.ae_assault_monthly", f"{BUILD_SCHEMA}.ae_assault_monthly"),
     # the programme's outcome marts, built on the four above (the comparison suite reads both)
-    ("marts", "outcomes.vru_outcomes_quarterly", "marts.vru_outcomes_quarterly"),
-    ("marts", "outcomes.vru_programme_comparison", "marts.vru_programme_comparison"),
+    ("marts", "outcomes.vru_outcomes_quarterly", f"{BUILD_SCHEMA}.vru_outcomes_quarterly"),
+    ("marts", "outcomes.vru_programme_comparison", f"{BUILD_SCHEMA}.vru_programme_comparison"),
 ]
 _PROFILE = ProfileConfig(
     profile_name="vru",
@@ -169,11 +177,18 @@ def vru_transform() -> None:
         except RawChangedDuringRun as superseded:
             raise AirflowSkipException(str(superseded)) from superseded
 
-    @task(outlets=MARTS)
+    @task(outlets=MARTS, retries=2, retry_delay=pendulum.duration(minutes=1))
     def publish_marts(validated: dict[str, object]):  # type: ignore[no-untyped-def]
-        """Tell BI refreshes the validated marts changed."""
+        """Make the checked build visible (one transaction, changed rows only), then tell BI refreshes.
+
+        Retried: a contract change must lock the published table, and gives up after a lock
+        timeout rather than queue behind a long BI query.
+        """
+        from vru.publish import publish_marts as promote_build
+
+        changes = promote_build(get_current_context()["run_id"])
         for mart in MARTS:
-            yield Metadata(mart, {"validated": validated})
+            yield Metadata(mart, {"validated": validated, "published": changes.get(mart.name.split(".", 1)[1])})
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report() -> str:
@@ -190,10 +205,12 @@ def vru_transform() -> None:
     settled >> raw_ok
     marts_ok = validate_marts(raw_ok)
     raw_ok >> seeds >> dbt >> marts_ok
-    publish_marts(marts_ok)
-    # report and publish_marts are both leaves: a run's state comes from its leaves, so a run
-    # whose gate failed (publish_marts upstream_failed) is red even though the report was written
-    marts_ok >> report()
+    published = publish_marts(marts_ok)
+    # The report is written after publishing, so it says which figures BI tools now show. A run's
+    # state comes from its leaves: `published` (an EmptyOperator, which the scheduler completes
+    # without a worker) keeps a run whose gate failed red, although the report was written.
+    published >> report()
+    published >> EmptyOperator(task_id="published", doc_md="Leaf: the run is red unless the marts were published.")
 
 
 vru_transform()

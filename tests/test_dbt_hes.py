@@ -44,7 +44,7 @@ def hes_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """An empty warehouse; the dbt-built HES relations are dropped afterwards (other tests make their own)."""
     yield conn
     conn.execute("drop view if exists staging.stg_nhs__sharp_object_admissions cascade")
-    conn.execute("drop table if exists marts.sharp_object_admissions_yearly cascade")
+    conn.execute("drop table if exists marts_build.sharp_object_admissions_yearly cascade")
 
 
 def test_build_pivots_the_current_figures_and_passes_the_suites(hes_conn: psycopg.Connection, clean_warehouse: str,
@@ -66,7 +66,7 @@ def test_build_pivots_the_current_figures_and_passes_the_suites(hes_conn: psycop
     assert "PASS=" in done.stdout and "stg_nhs__sharp_object_admissions_current_figures" in done.stdout
 
     mart = {r[0]: dict(zip(COLUMNS, r[1:], strict=True)) for r in hes_conn.execute(
-        f"select fy_start, {', '.join(COLUMNS)} from marts.sharp_object_admissions_yearly "
+        f"select fy_start, {', '.join(COLUMNS)} from marts_build.sharp_object_admissions_yearly "
         "where geography_code = 'E92000001' and geography_name = 'England'")}
     assert sorted(mart) == list(range(2012, 2020))
     assert mart[2012]["edition_load_id"] == loads[1].load_id  # edition 2 republished the whole series
@@ -79,7 +79,7 @@ def test_build_pivots_the_current_figures_and_passes_the_suites(hes_conn: psycop
     assert latest["edition_load_id"] == loads[2].load_id
 
     docs = tmp_path / "docs"
-    mart_table = "marts.sharp_object_admissions_yearly"
+    mart_table = "marts_build.sharp_object_admissions_yearly"
     for stage, dataset, table in (("raw", hes.DATASET, hes.TABLE),
                                   ("marts", "nhs.sharp_object_admissions_yearly", mart_table)):
         outcome = validate(stage, dataset, table, warehouse_url=clean_warehouse, docs_dir=docs, run_id="test-hes")

@@ -78,7 +78,7 @@ def knife_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """An empty warehouse; the dbt-built knife relations are dropped afterwards (other tests make their own)."""
     yield conn
     conn.execute("drop view if exists staging.stg_home_office__knife_offences cascade")
-    conn.execute("drop table if exists marts.knife_crime_quarterly cascade")
+    conn.execute("drop table if exists marts_build.knife_crime_quarterly cascade")
 
 
 def test_build_takes_the_latest_editions_figures(knife_conn: psycopg.Connection, clean_warehouse: str,
@@ -97,7 +97,7 @@ def test_build_takes_the_latest_editions_figures(knife_conn: psycopg.Connection,
     columns = ("total_offences", "robbery", "rape", "coverage", "withheld_figures", "rate_per_100k",
                "is_comparable", "series_breaks", "is_revised", "edition_load_id")
     mart = {(r[0], r[1], r[2]): dict(zip(columns, r[3:], strict=True)) for r in knife_conn.execute(
-        f"select force_id, fy_start, financial_quarter, {', '.join(columns)} from marts.knife_crime_quarterly")}
+        f"select force_id, fy_start, financial_quarter, {', '.join(columns)} from marts_build.knife_crime_quarterly")}
     assert len(mart) == 2 * 4
     # only in the old edition: still current
     assert mart[("durham", 2017, 3)]["total_offences"] == 90 and mart[("durham", 2017, 3)]["edition_load_id"] == 1
@@ -132,4 +132,4 @@ def test_an_unmapped_offence_fails_the_build_naming_it(knife_conn: psycopg.Conne
     assert "FAIL 1 assert_knife_offences_all_mapped" in done.stdout, done.stdout[-5000:]
     assert ('Knife offences missing from seeds/knife_offence_groups.csv (add each with its offence group): '
             '"Possession of article with blade or point"') in done.stdout
-    assert "SKIP relation marts.knife_crime_quarterly" in done.stdout
+    assert "SKIP relation marts_build.knife_crime_quarterly" in done.stdout

@@ -47,8 +47,8 @@ def outcomes_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """An empty warehouse; the dbt-built outcome marts and the A&E mart are dropped afterwards."""
     yield conn
     for mart in MARTS:
-        conn.execute(f"drop table if exists marts.{mart} cascade")
-    conn.execute("drop table if exists marts.ae_assault_monthly cascade")
+        conn.execute(f"drop table if exists marts_build.{mart} cascade")
+    conn.execute("drop table if exists marts_build.ae_assault_monthly cascade")
 
 
 def rows(conn: psycopg.Connection, query: str) -> list[dict[str, Any]]:
@@ -67,7 +67,7 @@ def test_build_carries_suppression_and_coverage(outcomes_conn: psycopg.Connectio
                  "vru_programme_comparison_sum_over_sum_index_and_gap", "assert_vru_outcomes_consistent"):
         assert re.search(rf"PASS (\w+::)?{node}\b", done.stdout), node
 
-    area = {r["force_id"]: r for r in rows(outcomes_conn, "select * from marts.vru_outcomes_quarterly")}
+    area = {r["force_id"]: r for r in rows(outcomes_conn, "select * from marts_build.vru_outcomes_quarterly")}
     assert len(area) == 43  # every force area, one quarter: only the A&E mart has data (2024-01 to 2024-03)
     assert {(r["financial_year"], r["fy_start"], r["financial_quarter"], str(r["quarter_start"]))
             for r in area.values()} == {("2023/24", 2023, 4, "2024-01-01")}
@@ -96,13 +96,13 @@ def test_build_carries_suppression_and_coverage(outcomes_conn: psycopg.Connectio
         assert r["ae_knife_baseline_coverage"] == r["knife_offences_baseline_coverage"] == "no baseline"
         assert r["population_source"] == "Census 2011 usual residents (ONS), by police force area"
 
-    groups = {r["group_name"]: r for r in rows(outcomes_conn, "select * from marts.vru_programme_comparison")}
+    groups = {r["group_name"]: r for r in rows(outcomes_conn, "select * from marts_build.vru_programme_comparison")}
     assert {g: (r["areas_in_group"], r["ae_knife_areas_contributing"], r["ae_knife_attendances"])
             for g, r in groups.items()} == {
         "VRU areas": (20, 0, None), "non-VRU areas": (23, 0, None), "England and Wales": (43, 0, None)}
     assert groups["England and Wales"]["hes_england_admissions_fy"] is None  # no HES loaded
 
     for mart in MARTS:
-        outcome = validate("marts", f"outcomes.{mart}", f"marts.{mart}", warehouse_url=clean_warehouse,
+        outcome = validate("marts", f"outcomes.{mart}", f"marts_build.{mart}", warehouse_url=clean_warehouse,
                            docs_dir=tmp_path / "docs")
         assert outcome.success, outcome.critical_failures + outcome.warnings

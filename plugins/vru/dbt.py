@@ -48,7 +48,7 @@ def ensure_manifest(cfg: Settings | None = None, force: bool = False) -> Path:
 def generate_docs(url: str, cfg: Settings | None = None) -> Path:
     """dbt docs for BI users and analysts: one self-contained page, VRU_HOME/reports/dbt_docs/index.html.
 
-    `dbt docs generate --static` against the warehouse (the catalog reads the built tables'
+    `dbt docs generate --static` against the warehouse (the catalog reads the published tables'
     columns and types), with its own target path so the manifest the DAGs load is not touched.
     """
     cfg = cfg or settings()
@@ -59,7 +59,9 @@ def generate_docs(url: str, cfg: Settings | None = None) -> Path:
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static", "--project-dir", str(project),
-         "--profiles-dir", str(project), "--target-path", str(out), "--no-partial-parse"],
+         "--profiles-dir", str(project), "--target-path", str(out), "--no-partial-parse",
+         # document the published marts (what BI tools read), not the build schema they are checked in
+         "--vars", "{marts_schema: marts}"],
         env=env, capture_output=True, text=True, timeout=600,
     )
     page = out / "static_index.html"

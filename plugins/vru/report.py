@@ -276,6 +276,7 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
 but read the warnings. Red: do not use the figures from this stage until the problem is fixed; they
 were not published to the tables BI tools read. The dots show the most recent runs, oldest first.</p>
 <p class="summary {worst}" id="verdict">{html.escape(verdict)}</p>
+<p id="published">{html.escape(_publication(conn))}</p>
 <h2>Can last night's figures be trusted?</h2>
 {_table(["Feed", "Stage", "Result", "What was checked", "When (UTC)", "Recent runs"], lights,
         "Nothing has run yet.", "lights")}
@@ -317,6 +318,27 @@ What every table and column means, and which dashboards read them:
 The programme's outcomes, VRU areas against the others, in charts and words:
 <a href="outcomes.html">outcomes report</a>{outcomes_note}.</p>
 </body></html>"""
+
+
+def _publication(conn: psycopg.Connection) -> str:
+    """Which figures BI tools are showing: the marts are published only after every check passed
+    (write-audit-publish, `vru.publish`), so after a failed build they still show the last good one."""
+    last = _rows(conn, "select published_at, run_id from audit.publications order by publication_id desc limit 1")
+    failed = _rows(conn, """
+        select max(validated_at) from audit.validation_results where not success and severity = 'critical'""")
+    failed_at = failed[0][0] if failed else None
+    if not last:
+        if failed_at:
+            return ("Nothing has been published to the tables BI tools read yet: the first build failed its "
+                    "checks (see below), so BI tools show no figures rather than unchecked ones.")
+        return "Nothing has been published to the tables BI tools read yet."
+    published_at, run_id = last[0]
+    when = f"{_when(published_at)} UTC" + (f" (run {run_id})" if run_id else "")
+    if failed_at and failed_at > published_at:
+        return (f"BI tools still show the figures published {when}: a later batch failed a critical check "
+                f"at {_when(failed_at)} UTC (see below), so it was not published, and those earlier figures "
+                "were left exactly as they were.")
+    return f"BI tools show the figures published {when}, after every check on them passed."
 
 
 def _when(value: datetime | None) -> str:

@@ -325,7 +325,7 @@ def _run_suite(
             ) from exc
         batch_definition = asset.add_batch_definition_whole_table("whole table")
 
-        gx_suite = context.suites.add(gx.ExpectationSuite(**_gx_suite_dict(suite)))
+        gx_suite = context.suites.add(gx.ExpectationSuite(**_gx_suite_dict(suite, schema_name)))
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=suite["name"], data=batch_definition, suite=gx_suite)
         )
@@ -352,20 +352,32 @@ def _run_suite(
     return results, index if index.exists() else None
 
 
-def _gx_suite_dict(suite: Mapping[str, Any]) -> dict[str, Any]:
+BATCH_SCHEMA = "{batch_schema}"
+
+
+def _gx_suite_dict(suite: Mapping[str, Any], schema_name: str = "") -> dict[str, Any]:
     """The suite as GX takes it, with the plain-English meaning as each expectation's description.
 
     Data Docs show the description instead of GX's generated wording, so the pages read as the
     meaning sentences the monitoring staff reviewed. GX 1.24 also has a native severity field with
     the same two values: it is set from meta.severity, which stays the one source of truth.
+
+    A query that reads another table of the same stage names its schema `{batch_schema}`: the
+    schema of the table under validation (the marts are checked in their build schema before
+    they are published, write-audit-publish), so a check never compares the build with the
+    published previous night.
     """
     expectations = []
     for expectation in suite["expectations"]:
         meta = dict(expectation["meta"])
+        kwargs = dict(expectation["kwargs"])
+        query = kwargs.get("unexpected_rows_query")
+        if isinstance(query, str) and BATCH_SCHEMA in query:
+            kwargs["unexpected_rows_query"] = query.replace(BATCH_SCHEMA, schema_name)
         expectations.append(
             {
                 "type": expectation["type"],
-                "kwargs": dict(expectation["kwargs"]),
+                "kwargs": kwargs,
                 "meta": meta,
                 "description": expectation.get("description") or meta["meaning"],
                 "severity": meta["severity"],

@@ -325,6 +325,25 @@ create table if not exists audit.landed_files (
 create index if not exists landed_files_dataset_idx on audit.landed_files (dataset, landed_id desc);
 
 -- ----------------------------------------------------------------------------------------------
+-- Write-audit-publish (vru.publish). dbt builds the marts in `marts_build`, which no BI role can
+-- read; the dbt tests and the GX mart suites run there; only then are the changed rows applied to
+-- the published tables in `marts`, every mart in one transaction. A run whose checks fail never
+-- touches `marts`. Incremental marts stay incremental: their build tables persist between runs.
+create schema if not exists marts_build;
+revoke all on schema marts_build from public;
+
+-- One row per promotion of the build to the published marts (what BI tools read).
+create table if not exists audit.publications (
+    publication_id  bigserial   primary key,
+    run_id          text,
+    published_at    timestamptz not null default now(),
+    duration_ms     numeric     not null,
+    -- per mart: {"rows": n, "inserted": n, "deleted": n, "replaced": bool} (rows of the mart
+    -- table, never counts of records behind a figure)
+    marts           jsonb       not null
+);
+
+-- ----------------------------------------------------------------------------------------------
 -- Read-only access for BI tools: the group role vru_bi_reader reads the marts and the data
 -- quality results in audit, and nothing else (no raw, no staging, no restricted schema). Login
 -- roles join it (`vru warehouse bi-url`). dbt re-grants on every rebuilt mart (`grants` in
@@ -341,3 +360,5 @@ grant select on all tables in schema marts to vru_bi_reader;
 alter default privileges in schema marts grant select on tables to vru_bi_reader;
 grant select on audit.validation_results, audit.incidents, audit.loads, audit.editions,
     audit.revisions, audit.feed_state, audit.landed_files to vru_bi_reader;
+-- what was published and when: the report says which night's figures BI tools are showing
+grant select on audit.publications to vru_bi_reader;
