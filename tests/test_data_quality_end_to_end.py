@@ -4,8 +4,12 @@ Night 1: one force-month arrives with a search dated outside its month (a critic
 the raw gate stops the transform, no mart is built or announced, the report shows red with the
 check's meaning in words, and one alert reaches a webhook receiver started by this test.
 Night 2: the force re-publishes it, corrected but with an unknown gender value (a warning): the
-mart builds and is announced, the report shows amber, and the incident is resolved without a
-second alert.
+mart builds, is published and announced, the report shows amber, and the incident is resolved
+without a second alert.
+Night 3: the force re-publishes it again (one search fewer) and a mart check fails on the build
+(the test tightens one check of the mart suite, in a copy of the suites, to make it fail): dbt
+built the new figures in the build schema, but nothing is published, the marts BI tools read are
+byte-identical to night 2's, and the report says yesterday's figures are still the ones shown.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import psycopg
 import pytest
 from browser import render, serve
-from conftest import SAMPLE, asset_event_extras, home_with_warehouse
+from conftest import REPO, SAMPLE, asset_event_extras, home_with_warehouse
 from vru import warehouse
 from vru.airflow_local import INGEST_DAG, local_airflow, run_chain
 from vru.config import settings
@@ -61,12 +65,30 @@ class Receiver:
         self.httpd.server_close()
 
 
-def _durham(change: dict[str, str]) -> bytes:
-    """Durham 2020-01 as the API would serve it, with one search altered."""
+def _durham(change: dict[str, str], drop_last: bool = False) -> bytes:
+    """Durham 2020-01 as the API would serve it, with one search altered (and the last one dropped)."""
     with open(SAMPLE / FILES[0], encoding="utf-8", newline="") as handle:
         stops = [csv_row_to_api(r) for r in csv.DictReader(handle)]
     stops[5].update(change)
-    return json.dumps(stops).encode()
+    return json.dumps(stops[:-1] if drop_last else stops).encode()
+
+
+def _published(url: str) -> list[tuple[object, ...]]:
+    """The published stop and search mart with each row's physical version: equal only when not one
+    row was rewritten."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("select ctid::text, xmin::text, t::text from marts.stop_search_monthly t "
+                            "order by ctid").fetchall()
+
+
+def _tighten_arrest_rate_check(suites: Path) -> None:
+    """Make the mart suite's arrest rate check fail on real data (at most 0.01% of searches)."""
+    path = suites / "marts.police.stop_search_monthly.json"
+    suite = json.loads(path.read_text())
+    for expectation in suite["expectations"]:
+        if expectation["meta"]["check"] == "Arrest rate between 0% and 100%":
+            expectation["kwargs"]["max_value"] = 0.0001
+    path.write_text(json.dumps(suite))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +101,7 @@ def _mart_events(home: Path) -> int:
     return len(asset_event_extras(home, "marts.stop_search_monthly"))
 
 
-def test_bad_batch_is_stopped_and_a_warning_is_not(home: Path, tmp_path: Path,
+def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_nothing(home: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VRU_HOME", str(home))
     cfg = settings()
@@ -90,13 +112,16 @@ def test_bad_batch_is_stopped_and_a_warning_is_not(home: Path, tmp_path: Path,
     data.mkdir()
     for name in FILES:
         shutil.copy(SAMPLE / name, data / name)
+    suites = tmp_path / "expectations"
+    shutil.copytree(REPO / "expectations", suites)
     api = SampleApi(data, last_updated="2020-02-29")
     api.overrides[("durham", "2020-01")] = _durham({"datetime": "2019-06-14T10:00:00+00:00"})
     receiver = Receiver()
     report = home / "reports" / "index.html"
     try:
         with SampleServer(api) as source, local_airflow(cfg, url, {
-                "VRU_POLICE_API_URL": source.url, "VRU_ALERT_WEBHOOK_URL": receiver.url}) as airflow:
+                "VRU_POLICE_API_URL": source.url, "VRU_ALERT_WEBHOOK_URL": receiver.url,
+                "VRU_EXPECTATIONS_DIR": str(suites)}) as airflow:
             # night 1: the bad batch
             night1 = run_chain(airflow, (INGEST_DAG,))
             assert night1.emitted and len(night1.transform_runs) == 1
@@ -145,6 +170,34 @@ def test_bad_batch_is_stopped_and_a_warning_is_not(home: Path, tmp_path: Path,
             with psycopg.connect(url) as conn:
                 assert conn.execute("select count(*) from audit.validation_results "
                                     "where dataset like 'home_office.%'").fetchone() == (0,)
+            night2_marts = _published(url)
+            night2_page = page
+
+            # night 3: re-published with one search fewer; the build fails a mart check
+            _tighten_arrest_rate_check(suites)
+            api.overrides[("durham", "2020-01")] = _durham({"gender": "Not stated"}, drop_last=True)
+            api.last_updated = "2020-04-30"
+            night3 = run_chain(airflow, (INGEST_DAG,))
+            assert night3.emitted and [r["state"] for r in night3.transform_runs] == ["failed"]
+            tasks = night3.transform_tasks[night3.transform_run_ids[0]]
+            assert tasks["validate_raw"] == "success" and tasks["dbt.stop_search_monthly_model_build"] == "success"
+            assert tasks["validate_marts"] == "failed" and tasks["publish_marts"] == "upstream_failed"
+            assert tasks["report"] == "success"
+            assert _mart_events(home) == 1  # not announced
+            assert _published(url) == night2_marts  # yesterday's marts, byte for byte
+            with psycopg.connect(url) as conn:
+                build, published = conn.execute(
+                    "select b.searches, p.searches from marts_build.stop_search_monthly b "
+                    "join marts.stop_search_monthly p using (force_id, month) "
+                    "where force_id = 'durham' and month = '2020-01-01'").fetchone()  # type: ignore[misc]
+                assert build == published - 1  # the build has tonight's figure; BI tools do not
+                assert conn.execute("select count(*) from audit.publications").fetchone() == (1,)
+            page = report.read_text()
+            assert page != night2_page and 'class="summary red"' in page
+            assert "BI tools still show the figures published" in page
+            assert "were left exactly as they were" in page
+            assert [p["incident_key"] for p in receiver.posts if p["kind"] == "validation_failed"][-1] == \
+                "task:vru_transform.validate_marts"
     finally:
         receiver.close()
 
@@ -152,4 +205,4 @@ def test_bad_batch_is_stopped_and_a_warning_is_not(home: Path, tmp_path: Path,
         shown = render(f"{base}/index.html", {
             "lights": "[...document.querySelectorAll('#lights [data-light]')].map(e => e.dataset.light)"})
     assert shown.console_errors == [] and shown.page_errors == []
-    assert "amber" in shown.values["lights"] and "red" not in shown.values["lights"]
+    assert "red" in shown.values["lights"]

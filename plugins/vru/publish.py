@@ -50,6 +50,7 @@ BI_READER = warehouse.BI_GROUP_ROLE
 # a promotion never waits long for a lock: replacing a table (contract change) needs an ACCESS
 # EXCLUSIVE lock, which a long BI query holds off; the task fails and retries instead of queueing
 LOCK_TIMEOUT = "10s"
+WORK_MEM = "128MB"
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,8 @@ def promote(conn: psycopg.Connection, run_id: str | None, marts: list[str]) -> l
     changes: list[MartChange] = []
     try:
         conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+        # the row comparison hashes every row of both tables: keep the hash tables in memory
+        conn.execute(sql.SQL("set local work_mem = {}").format(sql.Literal(WORK_MEM)))
         # one promotion at a time (a manual `vru publish` beside a transform run)
         conn.execute("select pg_advisory_xact_lock(hashtext('vru.publish'))")
         for table in marts:
