@@ -80,6 +80,15 @@ def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
             bad = sorted(t for t, s in tasks.items() if s not in ("success", "skipped"))
             if bad:
                 lines.append(f"  tasks not successful: {', '.join(bad)}")
+            published = conn.execute("select marts from audit.publications where run_id = %s",
+                                     (run["dag_run_id"],)).fetchone()
+            if published:
+                changed = {m: c for m, c in published[0].items() if c["inserted"] or c["deleted"]}
+                lines.append("  published to the marts BI tools read (rows inserted/deleted): " + (
+                    ", ".join(f"{m} +{c['inserted']}/-{c['deleted']}" for m, c in sorted(changed.items()))
+                    or "no row changed"))
+            elif tasks.get("publish_marts") in ("failed", "upstream_failed"):
+                lines.append("  nothing published: the marts BI tools read still show the previous figures")
             if tasks.get("validate_marts") == "skipped":
                 lines.append("  marts not published: checks failed while a feed loaded under this run, so "
                              "they were not trusted; the run that load started decided (see its task log)")
