@@ -11,11 +11,18 @@
 do $$
 begin
     if not exists (select from pg_roles where rolname = 'vru_pipeline') then
-        create role vru_pipeline nologin;
+        create role vru_pipeline nologin nosuperuser nocreatedb nocreaterole;
+    end if;
+    if (select rolsuper from pg_roles where rolname = current_user) then
+        -- whatever was granted to it by hand is taken back
+        alter role vru_pipeline nosuperuser nocreatedb nocreaterole noreplication nobypassrls;
+    elsif not pg_has_role(current_user, 'vru_pipeline', 'member') then
+        -- an administrator that is not a superuser (CREATEROLE, as on managed services) must be
+        -- a member to hand it the schemas and create tables as it
+        grant vru_pipeline to current_user;
     end if;
 end
 $$;
-alter role vru_pipeline nosuperuser nocreatedb nocreaterole noreplication nobypassrls;
 do $$
 declare
     s text;
