@@ -24,7 +24,8 @@ def test_warehouse_url_leaves_a_server_running_until_stopped(tmp_path: Path) -> 
         done = _vru(["warehouse", "url"], env)
         assert done.returncode == 0, done.stderr
         url = done.stdout.strip()
-        assert url.startswith("postgresql://postgres:") and "@127.0.0.1:" in url and url.endswith("/warehouse")
+        # the pipeline role's URL, not the superuser's
+        assert url.startswith("postgresql://vru_pipeline:") and "@127.0.0.1:" in url and url.endswith("/warehouse")
         # the command has returned; the server is still there, with the product's schemas
         with psycopg.connect(url) as conn:
             schemas = {r[0] for r in conn.execute("select nspname from pg_namespace")}

@@ -70,7 +70,9 @@ THIRD_PARTY_ENV: dict[str, tuple[str, ...]] = {
 
 # What an Airflow service may set on top of the shared x-airflow-common environment.
 EXTRA_ENV: dict[str, set[str]] = {
-    INIT: {"VRU_BI_USER", "VRU_BI_PASSWORD"},  # only the init job creates the BI login
+    # only the init job creates the BI login and applies the schema as the warehouse's superuser
+    INIT: {"VRU_BI_USER", "VRU_BI_PASSWORD", "VRU_WAREHOUSE_ADMIN_URL", "VRU_BI_STATEMENT_TIMEOUT",
+           "VRU_BI_IDLE_IN_TRANSACTION_TIMEOUT", "VRU_SCHEMA_LOCK_TIMEOUT"},
     "airflow-scheduler": {"AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"},
     WORKER: {"DUMB_INIT_SETSID"},
 }
@@ -97,8 +99,8 @@ _URL_WITH_PASSWORD = re.compile(
 # a password given on a command line: `--password X`, `--requirepass X`
 _PASSWORD_OPTION = re.compile(r"--(?:password|requirepass)\b")
 _SENSITIVE_WORDS = {"PASSWORD", "PASSWD", "SECRET", "KEY", "TOKEN", "CREDENTIALS", "AUTH"}
-# names of files, paths or commands, not secrets (e.g. ..._PASSWORDS_FILE)
-_NOT_A_SECRET_SUFFIXES = ("_FILE", "_PATH", "_DIR", "_NAME", "_CMD")
+# names of files, paths, commands or classes, not secrets (e.g. ..._PASSWORDS_FILE, ..._AUTH_MANAGER)
+_NOT_A_SECRET_SUFFIXES = ("_FILE", "_PATH", "_DIR", "_NAME", "_CMD", "_MANAGER")
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,6 +322,10 @@ def airflow_facts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("airflow_home")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     clean.update(AIRFLOW_HOME=str(home), DO_NOT_TRACK="1", PYTHONWARNINGS="ignore")
+    # the auth manager brings its own commands (`airflow users ...` of the FAB auth manager)
+    manager = common_env().get("AIRFLOW__CORE__AUTH_MANAGER")
+    if manager:
+        clean["AIRFLOW__CORE__AUTH_MANAGER"] = str(manager)
     out = home / "facts.json"
     request = {"options": sorted(airflow_options()), "commands": airflow_commands(), "celery_apps": celery_apps()}
     done = subprocess.run(
@@ -787,7 +793,22 @@ def test_connections_and_urls_point_at_the_services() -> None:
     assert used, "no conn_id found in dags/*.py"
     for conn in used:
         assert f"AIRFLOW_CONN_{conn.upper()}" in base, f"the DAGs use connection {conn}, not set in compose"
-    for service, variable, database in ((INIT, "VRU_WAREHOUSE_URL", "warehouse"),
+    # the pipeline connects as vru_pipeline, never the superuser POSTGRES_USER; only the init job
+    # has the superuser's URL (VRU_WAREHOUSE_ADMIN_URL), to create roles and apply the schema
+    from vru.warehouse import PIPELINE_ROLE
+
+    pipeline = urlsplit(resolved(base["VRU_WAREHOUSE_URL"]))
+    warehouse_env = env("warehouse")
+    assert (pipeline.hostname, pipeline.port, pipeline.path.lstrip("/")) == (
+        "warehouse", 5432, warehouse_env["POSTGRES_DB"]), "VRU_WAREHOUSE_URL must reach the warehouse database"
+    assert pipeline.username == PIPELINE_ROLE != warehouse_env["POSTGRES_USER"], (
+        f"VRU_WAREHOUSE_URL must connect as the pipeline role {PIPELINE_ROLE}, not {pipeline.username}"
+    )
+    assert not ({m["braced"] for m in variables(base["VRU_WAREHOUSE_URL"])}
+                & {m["braced"] for m in variables(warehouse_env["POSTGRES_PASSWORD"])}), (
+        "VRU_WAREHOUSE_URL must not carry the superuser's password"
+    )
+    for service, variable, database in ((INIT, "VRU_WAREHOUSE_ADMIN_URL", "warehouse"),
                                         (INIT, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "airflow-db"),
                                         (INIT, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC", "airflow-db"),
                                         (INIT, "AIRFLOW__CELERY__RESULT_BACKEND", "airflow-db"),
@@ -858,8 +879,9 @@ def test_no_literal_secret(airflow_facts: dict[str, Any]) -> None:
                     assert i + 1 < len(words) and _REQUIRED_ONLY.fullmatch(words[i + 1]), (
                         f"{service}: {word} must be given `${{NAME:?...}}` interpolation, not a literal"
                     )
-    # the warehouse (owner and BI), Airflow metadata (twice), broker, Superset metadata and warehouse
-    assert urls >= 6, f"expected every database and broker URL to carry an interpolated password, found {urls}"
+    # the warehouse (superuser, pipeline and BI), Airflow metadata (twice), broker, Superset metadata
+    # and warehouse
+    assert urls >= 7, f"expected every database and broker URL to carry an interpolated password, found {urls}"
     assert _REQUIRED_ONLY.fullmatch(str(env(INIT)["VRU_BI_PASSWORD"])), f"{INIT}: VRU_BI_PASSWORD from .env"
 
 

@@ -8,6 +8,7 @@ imports Airflow: it runs the `airflow` command of the same virtualenv.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -26,7 +27,7 @@ from typing import Any
 import httpx
 
 from vru.config import REPO_ROOT, Settings
-from vru.warehouse import EmbeddedWarehouse
+from vru.warehouse import EmbeddedWarehouse, write_secret
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,10 @@ def _free_port() -> int:
 
 
 def _secret(path: Path) -> str:
+    """A generated secret kept in `path`, created with mode 0600 from the start."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            write_secret(path, secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
@@ -101,6 +102,12 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, metadata_url: str,
         "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # The local runner keeps Airflow's SimpleAuthManager with everyone an admin: the API server
+        # listens on 127.0.0.1 only (AIRFLOW__API__HOST below), on a free port, for the lifetime of
+        # one `vru run`: nothing off this machine can reach it (anyone logged in to the machine
+        # can, as with any loopback service). It needs no user database or admin secret to set
+        # up. The compose stack, reachable by others, uses the FAB auth manager with an admin
+        # created from a secret (docker-compose.yml, airflow-init).
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # local, loopback-only instance

@@ -37,14 +37,16 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
     from vru import warehouse
 
     cfg = settings()
-    if args.action == "apply-schema":  # embedded or external: the deploy's init job runs this
-        warehouse.apply_schema(warehouse.warehouse_url(cfg))
+    if args.action == "apply-schema":  # embedded or external: the deploy's init job runs this, once
+        warehouse.prepare(cfg)
         print("warehouse schema applied")
         return 0
     if args.action == "bi-url":  # the read-only login for BI tools; prints a URL with its password
-        url = warehouse.warehouse_url(cfg)
-        warehouse.apply_schema(url)
-        print(warehouse.grant_bi(url, cfg.bi_user, warehouse.bi_password(cfg)))
+        warehouse.prepare(cfg)
+        # as the administrator, who alone may create roles
+        print(warehouse.grant_bi(warehouse.admin_url(cfg), cfg.bi_user, warehouse.bi_password(cfg),
+                                 statement_timeout=cfg.bi_statement_timeout,
+                                 idle_in_transaction_timeout=cfg.bi_idle_in_transaction_timeout))
         return 0
     if cfg.warehouse_url:
         if args.action == "url":
@@ -55,15 +57,12 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         return 0
     server = warehouse.embedded(cfg)
     if args.action == "start":
-        url = server.start()
-        warehouse.apply_schema(url)
+        url = warehouse.prepare(cfg)
         print(f"embedded warehouse running: {redact(url)} (data in {server.pgdata})")
     elif args.action == "stop":
         print("embedded warehouse stopped" if server.stop() else "embedded warehouse was not running")
-    elif args.action == "url":
-        url = server.start()
-        warehouse.apply_schema(url)
-        print(url)
+    elif args.action == "url":  # the pipeline role's URL (not the superuser's)
+        print(warehouse.prepare(cfg))
     else:
         print("running" if server.is_running() else "stopped")
         return 0 if server.is_running() else 3
@@ -78,8 +77,7 @@ def cmd_load_archive(args: argparse.Namespace) -> int:
     from vru.feeds import police
 
     cfg = settings()
-    url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)
+    url = warehouse.prepare(cfg)  # a one-shot command's start-up
     bad = 0
     with psycopg.connect(url, autocommit=True) as conn:
         for name in args.files:
@@ -98,8 +96,7 @@ def cmd_load_knife_crime(args: argparse.Namespace) -> int:
     from vru.feeds import home_office
 
     cfg = settings()
-    url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)
+    url = warehouse.prepare(cfg)  # a one-shot command's start-up
     forces = home_office.force_names(cfg.dbt_project_dir)
     bad = 0
     with psycopg.connect(url, autocommit=True) as conn:
@@ -121,8 +118,7 @@ def cmd_load_hes(args: argparse.Namespace) -> int:
     from vru.feeds import hes
 
     cfg = settings()
-    url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)
+    url = warehouse.prepare(cfg)  # a one-shot command's start-up
     bad = 0
     with psycopg.connect(url, autocommit=True) as conn:
         for name in args.files:
@@ -138,7 +134,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from vru import warehouse
     from vru.report import write_report
 
-    warehouse.apply_schema(warehouse.warehouse_url())  # a warehouse that never loaded still reports
+    warehouse.prepare()  # a warehouse that never loaded still reports
     print(write_report())
     return 0
 

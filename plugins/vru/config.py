@@ -16,7 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Environment variables the product reads (docker-compose.yml is checked against this list).
 ENV_VARS = {
     "VRU_HOME": "state folder: embedded warehouse, archive, Airflow home, reports (default .vru/)",
-    "VRU_WAREHOUSE_URL": "PostgreSQL 15+ URL of the warehouse; unset = embedded PostgreSQL",
+    "VRU_WAREHOUSE_URL": "PostgreSQL 15+ URL of the warehouse as the pipeline role vru_pipeline (a non-superuser "
+                         "owning the schemas); unset = embedded PostgreSQL",
+    "VRU_WAREHOUSE_ADMIN_URL": "URL of an administrator of that warehouse (creates roles): only `vru warehouse "
+                               "apply-schema` and `bi-url` use it, at start-up; unset = VRU_WAREHOUSE_URL",
+    "VRU_SCHEMA_LOCK_TIMEOUT": "how long apply-schema waits for a lock before it gives up (default 5s)",
+    "VRU_BI_STATEMENT_TIMEOUT": "statement_timeout of the BI logins (default 5min)",
+    "VRU_BI_IDLE_IN_TRANSACTION_TIMEOUT": "idle_in_transaction_session_timeout of the BI logins (default 10min)",
     "VRU_POLICE_API_URL": "data.police.uk API base (default https://data.police.uk/api)",
     "VRU_POLICE_RATE_LIMIT": "requests per second to the police API (default 10, at most 10)",
     "VRU_KNIFE_CRIME_URL": "Home Office knife crime open data table (.ods/.xlsx/.csv), or the gov.uk page linking it "
@@ -67,6 +73,10 @@ class Settings:
     alert_webhook_url: str | None = None  # None: no alert webhook
     hes_url: str = DEFAULT_HES_URL
     ae_landing: Path | None = None  # None: VRU_HOME/landing/ae
+    warehouse_admin_url: str | None = None  # None: VRU_WAREHOUSE_URL (or the embedded superuser)
+    schema_lock_timeout: str = "5s"
+    bi_statement_timeout: str = "5min"
+    bi_idle_in_transaction_timeout: str = "10min"
 
     @property
     def archive_dir(self) -> Path:
@@ -119,6 +129,10 @@ def settings() -> Settings:
         alert_webhook_url=_env("VRU_ALERT_WEBHOOK_URL"),
         hes_url=_env("VRU_HES_URL", DEFAULT_HES_URL) or DEFAULT_HES_URL,
         ae_landing=Path(landing).expanduser().resolve() if (landing := _env("VRU_AE_LANDING")) else None,
+        warehouse_admin_url=_env("VRU_WAREHOUSE_ADMIN_URL"),
+        schema_lock_timeout=_env("VRU_SCHEMA_LOCK_TIMEOUT", "5s") or "5s",
+        bi_statement_timeout=_env("VRU_BI_STATEMENT_TIMEOUT", "5min") or "5min",
+        bi_idle_in_transaction_timeout=_env("VRU_BI_IDLE_IN_TRANSACTION_TIMEOUT", "10min") or "10min",
     )
 
 

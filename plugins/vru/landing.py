@@ -210,7 +210,6 @@ def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> d
 
     cfg = cfg or settings()
     url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)  # the feed's first task
     landing = cfg.ae_landing_dir
     for folder in (landing, landing / LOADED, landing / REJECTED):
         folder.mkdir(parents=True, exist_ok=True)

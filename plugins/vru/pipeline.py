@@ -1,6 +1,8 @@
 """The work behind each DAG task, callable without Airflow (the CLI and tests call it too).
 
-Each function opens its own warehouse connection: tasks run in separate processes.
+Each function opens its own warehouse connection: tasks run in separate processes. No task runs
+DDL: the schema is applied once at start-up (`vru warehouse apply-schema`; `vru run` before it
+starts Airflow), so a task never takes an ACCESS EXCLUSIVE lock a BI reader would queue behind.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ def plan_police(cfg: Settings | None = None) -> dict[str, Any]:
     """Ask data.police.uk what it has published and decide tonight's force-months."""
     cfg = cfg or settings()
     url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)  # once per run: the first task; the others find it in place
     api = police.PoliceApi.from_settings(cfg)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -120,7 +121,6 @@ def ingest_knife_crime(run_id: str | None, cfg: Settings | None = None) -> dict[
 
     cfg = cfg or settings()
     url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)  # the feed's first task; cheap when nothing changed
     forces = home_office.force_names(cfg.dbt_project_dir)
     with HttpClient(rate_per_second=2, retry=RetryPolicy(max_attempts=cfg.http_max_attempts),
                     timeout=cfg.http_timeout) as http, psycopg.connect(url, autocommit=True) as conn:
@@ -239,7 +239,6 @@ def ingest_hes(run_id: str | None, cfg: Settings | None = None) -> dict[str, Any
 
     cfg = cfg or settings()
     url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)  # the feed's first task; cheap when nothing changed
     with HttpClient(rate_per_second=2, retry=RetryPolicy(max_attempts=cfg.http_max_attempts),
                     timeout=cfg.http_timeout) as http, psycopg.connect(url, autocommit=True) as conn:
         result = hes.ingest(conn, http, Archive(cfg.archive_dir), cfg.hes_url, run_id)

@@ -226,8 +226,7 @@ def execute(sample: bool = False, cfg: Settings | None = None,
     cfg = cfg or settings()
     server_ctx = None
     started_here = not cfg.warehouse_url and not warehouse.embedded(cfg).is_running()
-    url = warehouse.warehouse_url(cfg)
-    warehouse.apply_schema(url)
+    url = warehouse.prepare(cfg)  # the schema, once, before Airflow starts: no task runs DDL
     ensure_manifest(cfg)
     extra: dict[str, str] = {}
     later: dict[str, list[Path]] = {}

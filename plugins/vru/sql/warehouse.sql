@@ -1,5 +1,60 @@
 -- Warehouse layout owned by the package (dbt owns staging and marts).
--- Idempotent: applied by `vru warehouse start` and before every load.
+-- Idempotent: applied once at start-up by `vru warehouse apply-schema` (the deploy's init job,
+-- `vru run` before it starts Airflow), as an administrator; tasks never run DDL. vru.warehouse
+-- sets lock_timeout first, so this fails fast instead of queueing behind a BI reader's locks.
+
+-- ----------------------------------------------------------------------------------------------
+-- The pipeline role: every Airflow task, dbt and GX connect as vru_pipeline, which owns the
+-- schemas and everything in them but is not a superuser and cannot create roles or databases.
+-- Run as the administrator: create it, hand it the schemas and what an earlier version created in
+-- them as the administrator, then create the tables as vru_pipeline (set role) so it owns them.
+do $$
+begin
+    if not exists (select from pg_roles where rolname = 'vru_pipeline') then
+        create role vru_pipeline nologin nosuperuser nocreatedb nocreaterole;
+    end if;
+    if (select rolsuper from pg_roles where rolname = current_user) then
+        -- whatever was granted to it by hand is taken back
+        alter role vru_pipeline nosuperuser nocreatedb nocreaterole noreplication nobypassrls;
+    elsif not pg_has_role(current_user, 'vru_pipeline', 'member') then
+        -- an administrator that is not a superuser (CREATEROLE, as on managed services) must be
+        -- a member to hand it the schemas and create tables as it
+        grant vru_pipeline to current_user;
+    end if;
+end
+$$;
+do $$
+declare
+    s text;
+    r record;
+begin
+    -- dbt runs `create schema if not exists` for its schemas, which needs CREATE on the database
+    execute format('grant connect, create, temporary on database %I to vru_pipeline', current_database());
+    foreach s in array array['raw', 'staging', 'marts', 'marts_build', 'audit', 'restricted'] loop
+        if not exists (select from pg_namespace where nspname = s) then
+            execute format('create schema %I authorization vru_pipeline', s);
+        else
+            execute format('alter schema %I owner to vru_pipeline', s);
+        end if;
+    end loop;
+    for r in select c.oid::regclass as rel, c.relkind
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where n.nspname in ('raw', 'staging', 'marts', 'marts_build', 'audit', 'restricted')
+                and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+                and c.relowner <> 'vru_pipeline'::regrole
+                -- a sequence owned by a column follows its table
+                and not (c.relkind = 'S' and exists (select from pg_depend d where d.objid = c.oid
+                                                      and d.classid = 'pg_class'::regclass and d.deptype in ('a', 'i')))
+    loop
+        execute format('alter %s %s owner to vru_pipeline',
+                       case r.relkind when 'v' then 'view' when 'm' then 'materialized view'
+                                      when 'f' then 'foreign table' when 'S' then 'sequence' else 'table' end,
+                       r.rel);
+    end loop;
+end
+$$;
+set role vru_pipeline;
+
 create schema if not exists raw;
 create schema if not exists staging;
 create schema if not exists marts;
@@ -343,11 +398,14 @@ create table if not exists audit.publications (
     marts           jsonb       not null
 );
 
+-- Back to the administrator: roles and grants.
+reset role;
+
 -- ----------------------------------------------------------------------------------------------
 -- Read-only access for BI tools: the group role vru_bi_reader reads the marts and the data
 -- quality results in audit, and nothing else (no raw, no staging, no restricted schema). Login
--- roles join it (`vru warehouse bi-url`). dbt re-grants on every rebuilt mart (`grants` in
--- dbt_project.yml); the default privileges cover tables created outside dbt.
+-- roles join it (`vru warehouse bi-url`). vru.publish grants each mart it creates in `marts`; the
+-- default privileges cover anything else created there. Never `marts_build` (unchecked builds).
 do $$
 begin
     if not exists (select from pg_roles where rolname = 'vru_bi_reader') then
@@ -358,7 +416,29 @@ $$;
 grant usage on schema marts, audit to vru_bi_reader;
 grant select on all tables in schema marts to vru_bi_reader;
 alter default privileges in schema marts grant select on tables to vru_bi_reader;
+alter default privileges for role vru_pipeline in schema marts grant select on tables to vru_bi_reader;
 grant select on audit.validation_results, audit.incidents, audit.loads, audit.editions,
     audit.revisions, audit.feed_state, audit.landed_files to vru_bi_reader;
 -- what was published and when: the report says which night's figures BI tools are showing
 grant select on audit.publications to vru_bi_reader;
+
+-- A BI query cannot hold locks (and block apply-schema or a dbt rebuild) for ever: a statement
+-- timeout and an idle-in-transaction timeout on the group and on every login in it (role settings
+-- are not inherited: each login needs its own; `vru warehouse bi-url` sets them on a new login).
+-- Values from VRU_BI_STATEMENT_TIMEOUT / VRU_BI_IDLE_IN_TRANSACTION_TIMEOUT (vru.warehouse).
+do $$
+declare
+    r record;
+    statement_timeout text := coalesce(nullif(current_setting('vru.bi_statement_timeout', true), ''), '5min');
+    idle_timeout text := coalesce(nullif(current_setting('vru.bi_idle_in_transaction_timeout', true), ''), '10min');
+begin
+    for r in select 'vru_bi_reader'::name as rolname
+             union
+             select m.rolname from pg_auth_members a join pg_roles m on m.oid = a.member
+              where a.roleid = 'vru_bi_reader'::regrole
+    loop
+        execute format('alter role %I set statement_timeout = %L', r.rolname, statement_timeout);
+        execute format('alter role %I set idle_in_transaction_session_timeout = %L', r.rolname, idle_timeout);
+    end loop;
+end
+$$;
