@@ -21,6 +21,7 @@ files and HTTP receiver are real).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -396,3 +397,52 @@ def test_an_extra_column_is_named_by_position_never_by_its_header_cell(
     reason = assert_set_aside(conn, landing, webhook, "istv_extra.csv", "field(s) 12 of the header")
     assert "the contract does not have" in reason
     assert_nothing_echoed(everything_shown(conn, landing, webhook, caplog), SECRET)
+
+
+def test_a_link_planted_as_the_loaded_folder_stops_the_run_before_any_file_moves(
+        conn: psycopg.Connection, landing: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (landing / "loaded").symlink_to(elsewhere)
+    good = drop_good(landing)
+    with pytest.raises(Exception, match="is not a folder"):
+        take_in()
+    assert list(elsewhere.iterdir()) == []  # nothing written through the link
+    assert (landing / GOOD_NAME).read_bytes() == good  # nothing lost: still waiting
+    assert loaded_rows(conn, GOOD_SITE) == 0
+
+
+def test_the_watcher_announces_a_file_only_once_it_has_settled_and_never_follows_a_link(
+        landing: Path, tmp_path: Path) -> None:
+    from vru.triggers import LandingFileTrigger
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text(SECRET, encoding="utf-8")
+    settle = 0.8
+
+    async def scenario() -> list[tuple[float, list[str]]]:
+        trigger = LandingFileTrigger(directory=str(landing), poke_interval=0.05, settle_seconds=settle)
+        events: list[tuple[float, list[str]]] = []
+        started = time.monotonic()
+
+        async def watch() -> None:
+            async for event in trigger.run():
+                events.append((time.monotonic() - started, event.payload["files"]))
+
+        watcher = asyncio.create_task(watch())
+        (landing / "growing.csv").write_bytes(b"a")
+        (landing / "link.csv").symlink_to(secret)
+        for _ in range(8):  # a copy that keeps writing for 0.8 s
+            await asyncio.sleep(0.1)
+            with open(landing / "growing.csv", "ab") as handle:
+                handle.write(b"b")
+        await asyncio.sleep(settle + 0.6)
+        watcher.cancel()
+        return events
+
+    events = asyncio.run(scenario())
+    link_events = [t for t, files in events if "link.csv" in files]
+    growing_events = [t for t, files in events if "growing.csv" in files]
+    assert len(link_events) == 1 and link_events[0] >= settle  # announced (to be set aside), after settling
+    assert len(growing_events) == 1 and growing_events[0] >= 0.8 + settle  # not while it grew
+    assert secret.read_text(encoding="utf-8") == SECRET

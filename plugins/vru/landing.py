@@ -172,6 +172,7 @@ def process_landing(conn: psycopg.Connection, landing: Path, archive: Archive,
     lost warehouse connection stops the run, leaving the remaining files where they are.
     """
     limits = limits or Limits.from_settings()
+    _check_work_folders(landing)
     summary = LandingSummary()
     # one taker at a time (a file-triggered run and the nightly sweep, or the CLI)
     conn.execute("select pg_advisory_lock(hashtext('vru.ae_landing'))")
@@ -198,6 +199,19 @@ def process_landing(conn: psycopg.Connection, landing: Path, archive: Archive,
     finally:
         conn.execute("select pg_advisory_unlock(hashtext('vru.ae_landing'))")
     return summary
+
+
+class LandingFolderError(RuntimeError):
+    """The landing area's own folders are not what they should be: nothing is taken in."""
+
+
+def _check_work_folders(landing: Path) -> None:
+    """loaded/ and rejected/ must be real folders: files are never moved through a link planted there."""
+    for sub in (LOADED, REJECTED):
+        folder = landing / sub
+        if os.path.lexists(folder) and not stat.S_ISDIR(os.lstat(folder).st_mode):
+            raise LandingFolderError(f"{folder} is not a folder (a link, or a file); nothing was taken in. "
+                                     "Remove it; the next run makes the folder again")
 
 
 def _kind(exc: BaseException) -> str:
@@ -309,7 +323,7 @@ def _reject(conn: psycopg.Connection, entry: Entry, landing: Path, stored: Archi
         o = FileOutcome(shown, "rejected", sha256, str(target), reason=reason, load_id=load_id)
         _record(conn, o, stored.size if stored else entry.size, run_id)
     _move(entry.path, target)
-    _write_note(target.with_name(target.name + ".reason.txt"),
+    _write_note(target.with_name(target.name + ".reason.txt"), shown,
                 f"File: {shown}\nReceived: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n"
                 f"sha256: {sha256 or 'not read'}\n"
                 f"Rejected: nothing in this file was loaded.\nReason: {reason}\n\n"
@@ -319,11 +333,16 @@ def _reject(conn: psycopg.Connection, entry: Entry, landing: Path, stored: Archi
     return o
 
 
-def _write_note(path: Path, text: str) -> None:
-    """Write the reason file; never through a link someone left under that name."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+def _write_note(path: Path, shown: str, text: str) -> None:
+    """Write the reason file; never through a link someone left under that name. The refusal is
+    already committed and the file moved: a note that cannot be written is logged, not raised."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        log.error("%s: its reason file could not be written (%s); the reason is in audit.landed_files",
+                  shown, _kind(exc))
 
 
 def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> dict[str, Any]:
@@ -335,8 +354,10 @@ def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> d
     url = warehouse.warehouse_url(cfg)
     warehouse.apply_schema(url)  # the feed's first task
     landing = cfg.ae_landing_dir
-    for folder in (landing, landing / LOADED, landing / REJECTED):
-        folder.mkdir(parents=True, exist_ok=True)
+    landing.mkdir(parents=True, exist_ok=True)
+    for folder in (landing / LOADED, landing / REJECTED):
+        if not os.path.lexists(folder):
+            folder.mkdir()
     reference = istv.Reference.from_seeds(cfg.dbt_project_dir)
     with psycopg.connect(url, autocommit=True) as conn:
         summary = process_landing(conn, landing, Archive(cfg.archive_dir), reference, run_id,
