@@ -446,3 +446,18 @@ def test_the_watcher_announces_a_file_only_once_it_has_settled_and_never_follows
     assert len(link_events) == 1 and link_events[0] >= settle  # announced (to be set aside), after settling
     assert len(growing_events) == 1 and growing_events[0] >= 0.8 + settle  # not while it grew
     assert secret.read_text(encoding="utf-8") == SECRET
+
+
+def test_a_site_code_that_is_not_a_code_is_refused_and_never_recorded(
+        conn: psycopg.Connection, landing: Path, webhook: list[dict[str, Any]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    rows = rows_of(sample_istv.extract("RFSDA", MONTH))
+    site = rows[0].index("site_code_of_treatment")
+    for row in rows[1:]:
+        row[site] = f"{SECRET} Ward 7"  # free text where the ODS code belongs
+    good = drop_good(landing)
+    (landing / "istv_site.csv").write_bytes(to_bytes(rows))
+    take_in()
+    assert_good_loaded(conn, landing, good)
+    assert_set_aside(conn, landing, webhook, "istv_site.csv", "column site_code_of_treatment: not an ODS site code")
+    assert_nothing_echoed(everything_shown(conn, landing, webhook, caplog), SECRET, SECRET.upper())
