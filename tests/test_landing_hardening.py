@@ -461,3 +461,36 @@ def test_a_site_code_that_is_not_a_code_is_refused_and_never_recorded(
     assert_good_loaded(conn, landing, good)
     assert_set_aside(conn, landing, webhook, "istv_site.csv", "column site_code_of_treatment: not an ODS site code")
     assert_nothing_echoed(everything_shown(conn, landing, webhook, caplog), SECRET, SECRET.upper())
+
+
+def test_a_name_too_long_to_show_is_set_aside_under_a_short_name_and_the_rest_still_taken(
+        conn: psycopg.Connection, landing: Path, webhook: list[dict[str, Any]]) -> None:
+    raw = "istv_" + "a" * 240 + ".csv"  # 249 bytes: a legal name, but its reason file's would not be
+    rows = rows_of(sample_istv.extract("RFSDA", MONTH))
+    (landing / raw).write_bytes(to_bytes(rows[1:]))  # and it is refused anyway (no header row)
+    os.utime(landing / raw, ns=(1, 1))  # listed first: the good file comes after it
+    good = drop_good(landing)
+    take_in()
+    assert_good_loaded(conn, landing, good)
+    from vru.names import NAME_LIMIT_BYTES, safe_name
+
+    shown = safe_name(raw)
+    assert len(shown.encode()) <= NAME_LIMIT_BYTES and shown != safe_name(raw.replace("a", "b"))
+    assert_set_aside(conn, landing, webhook, shown, "longer than")
+    assert_nothing_taken_twice(conn, 2)
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("istv_RWEAA_2019-06.csv", "istv_RWEAA_2019-06.csv"),
+    ("Café extract (June).csv", "Café extract (June).csv"),
+    ("a\tb\x7f.csv", "a\\x09b\\x7f.csv"),
+    ("bidi\u202egpj.csv", "bidi\\u202egpj.csv"),
+    (os.fsdecode(b"x\xc3.csv"), "x\\xc3.csv"),
+    (b"x\xc3.csv", "x\\xc3.csv"),
+])
+def test_safe_name_escapes_what_cannot_be_shown(name: str | bytes, shown: str) -> None:
+    from vru.names import safe_name, safe_text
+
+    assert safe_name(name) == shown
+    assert safe_name(shown) == shown  # showing a shown name changes nothing
+    assert safe_text(f"subject {shown}\r\nBcc: x") == f"subject {shown}\\x0d\\x0aBcc: x"
