@@ -432,6 +432,7 @@ def test_the_watcher_announces_a_file_only_once_it_has_settled_and_never_follows
         watcher = asyncio.create_task(watch())
         (landing / "growing.csv").write_bytes(b"a")
         (landing / "link.csv").symlink_to(secret)
+        (landing / os.fsdecode(b"bad\xff.csv")).write_bytes(b"x")
         for _ in range(8):  # a copy that keeps writing for 0.8 s
             await asyncio.sleep(0.1)
             with open(landing / "growing.csv", "ab") as handle:
@@ -446,6 +447,7 @@ def test_the_watcher_announces_a_file_only_once_it_has_settled_and_never_follows
     assert len(link_events) == 1 and link_events[0] >= settle  # announced (to be set aside), after settling
     assert len(growing_events) == 1 and growing_events[0] >= 0.8 + settle  # not while it grew
     assert secret.read_text(encoding="utf-8") == SECRET
+    assert [files for _, files in events if "bad\\xff.csv" in files]  # announced under its shown name
 
 
 def test_a_site_code_that_is_not_a_code_is_refused_and_never_recorded(

@@ -9,7 +9,8 @@ what the A&E landing area must not do: a file stays until its content is committ
 :class:`LandingFileTrigger` instead remembers what it announced: a file (name, size, mtime) fires
 once, after it has stopped changing for one poll and for the settle period (``settle_seconds``,
 the same test the take-in applies: a copy still in progress does not fire). It looks with
-``lstat`` and never opens a file; names in its events are shown names (:func:`vru.names.safe_name`). The
+``lstat`` and never opens a file; the names it remembers and announces are shown names
+(:func:`vru.names.safe_name`: a name that is not UTF-8 could not be stored as JSON). The
 memory is kept in the watched asset's state store (Airflow 3.3: ``asset_state_store``, persisted
 in the metadata database), so a restarted triggerer does not announce the same files again. A file
 moved away (taken in) is forgotten, so a file of the same name dropped later fires again.
@@ -36,15 +37,16 @@ STATE_KEY = "announced"
 
 def scan(directory: str, settle_seconds: float = 0.0) -> tuple[dict[str, str], set[str]]:
     """What waits in `directory`, as the take-in sees it (:func:`vru.landing_entries.entries`: by
-    ``lstat``, links and FIFOs included, never followed): ({name: "size:mtime_ns"}, the names
-    unchanged for `settle_seconds`)."""
+    ``lstat``, links and FIFOs included, never followed): ({shown name: "size:mtime_ns"}, the
+    shown names unchanged for `settle_seconds`)."""
     now = time.time_ns()
     found: dict[str, str] = {}
     settled: set[str] = set()
     for entry in entries(Path(directory)):
-        found[entry.name] = entry.fingerprint
+        name = safe_name(entry.name)  # what is remembered and announced is JSON- and log-safe
+        found[name] = entry.fingerprint
         if entry.settled(settle_seconds, now):
-            settled.add(entry.name)
+            settled.add(name)
     return found, settled
 
 
@@ -94,6 +96,6 @@ class LandingFileTrigger(BaseEventTrigger):
                 await self._save(announced)
             if new:
                 log.info("landing watcher: %d new file(s) in %s", len(new), self.directory)
-                yield TriggerEvent({"directory": self.directory, "files": sorted(safe_name(n) for n in new)})
+                yield TriggerEvent({"directory": self.directory, "files": sorted(new)})
             previous = current
             await asyncio.sleep(self.poke_interval)
