@@ -20,6 +20,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="vru_bench_ae_"))
     os.environ["VRU_HOME"] = str(home)
     os.environ.pop("VRU_WAREHOUSE_URL", None)
+    os.environ["VRU_AE_SETTLE_SECONDS"] = "0"  # the files are written just before: take them at once
     import psycopg
     from vru import sample_istv, warehouse
     from vru.archive import Archive

@@ -11,7 +11,10 @@ a nightly sweep, which takes in anything an event did not (for example a file wh
 * **take_in**: per file, oldest first: archive the bytes, check the file against the contract and
   load it into `restricted.ae_attendances` in one transaction, then move it to `loaded/`. A file
   refused whole goes to `rejected/` with `<name>.reason.txt` beside it (nothing of it loaded) and
-  opens an incident that alerts once; the same bytes dropped twice are loaded once. Row-level
+  opens an incident that alerts once; the same bytes dropped twice are loaded once. A file is
+  taken only once unchanged for `VRU_AE_SETTLE_SECONDS`; a link, a FIFO, a folder, a file over
+  `VRU_AE_MAX_FILE_BYTES`, a name that cannot be shown as it is, or a file failing in any other
+  way is set aside the same way while the other files are still taken in. Row-level
   problems (an unknown site code, a code outside the standard) are quarantined in
   `restricted.ae_quarantine` with line and column.
 * **publish_raw**: emits the `restricted.ae_attendances` asset event (extra: extracts and row
@@ -45,14 +48,16 @@ from vru.assets import RAW_AE_ATTENDANCES
 from vru.config import settings
 from vru.triggers import LandingFileTrigger
 
-_LANDING = settings().ae_landing_dir
+_SETTINGS = settings()
+_LANDING = _SETTINGS.ae_landing_dir
 
 # The landing folder as an asset: its watcher's events start this DAG.
 AE_LANDING = Asset(
     name="landing.ae_extracts",
     uri=f"file://{_LANDING}",
     group="landing",
-    watchers=[AssetWatcher(name="ae_landing_watcher", trigger=LandingFileTrigger(directory=str(_LANDING)))],
+    watchers=[AssetWatcher(name="ae_landing_watcher", trigger=LandingFileTrigger(
+        directory=str(_LANDING), settle_seconds=_SETTINGS.ae_settle_seconds))],
 )
 
 

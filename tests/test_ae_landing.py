@@ -27,6 +27,12 @@ from vru.triggers import LandingFileTrigger
 MONTH = date(2019, 6, 1)
 
 
+@pytest.fixture(autouse=True)
+def no_settle_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests drop a file and take it in at once (tests/test_landing_hardening.py has the wait)."""
+    monkeypatch.setenv("VRU_AE_SETTLE_SECONDS", "0")
+
+
 @pytest.fixture
 def landing(tmp_path: Path) -> Path:
     folder = tmp_path / "landing"
@@ -131,7 +137,7 @@ def test_a_malformed_file_is_rejected_whole_with_a_reason_and_nothing_is_loaded(
 
 @pytest.mark.parametrize(("edit", "expected"), [
     (lambda rows: [rows[0] + ["nhs_number"]] + [[*r, "9434765919"] for r in rows[1:]],
-     "column(s) the contract does not have: ['nhs_number']"),
+     "1 column(s) the contract does not have (field(s) 12 of the header)"),
     (lambda rows: [[c for i, c in enumerate(r) if i != 5] for r in rows], "lacks required column(s) assault_method"),
     (lambda rows: [*rows[:5], [*rows[5][:2], "RHQNG", *rows[5][3:]], *rows[6:]],
      "line 6: the reporting period or site code differs from line 2's"),

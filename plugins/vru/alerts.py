@@ -33,6 +33,7 @@ from airflow.sdk import BaseNotifier
 from vru import warehouse
 from vru.airflow_local import AE_DAG, HES_DAG, INGEST_DAG, KNIFE_CRIME_DAG, TRANSFORM_DAG
 from vru.config import Settings, settings
+from vru.names import safe_text
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -177,7 +178,7 @@ class AlertDeliveryError(RuntimeError):
 
 def _subject(incident: Incident) -> str:
     # the summary's first clause: "<feed or DAG>: <what happened>"
-    return "VRU alert: " + incident.summary.split(";")[0].rstrip(".")
+    return "VRU alert: " + safe_text(incident.summary.split(";")[0].rstrip("."))  # no line breaks, no escapes
 
 
 def _email_body(incident: Incident, incident_id: int | None, opened_at: datetime, origin: Origin,

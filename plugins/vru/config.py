@@ -31,6 +31,10 @@ ENV_VARS = {
                    "page linking it (default: the HES APC activity publication page)",
     "VRU_AE_LANDING": "folder where emergency departments' ISTV extracts (CSV) land; a new file triggers "
                       "the A&E ingest (default VRU_HOME/landing/ae)",
+    "VRU_AE_SETTLE_SECONDS": "seconds a landed A&E file must be unchanged before it is taken in, by the watcher "
+                             "and the nightly sweep alike (default 10)",
+    "VRU_AE_MAX_FILE_BYTES": "largest A&E file taken in, in bytes; a larger one is set aside with a reason "
+                             "(default 209715200, 200 MiB)",
     "VRU_HTTP_MAX_ATTEMPTS": "attempts per request before a force-month fails (default 5)",
     "VRU_HTTP_TIMEOUT": "seconds per HTTP request (default 60)",
     "VRU_BI_USER": "login role for BI tools, read-only on marts and audit (default vru_bi)",
@@ -48,6 +52,8 @@ DEFAULT_KNIFE_CRIME_URL = "https://www.gov.uk/government/statistics/police-recor
 DEFAULT_HES_URL = ("https://digital.nhs.uk/data-and-information/publications/statistical/"
                    "hospital-admitted-patient-care-activity")
 DEFAULT_ALERT_SMTP_CONN_ID = "smtp_default"
+DEFAULT_AE_SETTLE_SECONDS = 10.0
+DEFAULT_AE_MAX_FILE_BYTES = 200 * 1024 * 1024
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -77,6 +83,8 @@ class Settings:
     schema_lock_timeout: str = "5s"
     bi_statement_timeout: str = "5min"
     bi_idle_in_transaction_timeout: str = "10min"
+    ae_settle_seconds: float = DEFAULT_AE_SETTLE_SECONDS
+    ae_max_file_bytes: int = DEFAULT_AE_MAX_FILE_BYTES
 
     @property
     def archive_dir(self) -> Path:
@@ -133,7 +141,16 @@ def settings() -> Settings:
         schema_lock_timeout=_env("VRU_SCHEMA_LOCK_TIMEOUT", "5s") or "5s",
         bi_statement_timeout=_env("VRU_BI_STATEMENT_TIMEOUT", "5min") or "5min",
         bi_idle_in_transaction_timeout=_env("VRU_BI_IDLE_IN_TRANSACTION_TIMEOUT", "10min") or "10min",
+        ae_settle_seconds=_at_least("VRU_AE_SETTLE_SECONDS", DEFAULT_AE_SETTLE_SECONDS, 0),
+        ae_max_file_bytes=int(_at_least("VRU_AE_MAX_FILE_BYTES", DEFAULT_AE_MAX_FILE_BYTES, 1)),
     )
+
+
+def _at_least(name: str, default: float, minimum: float) -> float:
+    value = float(_env(name, str(default)) or default)
+    if value < minimum:
+        raise ValueError(f"{name}={value}: must be at least {minimum}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,21 @@ Order of work per file, so nothing is lost whatever fails: archive the bytes (co
 ``audit.landed_files``, commit, and only then move the file. A crash before the move leaves the
 file in place; the next run finds its bytes already loaded and just moves it. A database error
 leaves the file where it was and fails the task (Airflow retries it).
+
+The folder is not trusted (:mod:`vru.landing_entries`): a file is taken only once it has been
+unchanged for the settle period; a link, a FIFO, a folder, a file larger than the cap, a file
+whose name cannot be shown as it is, and a file that fails in any other way are **set aside**:
+moved to ``rejected/`` with a reason (never its content, never its raw name), recorded in
+``audit.landed_files`` and alerted like a rejected extract, while every other file is still taken
+in. Only a lost warehouse connection stops the run (the files stay where they are).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,20 +36,32 @@ import psycopg
 
 from vru.archive import Archive, Archived
 from vru.feeds import istv
+from vru.landing_entries import LOADED, REJECTED, Entry, NotSettled, Unfit, entries, read_regular
+from vru.names import NAME_LIMIT_BYTES, is_plain, safe_name
 
 log = logging.getLogger(__name__)
 
-LOADED = "loaded"
-REJECTED = "rejected"
+__all__ = ["LOADED", "REJECTED", "FileOutcome", "LandingSummary", "Limits", "ingest_landed",
+           "pending_files", "process_landing", "rejected_key", "take_in"]
 
 
 def pending_files(landing: Path) -> list[Path]:
-    """Files waiting in the landing folder, oldest first (hidden and .part files are still being written)."""
-    if not landing.is_dir():
-        return []
-    files = [p for p in landing.iterdir()
-             if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".part", ".tmp"))]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    """Everything waiting in the landing folder, oldest first (hidden and .part files are still
+    being written); links, FIFOs and folders included: the take-in sets them aside."""
+    return [e.path for e in entries(landing)]
+
+
+@dataclass(frozen=True)
+class Limits:
+    settle_seconds: float  # unchanged this long before a file is taken (VRU_AE_SETTLE_SECONDS)
+    max_file_bytes: int  # larger files are set aside unread (VRU_AE_MAX_FILE_BYTES)
+
+    @classmethod
+    def from_settings(cls, cfg: Any = None) -> Limits:
+        from vru.config import settings
+
+        cfg = cfg or settings()
+        return cls(cfg.ae_settle_seconds, cfg.ae_max_file_bytes)
 
 
 @dataclass
@@ -60,6 +81,8 @@ class FileOutcome:
 @dataclass
 class LandingSummary:
     files: list[FileOutcome] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # shown names of files not settled yet
+    stuck: list[str] = field(default_factory=list)  # shown names that could not even be set aside
 
     def count(self, outcome: str) -> int:
         return sum(1 for f in self.files if f.outcome == outcome)
@@ -75,24 +98,42 @@ class LandingSummary:
             "replaced": self.count("replaced"),
             "duplicates": self.count("duplicate"),
             "rejected": self.count("rejected"),
+            "waiting": len(self.waiting),
+            "stuck": len(self.stuck),
             "rows_loaded": sum(f.rows_loaded for f in self.changed),
             "rows_quarantined": sum(f.rows_quarantined for f in self.changed),
             "extracts": sorted(f"{f.site_code} {f.period}" for f in self.changed),
         }
 
 
-def _target(path: Path, folder: Path, sha256: str) -> Path:
-    """Where `path` goes in `folder`: its own name, unless a different file already has it."""
-    target = folder / path.name
-    if target.exists() and _sha256(target) != sha256:
-        target = folder / f"{path.stem}.{sha256[:12]}{path.suffix}"
-    return target
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _target(name: str, folder: Path, sha256: str | None) -> Path:
+    """Where a file called `name` goes in `folder`: its shown name, unless something else has it.
+
+    `sha256` None (an entry that was not read): always a name of its own.
+    """
+    shown = Path(safe_name(name))
+    target = folder / shown.name
+    if not os.path.lexists(target):
+        return target
+    if sha256 and _is_regular(target) and _sha256(target) == sha256:
+        return target  # the same bytes are already there
+    tag = sha256[:12] if sha256 else f"{time.time_ns():x}"
+    return folder / f"{shown.stem}.{tag}{shown.suffix}"
 
 
 def _move(path: Path, target: Path) -> None:
-    """Called only after the outcome is committed. The same bytes already there: drop this copy."""
+    """Called only after the outcome is committed. The same bytes already there: drop this copy.
+
+    A rename moves a link or a FIFO itself, never what a link points to."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
+    if os.path.lexists(target):
         path.unlink()  # identical bytes (checked by _target), archived and committed
     else:
         os.replace(path, target)
@@ -102,7 +143,8 @@ def _sha256(path: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
@@ -122,24 +164,103 @@ def _record(conn: psycopg.Connection, o: FileOutcome, size: int, run_id: str | N
 
 
 def process_landing(conn: psycopg.Connection, landing: Path, archive: Archive,
-                    reference: istv.Reference, run_id: str | None) -> LandingSummary:
-    """Take in every file waiting in `landing` (one at a time, oldest first)."""
+                    reference: istv.Reference, run_id: str | None,
+                    limits: Limits | None = None) -> LandingSummary:
+    """Take in every settled file waiting in `landing` (one at a time, oldest first).
+
+    One file's failure never stops the others: it is set aside (see :func:`_take_one`). Only a
+    lost warehouse connection stops the run, leaving the remaining files where they are.
+    """
+    limits = limits or Limits.from_settings()
+    _check_work_folders(landing)
     summary = LandingSummary()
     # one taker at a time (a file-triggered run and the nightly sweep, or the CLI)
     conn.execute("select pg_advisory_lock(hashtext('vru.ae_landing'))")
     try:
-        for path in pending_files(landing):
-            summary.files.append(take_in(conn, path, landing, archive, reference, run_id))
+        for entry in entries(landing):
+            shown = safe_name(entry.name)
+            if not entry.settled(limits.settle_seconds):
+                summary.waiting.append(shown)
+                log.info("%s: changed less than %s s ago; left for a later run", shown, limits.settle_seconds)
+                continue
+            try:
+                outcome = _take_one(conn, entry, landing, archive, reference, run_id, limits)
+            except Exception as exc:
+                if _warehouse_lost(conn, exc):
+                    raise
+                # not even setting it aside worked (the rejected/ folder not writable, say)
+                summary.stuck.append(shown)
+                log.error("%s: could not be set aside (%s); it stays in the landing folder", shown, _kind(exc))
+                continue
+            if outcome is None:
+                summary.waiting.append(shown)
+            else:
+                summary.files.append(outcome)
     finally:
         conn.execute("select pg_advisory_unlock(hashtext('vru.ae_landing'))")
     return summary
 
 
-def take_in(conn: psycopg.Connection, path: Path, landing: Path, archive: Archive,
-            reference: istv.Reference, run_id: str | None) -> FileOutcome:
-    data = path.read_bytes()  # extracts are small (a department's month: ~100 KB)
+class LandingFolderError(RuntimeError):
+    """The landing area's own folders are not what they should be: nothing is taken in."""
+
+
+def _check_work_folders(landing: Path) -> None:
+    """loaded/ and rejected/ must be real folders: files are never moved through a link planted there."""
+    for sub in (LOADED, REJECTED):
+        folder = landing / sub
+        if os.path.lexists(folder) and not stat.S_ISDIR(os.lstat(folder).st_mode):
+            raise LandingFolderError(f"{folder} is not a folder (a link, or a file); nothing was taken in. "
+                                     "Remove it; the next run makes the folder again")
+
+
+def _kind(exc: BaseException) -> str:
+    """An exception named without its message (a message can quote the file: a COPY error does)."""
+    code = getattr(exc, "sqlstate", None)
+    return type(exc).__name__ + (f" (SQLSTATE {code})" if code else "")
+
+
+def _warehouse_lost(conn: psycopg.Connection, exc: BaseException) -> bool:
+    """True when the failure is the warehouse connection, not the file: then the run stops."""
+    if isinstance(exc, psycopg.OperationalError) or conn.closed or conn.broken:
+        return True
+    try:
+        conn.execute("select 1")
+    except psycopg.Error:
+        return True
+    return False
+
+
+def _take_one(conn: psycopg.Connection, entry: Entry, landing: Path, archive: Archive,
+              reference: istv.Reference, run_id: str | None, limits: Limits) -> FileOutcome | None:
+    """Take in one entry, or set it aside with a reason; None: it changed, leave it for later."""
+    shown = safe_name(entry.name)
+    try:
+        return take_in(conn, entry, landing, archive, reference, run_id, limits)
+    except NotSettled as exc:
+        log.info("%s: %s; left for a later run", shown, exc)
+        return None
+    except Unfit as exc:
+        return _reject(conn, entry, landing, None, f"{shown}: {exc}", run_id)
+    except Exception as exc:
+        if _warehouse_lost(conn, exc):
+            raise
+        log.error("%s: could not be taken in (%s); set aside", shown, _kind(exc))
+        return _reject(conn, entry, landing, None,
+                       f"{shown}: the file could not be taken in ({_kind(exc)}); it is kept in rejected/ "
+                       "unchanged. Tell the data team: the task log says when it happened", run_id)
+
+
+def take_in(conn: psycopg.Connection, entry: Entry, landing: Path, archive: Archive,
+            reference: istv.Reference, run_id: str | None, limits: Limits | None = None) -> FileOutcome:
+    limits = limits or Limits.from_settings()
+    if not is_plain(entry.name):
+        raise Unfit(f"the file name has characters that cannot be shown as they are (control or other "
+                    f"non-printable characters, or bytes that are not UTF-8) or is longer than "
+                    f"{NAME_LIMIT_BYTES} bytes; rename the file and drop it again")
+    data = read_regular(entry, limits.max_file_bytes)
+    path, name = entry.path, entry.name
     stored = archive.put_bytes(istv.DATASET, data, path.suffix.lower() or ".csv")
-    name = path.name
     # The same bytes are loaded once, unless rows of them were set aside: then dropping the file
     # again retries them (after the seed gained the site, say) and replaces the earlier load.
     already = conn.execute(
@@ -149,14 +270,14 @@ def take_in(conn: psycopg.Connection, path: Path, landing: Path, archive: Archiv
         (istv.DATASET, stored.sha256),
     ).fetchone()
     if already:
-        target = _target(path, landing / LOADED, stored.sha256)
+        target = _target(name, landing / LOADED, stored.sha256)
         o = FileOutcome(name, "duplicate", stored.sha256, str(target),
                         reason=f"the same bytes were already loaded (load {already[0]}); nothing loaded again")
         _record(conn, o, stored.size, run_id, duplicate_of=already[0])
         _move(path, target)
         log.info("%s: duplicate of load %s", name, already[0])
         return o
-    target = _target(path, landing / LOADED, stored.sha256)
+    target = _target(name, landing / LOADED, stored.sha256)
     try:
         if path.suffix.lower() != ".csv":
             raise istv.Rejected(f"{name}: not a .csv file; the contract is one CSV (UTF-8) file per extract")
@@ -172,35 +293,56 @@ def take_in(conn: psycopg.Connection, path: Path, landing: Path, archive: Archiv
                 o.reason = f"replaces load {loaded.previous_load_id} (the same site and reporting period)"
             _record(conn, o, stored.size, run_id, period=(x.period_start, x.period_end))
     except istv.Rejected as exc:
-        return _reject(conn, path, landing, stored, str(exc), run_id)
-    _move(path, target)
+        return _reject(conn, entry, landing, stored, str(exc), run_id)
+    try:
+        _move(path, target)
+    except OSError as exc:  # committed: the next run finds the bytes loaded and moves the file
+        log.error("%s: %s, but it could not be moved to %s/ (%s); the next run moves it",
+                  name, o.outcome, LOADED, _kind(exc))
     log.info("%s: %s, %s rows loaded, %s quarantined", name, o.outcome, o.rows_loaded, o.rows_quarantined)
     return o
 
 
-def _reject(conn: psycopg.Connection, path: Path, landing: Path, stored: Archived, reason: str,
+def _reject(conn: psycopg.Connection, entry: Entry, landing: Path, stored: Archived | None, reason: str,
             run_id: str | None) -> FileOutcome:
-    name = path.name
-    target = _target(path, landing / REJECTED, stored.sha256)
+    """Refuse the entry whole: record it, move it to rejected/ with a reason file beside it.
+
+    `stored` None: the entry was not read (a link, a FIFO, too large, an unshowable name, a
+    failure): no checksum is recorded ('' in audit.landed_files.sha256) and it is not archived.
+    """
+    shown = safe_name(entry.name)
+    sha256 = stored.sha256 if stored else ""
+    target = _target(entry.name, landing / REJECTED, stored.sha256 if stored else None)
     with conn.transaction():
         load_id = conn.execute(
             """insert into audit.loads (dataset, origin, sha256, archive_path, status, error, run_id, finished_at)
                values (%s, %s, %s, %s, 'refused', %s, %s, now()) returning load_id""",
-            (istv.DATASET, istv.ORIGIN, stored.sha256, str(stored.path), reason, run_id),
+            (istv.DATASET, istv.ORIGIN, stored.sha256 if stored else None,
+             str(stored.path) if stored else None, reason, run_id),
         ).fetchone()[0]  # type: ignore[index]
-        o = FileOutcome(name, "rejected", stored.sha256, str(target), reason=reason, load_id=load_id)
-        _record(conn, o, stored.size, run_id)
-    _move(path, target)
-    note = target.with_name(target.name + ".reason.txt")
-    note.write_text(
-        f"File: {name}\nReceived: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\nsha256: {stored.sha256}\n"
-        f"Rejected: nothing in this file was loaded.\nReason: {reason}\n\n"
-        "Correct the extract (the file contract is in the README, \"A&E extracts: the file contract\") "
-        "and drop the corrected file into the landing folder again.\n",
-        encoding="utf-8",
-    )
-    log.warning("%s rejected: %s", name, reason)
+        o = FileOutcome(shown, "rejected", sha256, str(target), reason=reason, load_id=load_id)
+        _record(conn, o, stored.size if stored else entry.size, run_id)
+    _move(entry.path, target)
+    _write_note(target.with_name(target.name + ".reason.txt"), shown,
+                f"File: {shown}\nReceived: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n"
+                f"sha256: {sha256 or 'not read'}\n"
+                f"Rejected: nothing in this file was loaded.\nReason: {reason}\n\n"
+                "Correct the extract (the file contract is in the README, \"A&E extracts: the file contract\") "
+                "and drop the corrected file into the landing folder again.\n")
+    log.warning("%s rejected: %s", shown, reason)
     return o
+
+
+def _write_note(path: Path, shown: str, text: str) -> None:
+    """Write the reason file; never through a link someone left under that name. The refusal is
+    already committed and the file moved: a note that cannot be written is logged, not raised."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        log.error("%s: its reason file could not be written (%s); the reason is in audit.landed_files",
+                  shown, _kind(exc))
 
 
 def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> dict[str, Any]:
@@ -211,11 +353,14 @@ def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> d
     cfg = cfg or settings()
     url = warehouse.warehouse_url(cfg)
     landing = cfg.ae_landing_dir
-    for folder in (landing, landing / LOADED, landing / REJECTED):
-        folder.mkdir(parents=True, exist_ok=True)
+    landing.mkdir(parents=True, exist_ok=True)
+    for folder in (landing / LOADED, landing / REJECTED):
+        if not os.path.lexists(folder):
+            folder.mkdir()
     reference = istv.Reference.from_seeds(cfg.dbt_project_dir)
     with psycopg.connect(url, autocommit=True) as conn:
-        summary = process_landing(conn, landing, Archive(cfg.archive_dir), reference, run_id)
+        summary = process_landing(conn, landing, Archive(cfg.archive_dir), reference, run_id,
+                                  Limits.from_settings(cfg))
         for f in summary.files:
             if f.outcome in ("loaded", "replaced"):
                 alerts.resolve(conn, rejected_key(f.file_name))  # the corrected file arrived
@@ -226,9 +371,16 @@ def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> d
                 key=rejected_key(f.file_name), kind=alerts.FILE_REJECTED, dataset=istv.DATASET, stage="loading",
                 summary=f"A&E extract {f.file_name} was rejected: nothing in it was loaded",
                 detail=f.reason), origin, cfg=cfg, context=context)
+    for shown in summary.stuck:
+        alerts.report_incident(alerts.Incident(
+            key=rejected_key(shown), kind=alerts.FILE_REJECTED, dataset=istv.DATASET, stage="loading",
+            summary=f"A&E file {shown} could not be taken in nor set aside; it stays in the landing folder",
+            detail="The task log names the error; check the landing folder's rejected/ folder can be written."),
+            origin, cfg=cfg, context=context)
     result = summary.to_dict()
-    log.info("A&E landing: %s loaded, %s replaced, %s duplicates, %s rejected", result["loaded"],
-             result["replaced"], result["duplicates"], result["rejected"])
+    log.info("A&E landing: %s loaded, %s replaced, %s duplicates, %s rejected, %s not settled yet, %s stuck",
+             result["loaded"], result["replaced"], result["duplicates"], result["rejected"], result["waiting"],
+             result["stuck"])
     return result
 
 

@@ -25,6 +25,7 @@ import psycopg
 
 from vru import warehouse
 from vru.config import Settings, settings
+from vru.names import safe_name
 
 # Each feed: its datasets (audit names) and how monitoring staff know it.
 FEEDS: dict[str, str] = {
@@ -249,6 +250,7 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
                to_char(processed_at, 'YYYY-MM-DD HH24:MI')
         from audit.landed_files
         order by (outcome = 'rejected') desc, landed_id desc limit 40""")
+    landed = [(safe_name(r[0]), *r[1:]) for r in landed]  # rows recorded before names were made safe
     landed_counts = _rows(conn, "select outcome, count(*) from audit.landed_files group by 1 order by 1")
     editions = _rows(conn, """
         select e.load_id, to_char(e.fetched_at, 'YYYY-MM-DD HH24:MI'), e.file_format,

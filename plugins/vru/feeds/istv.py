@@ -19,14 +19,19 @@ One file is one department's extract for one reporting period. What happens to i
 * **Loaded** into ``restricted.ae_attendances`` in one transaction; a re-sent extract for the same
   site and period replaces the earlier one. The same bytes twice are loaded once.
 
-Reasons never quote free text or dates from a row: they reach audit tables and reports that
-people without access to the restricted schema read. Codes are quoted (they are not personal).
+Reasons never quote free text, dates or header cells from a file (a file without a header row
+has its first attendance where the header should be): they reach audit tables, reason files,
+alerts and reports that people without access to the restricted schema read. They name the line,
+the column and the contract's own column names. A wrong code is quoted only when it is code-shaped
+(up to 4 letters, digits, '.', '+' or '-'), and a site code only once it is ODS-shaped; the
+file name they start with is the caller's shown name (:func:`vru.names.safe_name`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -35,6 +40,7 @@ from pathlib import Path
 import psycopg
 
 from vru.loader import Parsed, Quarantined, copy_records
+from vru.names import safe_name
 from vru.tables import Column, ColumnMap, normalise_header
 
 DATASET = "ae.attendances"
@@ -67,6 +73,8 @@ COPY_COLUMNS = ("line_no", "arrival_at", "assault_date", "assault_time", "assaul
 PREFIX_COLUMNS = ("load_id", "sha256", "site_code", "force_id", "reporting_period_start",
                   "reporting_period_end")
 FREE_TEXT_LIMIT = 500  # characters kept of a free-text item
+SITE_CODE = re.compile(r"[A-Z0-9]{3,10}")  # an ODS site code (RWEAA); anything else refuses the file
+CODE_LIKE = re.compile(r"[A-Za-z0-9.+-]{1,4}")  # a wrong code short enough to quote; longer text is not
 
 
 class Rejected(ValueError):
@@ -119,6 +127,10 @@ def _decode(data: bytes, file_name: str) -> str:
         raise Rejected(f"{file_name}: the file is empty")
     if b"\x00" in data[:4096]:
         raise Rejected(f"{file_name}: not a text file (binary content); the contract is a UTF-8 CSV file")
+    if (nul := data.find(b"\x00")) >= 0:
+        line = data[:nul].count(b"\n") + 1
+        raise Rejected(f"{file_name}: line {line} holds a NUL byte, which a text file does not; "
+                       "the contract is a UTF-8 CSV file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -171,14 +183,16 @@ def parse(data: bytes, file_name: str, reference: Reference) -> ParsedExtract:
     if not header or not any(cell.strip() for cell in header):
         raise Rejected(f"{file_name}: line 1 should be the header row ({', '.join(HEADER)})")
     positions, missing = COLUMNS.match(header)
+    # Never quote the file's header cells: a file without a header row has its first attendance there.
     if missing:
-        raise Rejected(f"{file_name}: line 1 (header) lacks required column(s) {', '.join(missing)}; "
-                       f"it has {[c for c in header if c.strip()]}. The contract's columns: {', '.join(HEADER)}")
+        raise Rejected(f"{file_name}: line 1 (header) lacks required column(s) {', '.join(missing)} "
+                       f"(is the header row missing?). The contract's columns: {', '.join(HEADER)}")
     known = {normalise_header(a) for c in COLUMNS.columns for a in (c.name, *c.aliases)}
-    extra = [c for c in header if c.strip() and normalise_header(c) not in known]
+    extra = [i + 1 for i, c in enumerate(header) if c.strip() and normalise_header(c) not in known]
     if extra:
-        raise Rejected(f"{file_name}: line 1 (header) has column(s) the contract does not have: {extra}. "
-                       "An extract must carry only the contract's items (no identifiers, no other data)")
+        raise Rejected(f"{file_name}: line 1 (header) has {len(extra)} column(s) the contract does not have "
+                       f"(field(s) {', '.join(map(str, extra))} of the header). An extract must carry only "
+                       f"the contract's items (no identifiers, no other data): {', '.join(HEADER)}")
     width = len(header)
 
     try:
@@ -206,6 +220,9 @@ def parse(data: bytes, file_name: str, reference: Reference) -> ParsedExtract:
     site = cell(first, "site_code_of_treatment").upper()
     if not site:
         raise Rejected(f"{file_name}: line 2, column site_code_of_treatment: empty")
+    if not SITE_CODE.fullmatch(site):
+        raise Rejected(f"{file_name}: line 2, column site_code_of_treatment: not an ODS site code "
+                       "(3 to 10 letters and digits, e.g. RWEAA)")
     extract = Extract(site, start, end, reference.sites.get(site))
     result = ParsedExtract(extract, Parsed(COPY_COLUMNS, iter(())))
     header_cells = (start_text, end_text, site)
@@ -290,7 +307,8 @@ def _check(row: list[str], cell: Callable[[list[str], str], str], extract: Extra
             values[column] = None
             continue
         if code not in reference.codes.get(value_set, frozenset()):
-            return bad(column, f"{code[:12]!r} is not one of the codes {sorted(reference.codes.get(value_set, ()))}")
+            shown = repr(code) if CODE_LIKE.fullmatch(code) else "the value"
+            return bad(column, f"{shown} is not one of the codes {sorted(reference.codes.get(value_set, ()))}")
         values[column] = code
     return [
         str(line_no),
@@ -337,8 +355,9 @@ def load_extract(conn: psycopg.Connection, *, file_name: str, sha256: str, archi
         ).fetchone()
         if overlap:
             raise Rejected(
-                f"{file_name}: its reporting period {x.period_start}..{x.period_end} overlaps the period "
-                f"{overlap[1]}..{overlap[2]} already loaded for site {x.site_code} (file {overlap[0]}); "
+                f"{file_name}: its reporting period (line 2, reporting_period_start_date and "
+                f"reporting_period_end_date) overlaps the period {overlap[1]}..{overlap[2]} already loaded for "
+                f"the same site (file {safe_name(overlap[0])}); "
                 "re-send an extract for exactly that period to replace it, or ask for the earlier one to be withdrawn")
         previous = conn.execute(
             """select load_id from audit.landed_files
