@@ -50,7 +50,9 @@ def refusal(exc: BaseException, file_format: str) -> UnreadableTable:
         reason = f"its text is neither UTF-8 nor Windows-1252 (an undecodable byte at offset {exc.start})"
     elif isinstance(exc, csv.Error):
         reason = "it is not well-formed CSV (for example a field longer than 131072 characters)"
-    elif isinstance(exc, zipfile.BadZipFile | zlib.error | EOFError | lzma.LZMAError | struct.error):
+    elif isinstance(exc, zlib.error):
+        reason = "its zip archive is damaged: a file's compressed data is corrupt (zlib.error)"
+    elif isinstance(exc, zipfile.BadZipFile | EOFError | lzma.LZMAError | struct.error):
         reason = f"its zip archive is damaged or cut short ({type(exc).__name__})"
     elif isinstance(exc, NotImplementedError | RuntimeError):
         reason = ("its zip archive uses a feature this reader does not support, such as encryption "

@@ -119,7 +119,7 @@ def fetch(http: HttpClient, url: str, dataset: str, archive: Archive,
     try:
         return _fetch(http, url, dataset, archive, previous, link_pattern, page_pattern)
     except ResponseTooLarge as exc:
-        raise TableTooLarge(f"refused: the download from {exc.url} is larger than {exc.limit:,} bytes; reading "
+        raise TableTooLarge(f"refused: the download is larger than {exc.limit:,} bytes; reading "
                             "stopped there and nothing was kept (the limit is set by VRU_MAX_DOWNLOAD_BYTES)"
                             ) from None
 
