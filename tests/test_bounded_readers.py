@@ -1,7 +1,7 @@
 """Hostile and broken tables end as a refused edition, in seconds and under a memory limit.
 
 Each file is made here: a zip bomb, a billion-laughs content.xml, an XLSX cell at column ZZZZZZ,
-ODS rows and cells repeated 10^9 times with a value, too many shared strings, malformed zips,
+ODS rows and cells repeated 10^9 times with a value, too many shared strings or zip members, malformed zips,
 cut-off XML, CSV that cannot be decoded or parsed, and a download longer than the limit served
 over real HTTP from 127.0.0.1. Each is loaded through a feed (the HES feed for files, the knife
 crime feed over HTTP) in a child process whose address space is capped (RLIMIT_AS, 1 GiB; the
@@ -127,6 +127,18 @@ def xlsx_shared_strings() -> bytes:
     return _xlsx('<row r="1"><c r="A1" t="s"><v>0</v></c></row>', f"<sst {ns}>{strings}</sst>")
 
 
+def zip_many_members() -> bytes:
+    """An .ods with 20,001 files (the default limit is 10,000): refused from the zip's end record,
+    before its directory is read (2 million would cost zipfile about 1 GB)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("content.xml", _ODS_HEAD + _HEADER_ROW + f"<!-- {MARKER} -->" + _ODS_TAIL)
+        for i in range(19_999):
+            archive.writestr(f"{i}", b"")
+    return buffer.getvalue()
+
+
 def zip_cut_short() -> bytes:
     whole = _ods(_ODS_HEAD + _HEADER_ROW + f"<!-- {MARKER} -->" + _ODS_TAIL)
     return whole[: len(whole) // 2]
@@ -171,6 +183,7 @@ CASES: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
     "ods_columns_repeated_1e9": (ods_columns_repeated, "repeated 1,000,000,000 times (the limit is 10,000, set "
                                                        "by VRU_MAX_TABLE_REPEAT)", {}),
     "xlsx_shared_strings": (xlsx_shared_strings, "VRU_MAX_SHARED_STRINGS", {}),
+    "zip_many_members": (zip_many_members, "lists 20,001 files", {}),
     "zip_cut_short": (zip_cut_short, "zip archive is damaged or cut short (BadZipFile)", {}),
     "zip_corrupt_deflate": (zip_corrupt_deflate, "compressed data is corrupt (zlib.error)", {}),
     "xml_cut_short": (xml_cut_short, "XML is malformed or cut short", {}),

@@ -130,6 +130,15 @@ class Budget:
             raise too_large(f"a {what} with a value (line {line_no:,}) is repeated {times:,} times",
                             self.limits.repeat, "VRU_MAX_TABLE_REPEAT")
 
+    def zip_directory(self, data: bytes) -> None:
+        """Refuse a zip whose directory lists more members than allowed, from its end record,
+        before :class:`zipfile.ZipFile` reads the directory into memory (a small object per entry)."""
+        members, directory_bytes = _zip_directory_size(data)
+        limit = self.limits.zip_members
+        if members > limit or directory_bytes > limit * _DIRECTORY_BYTES_PER_MEMBER:
+            raise too_large(f"the zip archive lists {members:,} files in a directory of {directory_bytes:,} bytes",
+                            limit, "VRU_MAX_ZIP_MEMBERS")
+
     def open_zip(self, archive: zipfile.ZipFile) -> None:
         """Refuse an archive with more members than allowed (before any is read)."""
         members = len(archive.infolist())
@@ -150,6 +159,29 @@ class Budget:
         if self.unzipped > limits.unzipped_total_bytes:
             raise too_large(f"the zip archive inflates to more than {limits.unzipped_total_bytes:,} bytes",
                             limits.unzipped_total_bytes, "VRU_MAX_UNZIPPED_TOTAL_BYTES")
+
+
+_DIRECTORY_BYTES_PER_MEMBER = 1024  # a directory entry is 46 bytes plus its name, extra field and comment
+_END = b"PK\x05\x06"  # end of central directory record (22 bytes and a comment of up to 65,535)
+_END64_LOCATOR = b"PK\x06\x07"
+_END64 = b"PK\x06\x06"
+
+
+def _zip_directory_size(data: bytes) -> tuple[int, int]:
+    """(members, bytes) of a zip's central directory as its end record states them; (0, 0) when
+    there is no end record (zipfile then refuses the file itself)."""
+    at = data.rfind(_END, max(0, len(data) - 22 - 65_535))
+    if at < 0 or at + 22 > len(data):
+        return 0, 0
+    members = int.from_bytes(data[at + 10:at + 12], "little")
+    size = int.from_bytes(data[at + 12:at + 16], "little")
+    locator = at - 20
+    if (members == 0xFFFF or size == 0xFFFFFFFF) and locator >= 0 and data[locator:locator + 4] == _END64_LOCATOR:
+        end64 = int.from_bytes(data[locator + 8:locator + 16], "little")
+        if data[end64:end64 + 4] == _END64:
+            members = int.from_bytes(data[end64 + 32:end64 + 40], "little")
+            size = int.from_bytes(data[end64 + 40:end64 + 48], "little")
+    return members, size
 
 
 class CappedReader:

@@ -128,6 +128,7 @@ def _refusing(rows: Iterator[Row], file_format: str) -> Iterator[Row]:
 
 
 def _open_zip(data: bytes, budget: Budget) -> zipfile.ZipFile:
+    budget.zip_directory(data)
     archive = zipfile.ZipFile(io.BytesIO(data))
     try:
         budget.open_zip(archive)
