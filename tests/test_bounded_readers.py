@@ -343,3 +343,85 @@ def test_a_download_longer_than_the_limit_stops_and_is_refused_with_an_incident(
     assert summary == ("Knife crime: the new edition was refused, so nothing of it was loaded; the figures "
                        "already held are unchanged.")
     assert reason in detail and MARKER not in detail
+
+
+# ------------------------------------------------------------------------------------------------
+# The limits themselves: configurable, and no cost for what a valid spreadsheet repeats
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vru.config import ENV_VARS, ReaderLimits, reader_limits
+
+    assert reader_limits() == ReaderLimits()
+    assert (ReaderLimits().columns, ReaderLimits().rows) == (16_384, 1_048_576)
+    monkeypatch.setenv("VRU_MAX_TABLE_ROWS", "12")
+    monkeypatch.setenv("VRU_MAX_DOWNLOAD_BYTES", "1000")
+    assert (reader_limits().rows, reader_limits().download_bytes) == (12, 1000)
+    monkeypatch.setenv("VRU_MAX_TABLE_CELLS", "lots")
+    with pytest.raises(ValueError, match="VRU_MAX_TABLE_CELLS='lots': must be a whole number above 0"):
+        reader_limits()
+    documented = {name for name in ENV_VARS if name.startswith("VRU_MAX_")}
+    assert documented == {"VRU_MAX_DOWNLOAD_BYTES", "VRU_MAX_UNZIPPED_BYTES", "VRU_MAX_UNZIPPED_TOTAL_BYTES",
+                          "VRU_MAX_ZIP_MEMBERS", "VRU_MAX_TABLE_ROWS", "VRU_MAX_TABLE_COLUMNS",
+                          "VRU_MAX_TABLE_CELLS", "VRU_MAX_TABLE_CHARS", "VRU_MAX_TABLE_REPEAT",
+                          "VRU_MAX_SHARED_STRINGS", "VRU_MAX_SHARED_STRINGS_CHARS"}
+
+
+_VALID_ODS_ROWS = (_HEADER_ROW + "".join(
+    "<table:table-row>" + "".join(f'<table:table-cell office:value-type="string"><text:p>{v}</text:p>'
+                                  "</table:table-cell>" for v in ("X99", f"20{n}-{n + 1}", "10", "9"))
+    + "</table:table-row>" for n in range(10, 20)))
+
+
+@pytest.mark.parametrize(("limit", "variable"), [
+    ({"rows": 5}, "VRU_MAX_TABLE_ROWS"),
+    ({"columns": 3}, "VRU_MAX_TABLE_COLUMNS"),
+    ({"cells": 20}, "VRU_MAX_TABLE_CELLS"),
+    ({"chars": 60}, "VRU_MAX_TABLE_CHARS"),
+    ({"unzipped_bytes": 1000}, "VRU_MAX_UNZIPPED_BYTES"),
+    ({"unzipped_total_bytes": 1000}, "VRU_MAX_UNZIPPED_TOTAL_BYTES"),
+    ({"zip_members": 1}, "VRU_MAX_ZIP_MEMBERS"),
+])
+def test_each_limit_refuses_a_valid_table_that_passes_it(limit: dict[str, int], variable: str) -> None:
+    from vru.config import ReaderLimits
+    from vru.tables import TableTooLarge, read_rows
+
+    data = _ods(_ODS_HEAD + _VALID_ODS_ROWS + _ODS_TAIL)
+    assert len(list(read_rows(data, "ods"))) == 11  # within the default limits: read as before
+    with pytest.raises(TableTooLarge, match=variable):
+        list(read_rows(data, "ods", ReaderLimits(**limit)))
+
+
+def test_shared_string_limits() -> None:
+    from vru.config import ReaderLimits
+    from vru.tables import TableTooLarge, read_rows
+
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    data = _xlsx('<row r="1"><c r="A1" t="s"><v>1</v></c></row>',
+                 f"<sst {ns}><si><t>ICD-10 code</t></si><si><t>X99</t></si></sst>")
+    assert [r.cells for r in read_rows(data, "xlsx")] == [["X99"]]
+    with pytest.raises(TableTooLarge, match=r"VRU_MAX_SHARED_STRINGS\)"):
+        list(read_rows(data, "xlsx", ReaderLimits(shared_strings=1)))
+    with pytest.raises(TableTooLarge, match="VRU_MAX_SHARED_STRINGS_CHARS"):
+        list(read_rows(data, "xlsx", ReaderLimits(shared_strings_chars=12)))
+
+
+def test_empty_repeats_cost_nothing_however_large() -> None:
+    """Filler: an empty cell repeated 10^18 times, an empty row 10^18 times, an empty XLSX cell
+    at ZZZZZZ: skipped without expanding, and the cells with a value keep their columns."""
+    from vru.tables import read_rows
+
+    row = ('<table:table-row><table:table-cell office:value-type="string"><text:p>a</text:p></table:table-cell>'
+           '<table:table-cell table:number-columns-repeated="3"/><table:table-cell office:value-type="float" '
+           'office:value="2" table:number-columns-repeated="2"/><table:table-cell '
+           'table:number-columns-repeated="999999999999999999"/></table:table-row>'
+           '<table:table-row table:number-rows-repeated="999999999999999999"><table:table-cell '
+           'table:number-columns-repeated="999999999999999999"/></table:table-row>')
+    started = time.monotonic()
+    rows = list(read_rows(_ods(_ODS_HEAD + row + _ODS_TAIL), "ods"))
+    assert [(r.line_no, r.cells) for r in rows] == [(1, ["a", "", "", "", "2", "2"])]
+    xlsx = _xlsx('<row r="1"><c r="B1" t="inlineStr"><is><t>b</t></is></c><c r="ZZZZZZ1"/></row>'
+                 '<row r="1048576"><c r="C1048576"><v>3</v></c></row>')
+    assert [(r.line_no, r.cells) for r in read_rows(xlsx, "xlsx")] == [(1, ["", "b"]), (1048576, ["", "", "3"])]
+    assert time.monotonic() - started < 2
