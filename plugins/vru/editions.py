@@ -316,9 +316,11 @@ def load_download(conn: psycopg.Connection, target: EditionTable, download: Down
         parsed = parse(download.data, download.file_format, where)
         return load_edition(conn, target, download=download, parsed=parsed, run_id=run_id)
     except refused as exc:
-        record_refusal(conn, target.dataset, download, "refused", str(exc), run_id)
+        # the readers' reasons do not say which file (the feeds' own reasons start with `where`)
+        reason = f"{where}: {exc}" if isinstance(exc, UnreadableTable) else str(exc)
+        record_refusal(conn, target.dataset, download, "refused", reason, run_id)
         return EditionResult(target.dataset, download.url, "refused", sha256=download.kept.sha256,
-                             file_format=download.file_format, reason=str(exc))
+                             file_format=download.file_format, reason=reason)
 
 
 def load_local_file(conn: psycopg.Connection, archive: Archive, target: EditionTable, path: Path,

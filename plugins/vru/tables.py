@@ -6,9 +6,16 @@ and put title lines above the header and footnotes below the data. A feed declar
 with aliases once (:class:`ColumnMap`); :func:`locate_header` finds the header row wherever it is
 and refuses a table that lacks a required column, naming it and the columns the table did have.
 
-The ODS reader streams ``content.xml`` with ``iterparse`` (no DOM: a 100k-row sheet stays small in
-memory), expands repeated rows and cells, and reads numbers from ``office:value`` (the stored
-value, not the text a locale formatted, so "1,234" is 1234).
+The ODS reader streams ``content.xml`` with ``iterparse`` (no DOM: each finished row is dropped,
+so a 100k-row sheet stays at one row in memory), expands repeated rows and cells that have a
+value (empty ones only move the row or column count on), and reads numbers from
+``office:value`` (the stored value, not the text a locale formatted, so "1,234" is 1234).
+
+Every reader is bounded (:mod:`vru.bounded`, limits in :class:`vru.config.ReaderLimits`): zip
+members are inflated through a counter, and rows, columns, cells, characters, repeats and shared
+strings are counted as they are read. A table past a limit, or one a library cannot parse (XML,
+zip, deflate, CSV, text encoding, entity declarations), raises :class:`UnreadableTable` with a
+plain reason that never quotes the file; the edition is refused, never the task crashed.
 
 The Excel (.xlsx) reader does the same with SpreadsheetML: the workbook's sheet list and
 relationships say which part holds which sheet, shared strings are read once, and each sheet's
