@@ -1,11 +1,12 @@
 """Hostile and broken tables end as a refused edition, in seconds and under a memory limit.
 
 Each file is made here: a zip bomb, a billion-laughs content.xml, an XLSX cell at column ZZZZZZ,
-ODS rows and cells repeated 10^9 times with a value, too many shared strings or zip members, malformed zips,
-cut-off XML, CSV that cannot be decoded or parsed, and a download longer than the limit served
-over real HTTP from 127.0.0.1. Each is loaded through a feed (the HES feed for files, the knife
-crime feed over HTTP) in a child process whose address space is capped (RLIMIT_AS, 1 GiB; the
-imports need about 70 MB of it), with the real PostgreSQL of the test session, and must:
+ODS rows and cells repeated 10^9 times with a value, a run of 10^9 spaces, text nested 100,000
+deep, too many shared strings or zip members, malformed zips, cut-off XML, CSV that cannot be
+decoded or parsed, and a download longer than the limit served over real HTTP from 127.0.0.1.
+Each is loaded through a feed (the HES feed for files, the knife crime feed over HTTP) in a child
+process whose address space is capped (RLIMIT_AS, 1 GiB; the imports need about 70 MB of it),
+with the real PostgreSQL of the test session, and must:
 
 * finish within seconds, with the child's exit code 0 (no crash, no MemoryError);
 * return status 'refused' with a reason in our words that names the limit or the fault and
@@ -120,6 +121,21 @@ def ods_columns_repeated() -> bytes:
     return _ods(_ODS_HEAD + _HEADER_ROW + row + _ODS_TAIL)
 
 
+def ods_spaces_1e9() -> bytes:
+    """One cell whose text is a run of 10^9 spaces (<text:s text:c="1000000000"/>): 1 GB as text."""
+    row = (f'<table:table-row><table:table-cell office:value-type="string"><text:p>{MARKER}'
+           '<text:s text:c="1000000000"/></text:p></table:table-cell></table:table-row>')
+    return _ods(_ODS_HEAD + _HEADER_ROW + row + _ODS_TAIL)
+
+
+def ods_deep_nesting() -> bytes:
+    """A cell's text nested 100,000 spans deep."""
+    depth = 100_000
+    row = ('<table:table-row><table:table-cell office:value-type="string"><text:p>'
+           + "<text:span>" * depth + MARKER + "</text:span>" * depth + "</text:p></table:table-cell></table:table-row>")
+    return _ods(_ODS_HEAD + _HEADER_ROW + row + _ODS_TAIL)
+
+
 def xlsx_shared_strings() -> bytes:
     """1.5 million shared strings (the default limit is 1 million) in a 300 KB file."""
     ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
@@ -182,6 +198,8 @@ CASES: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
                                                  "VRU_MAX_TABLE_REPEAT)", {}),
     "ods_columns_repeated_1e9": (ods_columns_repeated, "repeated 1,000,000,000 times (the limit is 10,000, set "
                                                        "by VRU_MAX_TABLE_REPEAT)", {}),
+    "ods_spaces_1e9": (ods_spaces_1e9, "a run of 1,000,000,000 spaces (the limit is 65,536)", {}),
+    "ods_deep_nesting": (ods_deep_nesting, "nests elements too deeply", {}),
     "xlsx_shared_strings": (xlsx_shared_strings, "VRU_MAX_SHARED_STRINGS", {}),
     "zip_many_members": (zip_many_members, "lists 20,001 files", {}),
     "zip_cut_short": (zip_cut_short, "zip archive is damaged or cut short (BadZipFile)", {}),
