@@ -184,6 +184,10 @@ def csv_undecodable() -> bytes:
     return b"ICD-10 code,Financial year,FCEs\r\nX99," + MARKER.encode() + b",\x81\x8d\x8f\x90\x9d\r\n"
 
 
+def csv_wide_row() -> bytes:
+    return ("ICD-10 code,Financial year\r\nX99," + MARKER + "," * 5_000_000 + "\r\n").encode()
+
+
 def csv_huge_field() -> bytes:
     return ("ICD-10 code,Financial year\r\nX99,\"" + MARKER * 20_000 + "\"\r\n").encode()
 
@@ -207,6 +211,7 @@ CASES: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
     "xml_cut_short": (xml_cut_short, "XML is malformed or cut short", {}),
     "xml_garbage": (xml_garbage, "XML is malformed or cut short", {}),
     "csv_undecodable": (csv_undecodable, "neither UTF-8 nor Windows-1252", {}),
+    "csv_wide_row": (csv_wide_row, "more than 16,384 fields (the limit is 16,384, set by VRU_MAX_TABLE_COLUMNS)", {}),
     "csv_huge_field": (csv_huge_field, "not well-formed CSV", {}),
 }
 

@@ -156,9 +156,20 @@ def _csv_rows(data: bytes, budget: Budget) -> Iterator[Row]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("cp1252")  # spreadsheets saved as CSV on Windows
-    for line_no, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+    for line_no, cells in enumerate(csv.reader(_csv_lines(text, budget)), start=1):
         budget.row(line_no, cells)
         yield Row(None, line_no, cells)
+
+
+def _csv_lines(text: str, budget: Budget) -> Iterator[str]:
+    """The CSV's lines, each refused before it is split when it has more commas than a row may
+    have columns (the csv module would first build a list of every field)."""
+    columns = budget.limits.columns
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+        if line.count(",") >= columns:
+            raise too_large(f"line {number:,} of the CSV has more than {columns:,} fields", columns,
+                            "VRU_MAX_TABLE_COLUMNS")
+        yield line
 
 
 def _trim(cells: list[str]) -> list[str]:
