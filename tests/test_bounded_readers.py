@@ -192,6 +192,10 @@ def csv_huge_field() -> bytes:
     return ("ICD-10 code,Financial year\r\nX99,\"" + MARKER * 20_000 + "\"\r\n").encode()
 
 
+def csv_larger_than_an_edition_may_be() -> bytes:
+    return ("ICD-10 code,Financial year,FCEs\r\n" + f"X99,{MARKER},1\r\n" * 100).encode()
+
+
 CASES: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
     # name: (file, what the reason must say, environment of the child)
     "zip_bomb": (zip_bomb, "VRU_MAX_UNZIPPED_BYTES", {}),
@@ -212,6 +216,8 @@ CASES: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
     "xml_garbage": (xml_garbage, "XML is malformed or cut short", {}),
     "csv_undecodable": (csv_undecodable, "neither UTF-8 nor Windows-1252", {}),
     "csv_wide_row": (csv_wide_row, "more than 16,384 fields (the limit is 16,384, set by VRU_MAX_TABLE_COLUMNS)", {}),
+    "local_file_over_the_size_limit": (csv_larger_than_an_edition_may_be, "larger than 1,000 bytes and was not read",
+                                       {"VRU_MAX_DOWNLOAD_BYTES": "1000"}),
     "csv_huge_field": (csv_huge_field, "not well-formed CSV", {}),
 }
 

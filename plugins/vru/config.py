@@ -36,8 +36,8 @@ ENV_VARS = {
                               "i.e. AIRFLOW_CONN_SMTP_DEFAULT)",
     "VRU_ALERT_WEBHOOK_URL": "URL that receives each new incident as a JSON POST; unset = no webhook",
     # Limits on what a published table may cost to read: past one, the edition is refused.
-    "VRU_MAX_DOWNLOAD_BYTES": "bytes of one downloaded table or page, counted while streaming; the read "
-                              "stops past it (default 104857600, 100 MiB)",
+    "VRU_MAX_DOWNLOAD_BYTES": "bytes of one downloaded table or page, counted while streaming (the read "
+                              "stops past it), and of an edition file loaded by hand (default 104857600, 100 MiB)",
     "VRU_MAX_UNZIPPED_BYTES": "bytes one member of a spreadsheet's zip may decompress to, counted while "
                               "reading (default 268435456, 256 MiB)",
     "VRU_MAX_UNZIPPED_TOTAL_BYTES": "bytes all members of a spreadsheet's zip may decompress to together "

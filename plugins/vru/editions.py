@@ -328,9 +328,13 @@ def load_local_file(conn: psycopg.Connection, archive: Archive, target: EditionT
                     run_id: str | None = None) -> EditionResult:
     """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
     dataset = target.dataset
-    data = path.read_bytes()
     url = path.resolve().as_uri()
+    limit = reader_limits().download_bytes
     try:
+        if path.stat().st_size > limit:  # the same limit as a download: checked before reading it
+            raise TableTooLarge(f"refused: the file is larger than {limit:,} bytes and was not read (the limit "
+                                "on an edition's size is set by VRU_MAX_DOWNLOAD_BYTES)")
+        data = path.read_bytes()
         file_format = detect_format(data)
     except UnreadableTable as exc:
         record_refusal(conn, dataset, None, "refused", f"{url}: {exc}", run_id)
