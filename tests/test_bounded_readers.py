@@ -171,6 +171,18 @@ def zip_corrupt_deflate() -> bytes:
     return bytes(data)
 
 
+def zip_encrypted() -> bytes:
+    """An .ods whose content.xml is flagged as encrypted (bit 0 of its local and central headers)."""
+    data = bytearray(_ods(_ODS_HEAD + _HEADER_ROW + f"<!-- {MARKER} -->" + _ODS_TAIL))
+    for signature, flags, name in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        at = data.find(signature)
+        while at >= 0:
+            if data[at + name:at + name + 11] == b"content.xml":
+                data[at + flags] |= 1
+            at = data.find(signature, at + 1)
+    return bytes(data)
+
+
 def xml_cut_short() -> bytes:
     return _ods(_ODS_HEAD + _HEADER_ROW + f'<table:table-row><table:table-cell office:value-type="string">'
                 f"<text:p>{MARKER}")
@@ -212,6 +224,7 @@ CASES: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
     "zip_many_members": (zip_many_members, "lists 20,001 files", {}),
     "zip_cut_short": (zip_cut_short, "zip archive is damaged or cut short (BadZipFile)", {}),
     "zip_corrupt_deflate": (zip_corrupt_deflate, "compressed data is corrupt (zlib.error)", {}),
+    "zip_encrypted": (zip_encrypted, "does not support, such as encryption (RuntimeError)", {}),
     "xml_cut_short": (xml_cut_short, "XML is malformed or cut short", {}),
     "xml_garbage": (xml_garbage, "XML is malformed or cut short", {}),
     "csv_undecodable": (csv_undecodable, "neither UTF-8 nor Windows-1252", {}),
