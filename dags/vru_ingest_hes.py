@@ -49,12 +49,12 @@ def vru_ingest_hes() -> None:
     @task
     def check_and_load() -> dict[str, Any]:
         """Load the table if NHS Digital published a new edition; fail naming what was wrong."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from vru.alerts import EditionRefused
         from vru.pipeline import ingest_hes
 
         result = ingest_hes(get_current_context()["run_id"])
         if result["status"] == "refused":  # bad data: a retry would refuse it again
-            raise AirflowFailException(f"HES sharp object admissions edition refused: {result['reason']}")
+            raise EditionRefused(result["dataset"], result["reason"])
         if result["status"] == "failed":  # the server: worth a retry
             raise RuntimeError(f"HES sharp object admissions table could not be fetched: {result['reason']}")
         return result

@@ -47,12 +47,12 @@ def vru_ingest_knife_crime() -> None:
     @task
     def check_and_load() -> dict[str, Any]:
         """Load the table if the Home Office published a new edition; fail naming what was wrong."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from vru.alerts import EditionRefused
         from vru.pipeline import ingest_knife_crime
 
         result = ingest_knife_crime(get_current_context()["run_id"])
         if result["status"] == "refused":  # bad data: a retry would refuse it again
-            raise AirflowFailException(f"knife crime edition refused: {result['reason']}")
+            raise EditionRefused(result["dataset"], result["reason"])
         if result["status"] == "failed":  # the server: worth a retry
             raise RuntimeError(f"knife crime table could not be fetched: {result['reason']}")
         return result

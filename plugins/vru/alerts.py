@@ -5,6 +5,9 @@ An incident is one problem, from the first time it is seen until it is resolved:
   (`validation_failed`), a step of a feed's ingest DAG (`feed_failed`), or any other step
   (`task_failed`). Key `task:<dag_id>.<task_id>` (a mapped task adds `[<map index>]`). The next
   success of that task resolves it.
+  A feed's new edition refused for its content (`edition_refused`: a missing column, an unknown
+  force, a table past a reader's limit or that cannot be parsed) fails its task with
+  :class:`EditionRefused`, under the same key.
 * a feed whose latest period is older than its publisher's usual delay allows (`feed_stale`).
   Key `stale:<dataset>`. The check that finds it fresh again resolves it.
 
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from airflow.sdk import BaseNotifier
+from airflow.sdk.exceptions import AirflowFailException
 
 from vru import warehouse
 from vru.airflow_local import AE_DAG, HES_DAG, INGEST_DAG, KNIFE_CRIME_DAG, TRANSFORM_DAG
@@ -45,6 +49,7 @@ FEED_FAILED = "feed_failed"
 FEED_STALE = "feed_stale"
 TASK_FAILED = "task_failed"
 FILE_REJECTED = "file_rejected"
+EDITION_REFUSED = "edition_refused"
 
 # What monitoring staff call each dataset (the names they see in the data quality report).
 DATASET_LABELS = {
@@ -73,11 +78,28 @@ _ADVICE = {
     FEED_STALE: "Either the publisher has not released newer figures, or the nightly load is not picking "
                 "them up. Check the publisher's site and the feed's recent runs in Airflow.",
     TASK_FAILED: "Look at the task log in Airflow; the next run tries again.",
+    EDITION_REFUSED: "Nothing of the new edition was loaded; the figures already held are unchanged and still "
+                     "shown. The reason says what was wrong without quoting the file. If the publisher's table "
+                     "is genuine, a data engineer can add a renamed column to the feed's column map, or raise the "
+                     "reader limit the reason names (VRU_MAX_*); the next nightly run tries again.",
     FILE_REJECTED: "Nothing in the file was loaded, so that department's figures for the period are missing. "
                    "Send the reason (also in the .reason.txt beside the file in the landing folder's "
                    "rejected/ folder) to the department; the alert closes when a corrected file of the same "
                    "name is loaded.",
 }
+
+
+class EditionRefused(AirflowFailException):
+    """A feed's new edition was refused for its content: the task fails at once (a retry would
+    refuse the same bytes again) and its incident says so, with the refusal's plain reason."""
+
+    def __init__(self, dataset: str, reason: str) -> None:
+        super().__init__(f"{DATASET_LABELS.get(dataset, dataset)}: new edition refused: {reason}")
+        self.dataset = dataset
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[EditionRefused], tuple[str, str]]:
+        return (EditionRefused, (self.dataset, self.reason))
 
 
 @dataclass(frozen=True)
@@ -408,6 +430,11 @@ def incident_from_context(context: Mapping[str, Any]) -> tuple[Incident, Origin]
         summary = (f"{_labels(datasets)}: critical data quality checks failed at the "
                    f"{' and '.join(stages)} stage; {consequence}.")
         return Incident(key, VALIDATION_FAILED, summary, detail, ", ".join(datasets), ", ".join(stages)), origin
+
+    if isinstance(error, EditionRefused):
+        summary = (f"{_labels([error.dataset])}: the new edition was refused, so nothing of it was loaded; "
+                   "the figures already held are unchanged.")
+        return Incident(key, EDITION_REFUSED, summary, detail, error.dataset, "ingest"), origin
 
     feed = DAG_FEEDS.get(origin.dag_id or "")
     if feed:

@@ -45,6 +45,23 @@ ENV_VARS = {
     "VRU_ALERT_SMTP_CONN_ID": "Airflow connection of the SMTP server for alert email (default smtp_default, "
                               "i.e. AIRFLOW_CONN_SMTP_DEFAULT)",
     "VRU_ALERT_WEBHOOK_URL": "URL that receives each new incident as a JSON POST; unset = no webhook",
+    # Limits on what a published table may cost to read: past one, the edition is refused.
+    "VRU_MAX_DOWNLOAD_BYTES": "bytes of one downloaded table or page, counted while streaming (the read "
+                              "stops past it), and of an edition file loaded by hand (default 104857600, 100 MiB)",
+    "VRU_MAX_UNZIPPED_BYTES": "bytes one member of a spreadsheet's zip may decompress to, counted while "
+                              "reading (default 268435456, 256 MiB)",
+    "VRU_MAX_UNZIPPED_TOTAL_BYTES": "bytes all members of a spreadsheet's zip may decompress to together "
+                                    "(default 536870912, 512 MiB)",
+    "VRU_MAX_ZIP_MEMBERS": "files a spreadsheet's zip may hold (default 10000)",
+    "VRU_MAX_TABLE_ROWS": "rows with a value in one table, all sheets together (default 1048576, Excel's sheet height)",
+    "VRU_MAX_TABLE_COLUMNS": "columns per row (default 16384, Excel's)",
+    "VRU_MAX_TABLE_CELLS": "cells of all rows read from one table together (default 10000000)",
+    "VRU_MAX_TABLE_CHARS": "characters in the cells of one table together, repeats counted (default 134217728)",
+    "VRU_MAX_TABLE_REPEAT": "times a row or cell that has a value may repeat (ODS number-rows-repeated, "
+                            "number-columns-repeated; empty ones are skipped, not expanded) (default 10000)",
+    "VRU_MAX_SHARED_STRINGS": "shared strings of an .xlsx workbook (default 1000000)",
+    "VRU_MAX_SHARED_STRINGS_CHARS": "characters of all shared strings of an .xlsx workbook together "
+                                    "(default 67108864)",
 }
 
 DEFAULT_POLICE_API_URL = "https://data.police.uk/api"
@@ -59,6 +76,60 @@ DEFAULT_AE_MAX_FILE_BYTES = 200 * 1024 * 1024
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else default
+
+
+def _positive_int(name: str, default: int) -> int:
+    text = _env(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: must be a whole number above 0") from None
+    if value <= 0:
+        raise ValueError(f"{name}={value}: must be above 0")
+    return value
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """What reading one published table may cost; past any limit the edition is refused.
+
+    The defaults are far above the tables we read (the knife crime table has about 10,000 rows,
+    the HES table a few hundred) and far below what exhausts a 2 GB worker: a table that needs
+    more is hostile or broken, or the publisher changed it beyond recognition, and someone
+    should look before it is loaded.
+    """
+
+    download_bytes: int = 100 * 2**20
+    unzipped_bytes: int = 256 * 2**20  # per zip member
+    unzipped_total_bytes: int = 512 * 2**20  # all members together
+    zip_members: int = 10_000
+    rows: int = 1_048_576  # Excel's and LibreOffice's sheet height
+    columns: int = 16_384  # Excel's sheet width
+    cells: int = 10_000_000
+    chars: int = 128 * 2**20  # text of all cells, a repeated cell counted each time
+    repeat: int = 10_000  # a repeated row or cell that has a value
+    shared_strings: int = 1_000_000
+    shared_strings_chars: int = 64 * 2**20
+
+
+def reader_limits() -> ReaderLimits:
+    """The readers' limits from the environment (VRU_MAX_*), each defaulting to ReaderLimits'."""
+    d = ReaderLimits()
+    return ReaderLimits(
+        download_bytes=_positive_int("VRU_MAX_DOWNLOAD_BYTES", d.download_bytes),
+        unzipped_bytes=_positive_int("VRU_MAX_UNZIPPED_BYTES", d.unzipped_bytes),
+        unzipped_total_bytes=_positive_int("VRU_MAX_UNZIPPED_TOTAL_BYTES", d.unzipped_total_bytes),
+        zip_members=_positive_int("VRU_MAX_ZIP_MEMBERS", d.zip_members),
+        rows=_positive_int("VRU_MAX_TABLE_ROWS", d.rows),
+        columns=_positive_int("VRU_MAX_TABLE_COLUMNS", d.columns),
+        cells=_positive_int("VRU_MAX_TABLE_CELLS", d.cells),
+        chars=_positive_int("VRU_MAX_TABLE_CHARS", d.chars),
+        repeat=_positive_int("VRU_MAX_TABLE_REPEAT", d.repeat),
+        shared_strings=_positive_int("VRU_MAX_SHARED_STRINGS", d.shared_strings),
+        shared_strings_chars=_positive_int("VRU_MAX_SHARED_STRINGS_CHARS", d.shared_strings_chars),
+    )
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,10 @@ import psycopg
 from psycopg import sql
 
 from vru.archive import Archive, Archived
-from vru.http import FetchError, HttpClient
+from vru.config import reader_limits
+from vru.http import FetchError, HttpClient, ResponseTooLarge
 from vru.loader import Noted, Parsed, copy_records, write_quarantine
-from vru.tables import MissingColumns, UnreadableTable, detect_format
+from vru.tables import MissingColumns, TableTooLarge, UnreadableTable, detect_format
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +112,30 @@ def fetch(http: HttpClient, url: str, dataset: str, archive: Archive,
     whose address matches the pattern is the table (gov.uk gives each edition a new address).
     With `page_pattern`, `url` may also be a series page linking one page per publication: the
     latest of those (see `latest_page_link`) is the publication page.
+
+    Every response is read up to VRU_MAX_DOWNLOAD_BYTES and no further: a longer one raises
+    :class:`TableTooLarge` (the edition is refused; nothing of it is kept).
     """
+    try:
+        return _fetch(http, url, dataset, archive, previous, link_pattern, page_pattern)
+    except ResponseTooLarge as exc:
+        raise TableTooLarge(f"refused: the download is larger than {exc.limit:,} bytes; reading "
+                            "stopped there and nothing was kept (the limit is set by VRU_MAX_DOWNLOAD_BYTES)"
+                            ) from None
+
+
+def _fetch(http: HttpClient, url: str, dataset: str, archive: Archive, previous: EditionRef | None,
+           link_pattern: re.Pattern[str] | None, page_pattern: re.Pattern[str] | None) -> Download | str:
+    limit = reader_limits().download_bytes
     headers = {}
     if previous and previous.etag:
         headers["If-None-Match"] = previous.etag
     if previous and previous.last_modified:
         headers["If-Modified-Since"] = previous.last_modified
-    response = http.get(url, headers=headers)
+    response = http.get(url, headers=headers, max_bytes=limit)
     if response.status_code == 200 and link_pattern is not None and _is_html(response):
-        url = _table_address(http, url, response.text, link_pattern, page_pattern)
-        response = http.get(url, headers=headers)
+        url = _table_address(http, url, response.text, link_pattern, page_pattern, limit)
+        response = http.get(url, headers=headers, max_bytes=limit)
     if response.status_code == 304:
         return "not modified (the server's ETag / Last-Modified match the latest edition)"
     if response.status_code != 200:
@@ -165,7 +180,7 @@ def latest_page_link(url: str, page: str, pattern: re.Pattern[str]) -> str | Non
 
 
 def _table_address(http: HttpClient, url: str, page: str, table: re.Pattern[str],
-                   series: re.Pattern[str] | None) -> str:
+                   series: re.Pattern[str] | None, limit: int) -> str:
     """The table linked from a publication page, or from the latest publication a series page links."""
     tables = _links(url, page, table)
     if tables:
@@ -177,7 +192,7 @@ def _table_address(http: HttpClient, url: str, page: str, table: re.Pattern[str]
         raise FetchError(f"{url}: the page links neither a table matching {table.pattern!r} nor a "
                          f"publication matching {series.pattern!r}: set the table's own address in the "
                          "feed's URL setting", url=url)
-    response = http.get(publication)
+    response = http.get(publication, max_bytes=limit)
     if response.status_code != 200 or not _is_html(response):
         raise FetchError(f"{publication} (the latest publication linked from {url}): HTTP "
                          f"{response.status_code} {response.headers.get('content-type', '')}",
@@ -272,8 +287,9 @@ def check_and_load(conn: psycopg.Connection, http: HttpClient, archive: Archive,
                    page_pattern: re.Pattern[str] | None = None, refusals: tuple[type[Exception], ...] = (),
                    run_id: str | None = None) -> EditionResult:
     """Check the source; load a new edition if there is one. Never raises for bad data: a refused
-    edition (a missing column, an unreadable file, or one of the feed's own `refusals`) is
-    recorded in audit.loads and returned with status 'refused'; an HTTP failure as 'failed'."""
+    edition (a missing column, an unreadable file, one past a reader's limit (a download longer
+    than VRU_MAX_DOWNLOAD_BYTES included), or one of the feed's own `refusals`) is recorded in
+    audit.loads and returned with status 'refused'; an HTTP failure as 'failed'."""
     dataset = target.dataset
     previous = latest_edition(conn, dataset)
     try:
@@ -300,9 +316,11 @@ def load_download(conn: psycopg.Connection, target: EditionTable, download: Down
         parsed = parse(download.data, download.file_format, where)
         return load_edition(conn, target, download=download, parsed=parsed, run_id=run_id)
     except refused as exc:
-        record_refusal(conn, target.dataset, download, "refused", str(exc), run_id)
+        # the readers' reasons do not say which file (the feeds' own reasons start with `where`)
+        reason = f"{where}: {exc}" if isinstance(exc, UnreadableTable) else str(exc)
+        record_refusal(conn, target.dataset, download, "refused", reason, run_id)
         return EditionResult(target.dataset, download.url, "refused", sha256=download.kept.sha256,
-                             file_format=download.file_format, reason=str(exc))
+                             file_format=download.file_format, reason=reason)
 
 
 def load_local_file(conn: psycopg.Connection, archive: Archive, target: EditionTable, path: Path,
@@ -310,11 +328,19 @@ def load_local_file(conn: psycopg.Connection, archive: Archive, target: EditionT
                     run_id: str | None = None) -> EditionResult:
     """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
     dataset = target.dataset
-    data = path.read_bytes()
-    file_format = detect_format(data)
+    url = path.resolve().as_uri()
+    limit = reader_limits().download_bytes
+    try:
+        if path.stat().st_size > limit:  # the same limit as a download: checked before reading it
+            raise TableTooLarge(f"refused: the file is larger than {limit:,} bytes and was not read (the limit "
+                                "on an edition's size is set by VRU_MAX_DOWNLOAD_BYTES)")
+        data = path.read_bytes()
+        file_format = detect_format(data)
+    except UnreadableTable as exc:
+        record_refusal(conn, dataset, None, "refused", f"{url}: {exc}", run_id)
+        return EditionResult(dataset, url, "refused", reason=f"{url}: {exc}")
     kept = archive.put_bytes(dataset, data, f".{file_format}")
     previous = latest_edition(conn, dataset)
-    url = path.resolve().as_uri()
     if previous and previous.sha256 == kept.sha256:
         return EditionResult(dataset, url, "unchanged", previous_load_id=previous.load_id,
                              reason="same bytes as the latest edition (sha256 unchanged)")

@@ -32,6 +32,14 @@ class FetchError(RuntimeError):
         self.status = status
 
 
+class ResponseTooLarge(FetchError):
+    """A response body longer than the caller allows: reading stopped at the limit."""
+
+    def __init__(self, message: str, *, url: str, limit: int) -> None:
+        super().__init__(message, url=url)
+        self.limit = limit
+
+
 class RateLimiter:
     """Spaces requests at least 1/rate seconds apart across all threads of this process."""
 
@@ -98,24 +106,53 @@ class HttpClient:
         self.close()
 
     def get(self, url: str, params: Mapping[str, str] | None = None,
-            headers: Mapping[str, str] | None = None) -> httpx.Response:
-        """GET with retries. Returns the final response (2xx or 304/404 for the caller to read)."""
-        return self._send("GET", url, label=f"GET {url}",
-                          failure=f"GET {url} params={dict(params or {})}", params=params, headers=headers)
+            headers: Mapping[str, str] | None = None, *, max_bytes: int | None = None) -> httpx.Response:
+        """GET with retries. Returns the final response (2xx or 304/404 for the caller to read).
+
+        With `max_bytes`, the body is streamed and counted (after any content decoding, whatever
+        Content-Length says): past the limit the connection is closed and :class:`ResponseTooLarge`
+        raised, so a huge or endless response costs at most `max_bytes` of memory.
+        """
+        return self._send("GET", url, label=f"GET {url}", failure=f"GET {url} params={dict(params or {})}",
+                          max_bytes=max_bytes, params=params, headers=headers)
 
     def post_json(self, url: str, payload: object, *, label: str) -> httpx.Response:
         """POST a JSON body with the same retries. `label` names the target in logs and errors in
         place of the URL: a webhook URL often carries its token in the path."""
         return self._send("POST", url, label=label, failure=label, json=payload)
 
-    def _send(self, method: str, url: str, *, label: str, failure: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, url: str, max_bytes: int | None, **kwargs: Any) -> httpx.Response:
+        if max_bytes is None:
+            return self._client.request(method, url, **kwargs)
+        response = self._client.send(self._client.build_request(method, url, **kwargs), stream=True)
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes and not response.headers.get("content-encoding"):
+                raise ResponseTooLarge(f"GET {url}: the server announces {int(declared):,} bytes, more than "
+                                       f"the {max_bytes:,} allowed", url=url, limit=max_bytes)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise ResponseTooLarge(f"GET {url}: the response is longer than the {max_bytes:,} bytes "
+                                           "allowed; reading stopped there", url=url, limit=max_bytes)
+        finally:
+            response.close()
+        # the body as read (decoded), in a response of its own: no encoding left to apply
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body),
+                              request=response.request)
+
+    def _send(self, method: str, url: str, *, label: str, failure: str, max_bytes: int | None = None,
+              **kwargs: Any) -> httpx.Response:
         last_problem = ""
         last_status: int | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             self.limiter.wait()
             retry_after: float | None = None
             try:
-                response = self._client.request(method, url, **kwargs)
+                response = self._request(method, url, max_bytes, **kwargs)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_status = None
                 last_problem = f"{type(exc).__name__}: {exc}"

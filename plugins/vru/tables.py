@@ -6,9 +6,16 @@ and put title lines above the header and footnotes below the data. A feed declar
 with aliases once (:class:`ColumnMap`); :func:`locate_header` finds the header row wherever it is
 and refuses a table that lacks a required column, naming it and the columns the table did have.
 
-The ODS reader streams ``content.xml`` with ``iterparse`` (no DOM: a 100k-row sheet stays small in
-memory), expands repeated rows and cells, and reads numbers from ``office:value`` (the stored
-value, not the text a locale formatted, so "1,234" is 1234).
+The ODS reader streams ``content.xml`` with ``iterparse`` (no DOM: each finished row is dropped,
+so a 100k-row sheet stays at one row in memory), expands repeated rows and cells that have a
+value (empty ones only move the row or column count on), and reads numbers from
+``office:value`` (the stored value, not the text a locale formatted, so "1,234" is 1234).
+
+Every reader is bounded (:mod:`vru.bounded`, limits in :class:`vru.config.ReaderLimits`): zip
+members are inflated through a counter, and rows, columns, cells, characters, repeats and shared
+strings are counted as they are read. A table past a limit, or one a library cannot parse (XML,
+zip, deflate, CSV, text encoding, entity declarations), raises :class:`UnreadableTable` with a
+plain reason that never quotes the file; the edition is refused, never the task crashed.
 
 The Excel (.xlsx) reader does the same with SpreadsheetML: the workbook's sheet list and
 relationships say which part holds which sheet, shared strings are read once, and each sheet's
@@ -24,11 +31,17 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from defusedxml.ElementTree import iterparse  # untrusted downloads: no entity expansion
+
+from vru.bounded import READ_ERRORS, Budget, CappedReader, count, refusal, too_large
+from vru.bounded import TableTooLarge as TableTooLarge  # what the readers raise, defined with the limits
+from vru.bounded import UnreadableTable as UnreadableTable
+from vru.config import ReaderLimits, reader_limits
 
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 
@@ -72,48 +85,91 @@ class Row:
         return buffer.getvalue()
 
 
-def detect_format(data: bytes) -> str:
-    """'ods' or 'xlsx' for a spreadsheet (a zip whose contents say which), else 'csv'."""
-    if data[:2] == b"PK":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = set(archive.namelist())
-                if "mimetype" in names and archive.read("mimetype").strip() == ODS_MIMETYPE:
-                    return "ods"
-                if "xl/workbook.xml" in names:
-                    return "xlsx"
-        except zipfile.BadZipFile:
-            pass
-        raise UnreadableTable("the file is a zip archive but neither an OpenDocument (.ods) nor an Excel "
-                              "(.xlsx) spreadsheet")
-    return "csv"
+def detect_format(data: bytes, limits: ReaderLimits | None = None) -> str:
+    """'ods' or 'xlsx' for a spreadsheet (a zip whose contents say which), else 'csv'.
+
+    Raises :class:`UnreadableTable` for a zip that is neither, or is damaged, or is too large.
+    """
+    if data[:2] != b"PK":
+        return "csv"
+    budget = Budget(limits or reader_limits())
+    try:
+        with _open_zip(data, budget) as archive:
+            names = set(archive.namelist())
+            if "mimetype" in names:
+                with budget.member(archive, "mimetype") as member:
+                    if member.read_all(256).strip() == ODS_MIMETYPE:
+                        return "ods"
+            if "xl/workbook.xml" in names:
+                return "xlsx"
+    except UnreadableTable:
+        raise
+    except READ_ERRORS as exc:
+        raise refusal(exc, "zip") from None
+    raise UnreadableTable("the file is a zip archive but neither an OpenDocument (.ods) nor an Excel "
+                          "(.xlsx) spreadsheet")
 
 
-class UnreadableTable(ValueError):
-    """The bytes are not a table this reader understands."""
-
-
-def read_rows(data: bytes, file_format: str) -> Iterator[Row]:
+def read_rows(data: bytes, file_format: str, limits: ReaderLimits | None = None) -> Iterator[Row]:
     """Every row of every sheet (ODS, XLSX) or of the file (CSV), in order.
 
     CSV yields blank lines too; a spreadsheet skips rows with no value (their numbers stay counted).
+    Reading stays within `limits` (default: the VRU_MAX_* settings); a table that would pass one,
+    or that a library cannot parse, raises :class:`UnreadableTable` (:class:`TableTooLarge` for a
+    limit) with a reason that never quotes the file.
     """
-    if file_format == "csv":
-        return _csv_rows(data)
-    if file_format == "ods":
-        return _ods_rows(data)
-    if file_format == "xlsx":
-        return _xlsx_rows(data)
-    raise UnreadableTable(f"unknown table format {file_format!r}: expected csv, ods or xlsx")
+    readers = {"csv": _csv_rows, "ods": _ods_rows, "xlsx": _xlsx_rows}
+    if file_format not in readers:
+        raise UnreadableTable(f"unknown table format {file_format!r}: expected csv, ods or xlsx")
+    return _refusing(readers[file_format](data, Budget(limits or reader_limits())), file_format)
 
 
-def _csv_rows(data: bytes) -> Iterator[Row]:
+def _refusing(rows: Iterator[Row], file_format: str) -> Iterator[Row]:
+    """The reader's boundary: a library's error while reading becomes a refusal in plain words."""
+    try:
+        yield from rows
+    except UnreadableTable:
+        raise
+    except READ_ERRORS as exc:
+        raise refusal(exc, file_format) from None
+
+
+def _open_zip(data: bytes, budget: Budget) -> zipfile.ZipFile:
+    budget.zip_directory(data)
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    try:
+        budget.open_zip(archive)
+    except UnreadableTable:
+        archive.close()
+        raise
+    return archive
+
+
+def _member(archive: zipfile.ZipFile, name: str, budget: Budget, what: str) -> CappedReader:
+    if name not in archive.NameToInfo:
+        raise UnreadableTable(f"not a readable {what}: it has no {name} part")
+    return budget.member(archive, name)
+
+
+def _csv_rows(data: bytes, budget: Budget) -> Iterator[Row]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("cp1252")  # spreadsheets saved as CSV on Windows
-    for line_no, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+    for line_no, cells in enumerate(csv.reader(_csv_lines(text, budget)), start=1):
+        budget.row(line_no, cells)
         yield Row(None, line_no, cells)
+
+
+def _csv_lines(text: str, budget: Budget) -> Iterator[str]:
+    """The CSV's lines, each refused before it is split when it has more commas than a row may
+    have columns (the csv module would first build a list of every field)."""
+    columns = budget.limits.columns
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+        if line.count(",") >= columns:
+            raise too_large(f"line {number:,} of the CSV has more than {columns:,} fields", columns,
+                            "VRU_MAX_TABLE_COLUMNS")
+        yield line
 
 
 def _trim(cells: list[str]) -> list[str]:
@@ -123,6 +179,9 @@ def _trim(cells: list[str]) -> list[str]:
     return cells[:end]
 
 
+_MAX_SPACES = 65_536  # one <text:s text:c="..."/>: a run of spaces in a cell
+
+
 def _cell_text(cell: object) -> str:
     """The text of a cell's paragraphs, with ODS's encoded spaces, tabs and line breaks."""
     parts: list[str] = []
@@ -130,7 +189,10 @@ def _cell_text(cell: object) -> str:
     def walk(element: object) -> None:
         tag = element.tag  # type: ignore[attr-defined]
         if tag == _X_S:
-            parts.append(" " * int(element.get(f"{{{_TEXT}}}c", "1")))  # type: ignore[attr-defined]
+            spaces = count(element.get(f"{{{_TEXT}}}c"), "count of spaces")  # type: ignore[attr-defined]
+            if spaces > _MAX_SPACES:
+                raise too_large(f"a cell has a run of {spaces:,} spaces", _MAX_SPACES)
+            parts.append(" " * spaces)
         elif tag == _X_TAB:
             parts.append("\t")
         elif tag == _X_BREAK:
@@ -163,47 +225,105 @@ def _cell_value(cell: object) -> str:
     return _cell_text(cell)
 
 
-def _ods_rows(data: bytes) -> Iterator[Row]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        content = archive.open("content.xml")
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise UnreadableTable(f"not a readable .ods file: {exc}") from exc
+class _Stream:
+    """Start and end events of an XML part, dropping each finished element from its parent.
+
+    ``iterparse`` builds the whole tree as it goes; dropping what was read keeps memory at the
+    size of one row, whatever the number of rows (or of anything else) in the part. A row is
+    kept whole until its end event; one with more elements than `row_elements` is refused.
+    """
+
+    def __init__(self, source: CappedReader, row_tag: Callable[[str], bool], row_elements: int) -> None:
+        self._source = source
+        self._is_row = row_tag
+        self._row_elements = row_elements
+
+    def rows(self) -> Iterator[tuple[str, Any]]:
+        """('start', element) for every element outside rows, ('row', element) for a whole row."""
+        stack: list[Any] = []
+        in_row = 0  # depth of the open row in the stack (0: none)
+        elements = 0
+        for event, element in iterparse(self._source, events=("start", "end")):
+            if event == "start":
+                stack.append(element)
+                if in_row:
+                    elements += 1
+                    if elements > self._row_elements:
+                        raise too_large("a row holds too many XML elements", self._row_elements)
+                    continue
+                if self._is_row(element.tag):
+                    in_row, elements = len(stack), 0
+                yield "start", element
+                continue
+            depth = len(stack)
+            stack.pop()
+            if in_row and depth > in_row:
+                continue  # inside a row: kept until the row ends
+            if depth == in_row:
+                in_row = 0
+                yield "row", element
+            else:
+                yield "end", element
+            element.clear()
+            if stack:
+                stack[-1].remove(element)
+
+
+def _ods_rows(data: bytes, budget: Budget) -> Iterator[Row]:
+    with _open_zip(data, budget) as archive, _member(archive, "content.xml", budget, ".ods file") as content:
+        yield from _ods_content_rows(content, budget)
+
+
+def _ods_content_rows(content: CappedReader, budget: Budget) -> Iterator[Row]:
     sheet: str | None = None
     line_no = 0
-    with archive, content:
-        depth = 0  # nesting of tables (sub-tables are rare; count rows of the outer one only)
-        for event, element in iterparse(content, events=("start", "end")):
-            tag = element.tag
-            if event == "start":
-                if tag == _T_TABLE:
-                    depth += 1
-                    if depth == 1:
-                        sheet, line_no = element.get(_T_NAME), 0
-                continue
-            if tag == _T_ROW and depth == 1:
-                cells: list[str] = []
-                for cell in element:
-                    if cell.tag not in (_T_CELL, _T_COVERED):
-                        continue
-                    repeat = int(cell.get(_T_COLS_REPEATED, "1"))
-                    value = _cell_value(cell)
-                    if repeat > 1 and not value:
-                        cells.extend([""] * min(repeat, 1024))  # trailing filler: trimmed below
-                    else:
-                        cells.extend([value] * repeat)
-                cells = _trim(cells)
-                repeat_rows = int(element.get(_T_ROWS_REPEATED, "1"))
-                element.clear()
-                if not cells:
-                    line_no += repeat_rows  # blank rows (often ~1M of filler at a sheet's end)
-                    continue
-                for _ in range(repeat_rows):
-                    line_no += 1
-                    yield Row(sheet, line_no, list(cells))
-            elif tag == _T_TABLE:
+    depth = 0  # nesting of tables (sub-tables are rare; count rows of the outer one only)
+    stream = _Stream(content, lambda tag: tag == _T_ROW and depth == 1, 16 * budget.limits.columns)
+    for event, element in stream.rows():
+        tag = element.tag
+        if event == "start":
+            if tag == _T_TABLE:
+                depth += 1
+                if depth == 1:
+                    sheet, line_no = element.get(_T_NAME), 0
+            continue
+        if event == "end":
+            if tag == _T_TABLE:
                 depth -= 1
-                element.clear()
+            continue
+        cells = _ods_cells(element, budget, line_no + 1)
+        repeat_rows = count(element.get(_T_ROWS_REPEATED), "number of repeated rows")
+        if not cells:
+            line_no += repeat_rows  # blank rows (often ~1M of filler at a sheet's end): not expanded
+            continue
+        if repeat_rows > 1:
+            budget.repeat(repeat_rows, "row", line_no + 1)
+        for _ in range(repeat_rows):
+            line_no += 1
+            budget.row(line_no, cells)
+            yield Row(sheet, line_no, list(cells))
+
+
+def _ods_cells(row: Any, budget: Budget, line_no: int) -> list[str]:
+    """A row's cells, each in its column; empty cells, however often repeated, cost nothing
+    until a value follows them (trailing ones never do)."""
+    cells: list[str] = []
+    empty = 0  # empty cells not placed yet
+    for cell in row:
+        if cell.tag not in (_T_CELL, _T_COVERED):
+            continue
+        repeat = count(cell.get(_T_COLS_REPEATED), "number of repeated columns")
+        value = _cell_value(cell)
+        if not value:
+            empty += repeat
+            continue
+        if repeat > 1:
+            budget.repeat(repeat, "cell", line_no)
+        budget.column(len(cells) + empty + repeat - 1, line_no)
+        cells.extend([""] * empty)
+        cells.extend([value] * repeat)
+        empty = 0
+    return _trim(cells)
 
 
 def _local(tag: str) -> str:
@@ -211,11 +331,14 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+_MAX_COLUMN_LETTERS = 7  # 'ZZZZZZZ' is column 8,353,082,582: past any limit
+
+
 def _column_index(reference: str) -> int:
-    """'C7' -> 2: the 0-based column of a cell reference."""
+    """'C7' -> 2: the 0-based column of a cell reference (its letters read at most 7 deep)."""
     index = 0
-    for char in reference:
-        if not char.isalpha():
+    for letters, char in enumerate(reference):
+        if not ("A" <= char.upper() <= "Z") or letters >= _MAX_COLUMN_LETTERS:
             break
         index = index * 26 + (ord(char.upper()) - 64)
     return index - 1
@@ -234,33 +357,43 @@ def _xlsx_text(element: object) -> str:
     return "".join(parts)
 
 
-def _xlsx_sheets(archive: zipfile.ZipFile) -> list[tuple[str, str]]:
+def _xlsx_sheets(archive: zipfile.ZipFile, budget: Budget) -> list[tuple[str, str]]:
     """(sheet name, part path) in the workbook's order."""
     targets: dict[str, str] = {}
-    with archive.open("xl/_rels/workbook.xml.rels") as rels:
-        for _, element in iterparse(rels):
-            if _local(element.tag) == "Relationship":
+    with _member(archive, "xl/_rels/workbook.xml.rels", budget, ".xlsx file") as rels:
+        for event, element in _Stream(rels, lambda tag: _local(tag) == "Relationship", 64).rows():
+            if event == "row":
                 target = element.get("Target", "")
                 targets[element.get("Id", "")] = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
     sheets: list[tuple[str, str]] = []
-    with archive.open("xl/workbook.xml") as workbook:
-        for _, element in iterparse(workbook):
-            if _local(element.tag) == "sheet":
+    with _member(archive, "xl/workbook.xml", budget, ".xlsx file") as workbook:
+        for event, element in _Stream(workbook, lambda tag: _local(tag) == "sheet", 64).rows():
+            if event == "row":
                 rel = next((v for k, v in element.attrib.items() if _local(k) == "id"), "")
                 if rel in targets:
                     sheets.append((element.get("name", ""), targets[rel]))
     return sheets
 
 
-def _xlsx_shared_strings(archive: zipfile.ZipFile) -> list[str]:
-    if "xl/sharedStrings.xml" not in archive.namelist():
+def _xlsx_shared_strings(archive: zipfile.ZipFile, budget: Budget) -> list[str]:
+    if "xl/sharedStrings.xml" not in archive.NameToInfo:
         return []
+    limits = budget.limits
     strings: list[str] = []
-    with archive.open("xl/sharedStrings.xml") as part:
-        for _, element in iterparse(part):
-            if _local(element.tag) == "si":
-                strings.append(_xlsx_text(element))
-                element.clear()
+    chars = 0
+    with budget.member(archive, "xl/sharedStrings.xml") as part:
+        for event, element in _Stream(part, lambda tag: _local(tag) == "si", 16 * limits.columns).rows():
+            if event != "row":
+                continue
+            text = _xlsx_text(element)
+            chars += len(text)
+            strings.append(text)
+            if len(strings) > limits.shared_strings:
+                raise too_large(f"the workbook has more than {limits.shared_strings:,} shared strings",
+                                limits.shared_strings, "VRU_MAX_SHARED_STRINGS")
+            if chars > limits.shared_strings_chars:
+                raise too_large(f"the workbook's shared strings hold more than {limits.shared_strings_chars:,} "
+                                "characters", limits.shared_strings_chars, "VRU_MAX_SHARED_STRINGS_CHARS")
     return strings
 
 
@@ -271,7 +404,9 @@ def _xlsx_cell_value(cell: object, shared: list[str]) -> str:
         return _xlsx_text(inline) if inline is not None else ""
     value = next((c.text or "" for c in cell if _local(c.tag) == "v"), "")  # type: ignore[attr-defined]
     if kind == "s":
-        return shared[int(value)] if value.isdigit() and int(value) < len(shared) else ""
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):
+            return ""
+        return shared[int(value)] if int(value) < len(shared) else ""
     if kind == "b":
         return "TRUE" if value == "1" else "FALSE"
     if kind == "n" and value.endswith(".0"):
@@ -279,38 +414,41 @@ def _xlsx_cell_value(cell: object, shared: list[str]) -> str:
     return value  # numbers as stored, formula strings (str), errors (e: "#N/A")
 
 
-def _xlsx_rows(data: bytes) -> Iterator[Row]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        sheets = _xlsx_sheets(archive)
-        shared = _xlsx_shared_strings(archive)
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise UnreadableTable(f"not a readable .xlsx file: {exc}") from exc
-    with archive:
-        for name, part in sheets:
-            try:
-                content = archive.open(part)
-            except KeyError as exc:
-                raise UnreadableTable(f"not a readable .xlsx file: sheet {name!r} has no part {part}") from exc
-            with content:
-                line_no = 0
-                for _, element in iterparse(content):
-                    if _local(element.tag) != "row":
-                        continue
-                    line_no = int(element.get("r") or line_no + 1)
-                    cells: list[str] = []
-                    for cell in element:
-                        if _local(cell.tag) != "c":
-                            continue
-                        reference = cell.get("r")
-                        column = _column_index(reference) if reference else len(cells)
-                        if column > len(cells):
-                            cells.extend([""] * (column - len(cells)))  # cells Excel left out
-                        cells.append(_xlsx_cell_value(cell, shared))
-                    element.clear()
-                    cells = _trim(cells)
-                    if cells:
-                        yield Row(name, line_no, cells)
+def _xlsx_rows(data: bytes, budget: Budget) -> Iterator[Row]:
+    with _open_zip(data, budget) as archive:
+        sheets = _xlsx_sheets(archive, budget)
+        shared = _xlsx_shared_strings(archive, budget)
+        for number, (name, part) in enumerate(sheets, start=1):
+            if part not in archive.NameToInfo:
+                raise UnreadableTable(f"not a readable .xlsx file: sheet {number} of the workbook has no part")
+            with budget.member(archive, part) as content:
+                yield from _xlsx_sheet_rows(name, content, shared, budget)
+
+
+def _xlsx_sheet_rows(name: str, content: CappedReader, shared: list[str], budget: Budget) -> Iterator[Row]:
+    line_no = 0
+    for event, element in _Stream(content, lambda tag: _local(tag) == "row", 16 * budget.limits.columns).rows():
+        if event != "row":
+            continue
+        line_no = count(element.get("r"), "row number", line_no + 1)
+        cells: list[str] = []
+        width = 0  # columns taken so far, written or left out; only cells with a value are placed
+        for cell in element:
+            if _local(cell.tag) != "c":
+                continue
+            reference = cell.get("r")
+            column = max(_column_index(reference) if reference else width, width)  # Excel left out the gap
+            width = column + 1
+            value = _xlsx_cell_value(cell, shared)
+            if not value:
+                continue
+            budget.column(column, line_no)
+            cells.extend([""] * (column - len(cells)))
+            cells.append(value)
+        cells = _trim(cells)
+        if cells:
+            budget.row(line_no, cells)
+            yield Row(name, line_no, cells)
 
 
 # ------------------------------------------------------------------------------------------------
