@@ -17,8 +17,8 @@ a nightly sweep, which takes in anything an event did not (for example a file wh
   way is set aside the same way while the other files are still taken in. Row-level
   problems (an unknown site code, a code outside the standard) are quarantined in
   `restricted.ae_quarantine` with line and column.
-* **publish_raw**: emits the `restricted.ae_attendances` asset event (extra: extracts and row
-  counts, never row data) only when an extract was loaded; the transform DAG then rebuilds the
+* **publish_raw**: emits the `restricted.ae_attendances` asset event (extra: the extracts and
+  how many files; never row data nor row counts) only when an extract was loaded; the transform DAG then rebuilds the
   marts. Otherwise skipped.
 * **check_freshness**: whatever happened above: is the latest reporting period recent enough?
 * **report**: rewrites the data quality report, so a rejected file is listed there at once.
@@ -97,8 +97,9 @@ def vru_ingest_ae() -> None:
             "files_replaced": result["replaced"],
             "files_rejected": result["rejected"],
             "duplicates": result["duplicates"],
-            "rows_loaded": result["rows_loaded"],
-            "rows_quarantined": result["rows_quarantined"],
+            # no row counts: asset events are readable by Airflow users, and rows per extract are
+            # A&E attendances by site and period (exact counts stay in audit.landed_files)
+            "extracts_with_rows_set_aside": result["extracts_with_rows_set_aside"],
         })
 
     @task(trigger_rule=TriggerRule.ALL_DONE)

@@ -56,7 +56,7 @@ def _truncate(url: str) -> None:
             "truncate raw.stop_searches, raw.quarantine, raw.police_availability, audit.loads, "
             "audit.feed_state, audit.validation_results, raw.knife_offences, raw.source_notes, "
             "audit.editions, audit.revisions, audit.incidents, raw.sharp_object_admissions, "
-            "restricted.ae_attendances, restricted.ae_quarantine, audit.landed_files"
+            "restricted.ae_attendances, restricted.ae_quarantine, audit.landed_files, restricted.ae_published_cells"
         )
 
 

@@ -24,7 +24,8 @@ def test_bi_login_reads_marts_and_quality_results(bi_url: str) -> None:
         assert conn.execute("select n from marts.bi_probe").fetchone() == (1,)
         assert conn.execute("select count(*) from audit.validation_results").fetchone() == (0,)
         assert conn.execute("select count(*) from audit.incidents").fetchone() == (0,)
-        assert conn.execute("select count(*) from audit.landed_files").fetchone() == (0,)
+        # the A&E files received, without their per-extract row counts (tests/test_disclosure.py)
+        assert conn.execute("select count(*) from audit.ae_extracts_received").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("query", [
@@ -33,6 +34,8 @@ def test_bi_login_reads_marts_and_quality_results(bi_url: str) -> None:
     "select count(*) from raw.knife_offences",
     "select count(*) from restricted.ae_attendances",  # row-level A&E data
     "select count(*) from restricted.ae_quarantine",
+    "select count(*) from restricted.ae_published_cells",
+    "select rows_loaded from audit.landed_files",  # rows per A&E extract: attendances by site and period
     "select n from staging.bi_probe",
     "insert into marts.bi_probe values (2)",
     "create table marts.bi_own (n int)",

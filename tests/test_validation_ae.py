@@ -120,15 +120,15 @@ MART_COLUMNS = """
 def good_mart() -> list[Row]:
     """Essex: January from the raw rows above (one site of the seed's reporting), February no extract.
 
-    January, attendances 11 = 3 + 8 + 0: under 25 primary, 25 and over secondary; knife 1 = 1 + 0 + 0:
-    all ages and under 25 primary.
+    January, attendances 11 = 3 + 8 + 0: under 25 is 1-4, so all four attendances cells are withheld;
+    knife 1 = 1 + 0 + 0: all four knife cells withheld (all or nothing: model header, rule 2).
     """
     sites = sum(r["force_id"] == "essex" for r in SITE_ROWS)
     january = {  # band: (attendances, suppressed, knife, suppressed)
-        "all ages": (11, False, None, True),
+        "all ages": (None, True, None, True),
         "under 25": (None, True, None, True),
-        "25 and over": (None, True, 0, False),
-        "not known": (0, False, 0, False),
+        "25 and over": (None, True, None, True),
+        "not known": (None, True, None, True),
     }
     rows = []
     for band, (att, att_s, knife, knife_s) in january.items():
@@ -233,9 +233,9 @@ def test_mart_cell_showing_3_fails(ae_tables: psycopg.Connection, warehouse_url:
 
     outcome = run(warehouse_url, docs_dir, MART)
 
-    # shown 1-4; and the equation now has one suppressed cell (25 and over = 11 - 3 - 0)
+    # shown 1-4; and the equation now has three of its four cells withheld (some, not all)
     assert failed_checks(outcome.critical_failures) == [
-        "No small number shown", "No withheld number can be worked out"], outcome.critical_failures
+        "No small number shown", "Withheld all or none per force-month"], outcome.critical_failures
 
 
 def test_mart_sql_checks_catch_flags_totals_and_sums(ae_tables: psycopg.Connection) -> None:
@@ -248,9 +248,13 @@ def test_mart_sql_checks_catch_flags_totals_and_sums(ae_tables: psycopg.Connecti
     for check in checks:
         assert offending(ae_tables, MART, check) == [], check
 
-    # a suppressed flag without an empty count; a raw attendance the mart does not count
-    ae_tables.execute(f"update {MART[2]} set attendances_suppressed = true where month = '2024-01-01' "
-                      "and age_band = 'not known'")
+    # the all-ages total shown (these checks one by one: the suite as a whole would also fail the
+    # all-or-nothing rule), then a suppressed flag without an empty count; a raw attendance the
+    # mart does not count
+    ae_tables.execute(f"update {MART[2]} set attendances = 11, attendances_suppressed = false "
+                      "where month = '2024-01-01' and age_band = 'all ages'")
+    ae_tables.execute(f"update {MART[2]} set attendances = 0 "
+                      "where month = '2024-01-01' and age_band = 'not known'")
     load_raw(ae_tables, [{**good_raw()[1], "line_no": 99}])
     assert len(offending(ae_tables, MART, "Withheld exactly when marked")) == 1
     assert offending(ae_tables, MART, "All-ages totals equal the attendances loaded") == [

@@ -113,12 +113,14 @@ def _validation_light(critical: int, warnings: int) -> Light:
     return Light(GREEN, "All checks passed")
 
 
-def _ingest_light(failed: int, refused: int, quarantined: int, stale: bool) -> Light:
+def _ingest_light(failed: int, refused: int, quarantined: int, stale: bool, exact: bool = True) -> Light:
     if failed or refused:
         parts = [f"{failed} could not be fetched" if failed else "",
                  f"{refused} refused as malformed" if refused else ""]
         return Light(RED, "Not all loaded: " + ", ".join(p for p in parts if p))
     if quarantined:
+        if not exact:  # A&E: a count of rows set aside in a run is a count of attendances (issue 12)
+            return Light(AMBER, "Loaded; rows set aside (see below)")
         return Light(AMBER, f"Loaded; {quarantined:,} row(s) set aside (see below)")
     if stale:
         return Light(AMBER, "Loaded, but the data is older than the source's usual publication delay")
@@ -203,7 +205,8 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
                     continue
                 refused = sum(r[2] for r in rows)
                 light = _ingest_light(sum(r[1] for r in rows), 0 if feed in FILE_FEEDS else refused,
-                                      sum(r[3] for r in rows), any(d.startswith(feed + ".") for d in stale))
+                                      sum(r[3] for r in rows), any(d.startswith(feed + ".") for d in stale),
+                                      exact=feed != "ae")
                 if feed in FILE_FEEDS and refused and light.colour != RED:
                     light = Light(AMBER, f"{refused} file(s) rejected whole, the others loaded (see "
                                          "\"A&E extracts received\" below)")
@@ -246,8 +249,9 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
         select file_name, outcome, coalesce(site_code, ''),
                coalesce(to_char(reporting_period_start, 'YYYY-MM-DD') || ' to '
                         || to_char(reporting_period_end, 'YYYY-MM-DD'), ''),
-               rows_loaded, rows_quarantined, coalesce(reason, ''),
-               to_char(processed_at, 'YYYY-MM-DD HH24:MI')
+               case when outcome in ('loaded', 'replaced')
+                    then case when rows_quarantined > 0 then 'yes' else 'no' end else '' end,
+               coalesce(reason, ''), to_char(processed_at, 'YYYY-MM-DD HH24:MI')
         from audit.landed_files
         order by (outcome = 'rejected') desc, landed_id desc limit 40""")
     landed = [(safe_name(r[0]), *r[1:]) for r in landed]  # rows recorded before names were made safe
@@ -262,7 +266,8 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
         select dataset, coalesce(force_id, 'all'), coalesce(to_char(month, 'YYYY-MM'), 'edition'),
                status, rows_read, rows_loaded, rows_quarantined, coalesce(error, ''),
                to_char(finished_at, 'YYYY-MM-DD HH24:MI')
-        from audit.loads order by load_id desc limit 60""")
+        from audit.loads where dataset <> 'ae.attendances'  -- A&E: counts per extract (issue 12)
+        order by load_id desc limit 60""")
 
     docs = cfg.data_docs_dir / "index.html"
     docs_note = "" if docs.exists() else " (not written yet)"
@@ -304,7 +309,9 @@ were not published to the tables BI tools read. The dots show the most recent ru
 file was not loaded at all: its reason names the line and column, and the file is in the landing folder's
 <code>rejected/</code> folder with a <code>.reason.txt</code> beside it. In all:
 {html.escape(", ".join(f"{n} {o}" for o, n in landed_counts) or "none yet")}.</p>
-{_table(["File", "Outcome", "Site", "Reporting period", "Rows loaded", "Rows set aside", "Reason",
+<p class="muted">No row counts here: rows per extract are attendances per department and period, which
+only the suppressed figures of <code>marts.ae_assault_monthly</code> may show.</p>
+{_table(["File", "Outcome", "Site", "Reporting period", "Rows set aside", "Reason",
          "When (UTC)"], landed, "No A&amp;E extract has arrived yet.", "landed")}
 <h2>Editions of published tables (knife crime, hospital admissions)</h2>
 <p class="muted">Each edition the publisher releases is kept beside the earlier ones; "revised" counts the
@@ -443,14 +450,18 @@ def _reason_kind(reason: str) -> str:
     return _QUOTED.sub(lambda m: m.group(0) if m.group(1) else "…", reason)
 
 
+AE_COUNT_WITHHELD = "some (A&E: not counted here)"
+
+
 def _quarantine(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
     counts: Counter[tuple[str, str, str, str]] = Counter()
+    ae_kinds: set[tuple[str, str, str, str]] = set()
     for dataset, force, period, reason, n in _rows(conn, """
             select dataset, coalesce(force_id, 'all forces'),
                    coalesce(to_char(month, 'YYYY-MM'), 'edition ' || load_id), reason, count(*)
             from raw.quarantine group by 1, 2, 3, 4 order by 1, 2, 3 limit 5000"""):
         counts[(feed_of(dataset), force, period, _reason_kind(reason))] += n
-    # A&E rows are row-level data: only their counts and the kind of problem leave the schema
+    # A&E rows are row-level data: only the kind of problem leaves the schema (no values, no counts)
     for site, period, column, reason, n in _rows(conn, """
             select coalesce(l.force_id, 'unknown site'), to_char(l.month, 'YYYY-MM'),
                    coalesce(q.column_name, ''), split_part(q.reason, ': ', 2), count(*)
@@ -458,7 +469,9 @@ def _quarantine(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
             group by 1, 2, 3, 4 order by 1, 2 limit 5000"""):
         kind = f"{column}: {_reason_kind(reason)}" if column else _reason_kind(reason)
         counts[(FEEDS["ae"], site, period, kind)] += n
-    return [(*key, n) for key, n in sorted(counts.items())][:200]
+        ae_kinds.add((FEEDS["ae"], site, period, kind))
+    # A&E: the kind of problem per force-month, never how many rows (a count of attendances)
+    return [(*key, AE_COUNT_WITHHELD if key in ae_kinds else n) for key, n in sorted(counts.items())][:200]
 
 
 def _not_published(conn: psycopg.Connection) -> list[tuple[Any, ...]]:

@@ -158,20 +158,22 @@ def _edition_lines(conn: psycopg.Connection, chain: ChainResult) -> list[str]:
 
 
 def _ae_lines(conn: psycopg.Connection, chain: ChainResult, cfg: Settings) -> list[str]:
+    # Files, not rows: a count of rows per extract (or per run, which is often one extract) is a
+    # count of A&E attendances by site and period, which only the suppressed mart may show.
     counts = dict.fromkeys(("loaded", "replaced", "duplicate", "rejected"), 0)
-    rows = quarantined = 0
-    for outcome, n, loaded, held in conn.execute(
-        """select outcome, count(*), sum(rows_loaded), sum(rows_quarantined) from audit.landed_files
+    set_aside = 0
+    for outcome, n, with_set_aside in conn.execute(
+        """select outcome, count(*), count(*) filter (where rows_quarantined > 0) from audit.landed_files
            where run_id = any(%s) group by outcome""", (chain.ingest_run_ids,)):
         counts[outcome] = n
         if outcome in ("loaded", "replaced"):
-            rows += loaded
-            quarantined += held
+            set_aside += with_set_aside
     if not any(counts.values()):
         return []
     lines = [f"  A&E extracts taken in from {cfg.ae_landing_dir}: {counts['loaded']} loaded, "
              f"{counts['replaced']} replacing an earlier extract, {counts['duplicate']} duplicate(s) "
-             f"ignored, {counts['rejected']} rejected; {rows:,} attendances loaded, {quarantined} quarantined"]
+             f"ignored, {counts['rejected']} rejected; {set_aside} with rows set aside "
+             "(attendance counts: marts.ae_assault_monthly, suppressed)"]
     if counts["rejected"]:
         lines.append(f"  rejected files and their reasons: {cfg.ae_landing_dir / 'rejected'}")
     return lines

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,12 @@ RESULT_FORMAT: dict[str, Any] = {
 
 # The only result fields copied to audit.validation_results.observed.
 OBSERVED_KEYS = ("observed_value", "unexpected_count", "unexpected_percent", "element_count")
+
+# Row-level A&E data lives in this schema. A count of its rows (a table's row count, how many rows
+# fail a check) is a count of attendances, and two runs' counts difference to what one extract
+# added: for tables here no count is stored, logged, put in an incident or in the Data Docs (the
+# docs are not written for them at all); only whether each check passed, and column names.
+RESTRICTED_SCHEMA = "restricted"
 
 # GX loggers that are chatty at INFO in task logs.
 _QUIET_LOGGERS = ("great_expectations", "posthog", "tzlocal")
@@ -215,6 +221,8 @@ def validate(
         run_name=run_id or validation_id,
     )
     elapsed = time.perf_counter() - started
+    if schema_name == RESTRICTED_SCHEMA:
+        results = [_without_counts(r) for r in results]
 
     _store_results(
         results,
@@ -270,6 +278,7 @@ def _run_suite(
             ProgressBarsConfig,
         )
 
+        docs = schema_name != RESTRICTED_SCHEMA  # no counts of restricted rows in the Data Docs
         config = DataContextConfig(
             store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
             analytics_enabled=False,
@@ -294,13 +303,14 @@ def _run_suite(
         # Validation results are kept next to the site (counts only, see RESULT_FORMAT): the
         # index page lists the results found in this store, so an in-memory store would show
         # only the latest run of this process instead of the history.
-        config.stores[config.validation_results_store_name] = {
-            "class_name": "ValidationResultsStore",
-            "store_backend": {
-                "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir / RESULTS_SUBDIR),
-            },
-        }
+        if docs:
+            config.stores[config.validation_results_store_name] = {
+                "class_name": "ValidationResultsStore",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir / RESULTS_SUBDIR),
+                },
+            }
         context = gx.get_context(
             mode="ephemeral",
             project_config=config,
@@ -333,7 +343,7 @@ def _run_suite(
             gx.Checkpoint(
                 name=suite["name"],
                 validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[_DOCS_SITE])],
+                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[_DOCS_SITE])] if docs else [],
                 result_format=RESULT_FORMAT,
             )
         )
@@ -413,6 +423,13 @@ def _convert(result: Mapping[str, Any]) -> _ExpectationResult:
     )
 
 
+def _without_counts(result: _ExpectationResult) -> _ExpectationResult:
+    """The result with no row count of a restricted table (see RESTRICTED_SCHEMA): a list of
+    column names is kept, every number dropped."""
+    kept = {key: value for key, value in result.observed.items() if key == "observed_value" and isinstance(value, list)}
+    return replace(result, observed=kept)
+
+
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
@@ -432,12 +449,14 @@ def _describe(result: _ExpectationResult, table: str) -> str:
         detail = f"could not be checked ({result.error})"
     elif observed.get("unexpected_count") is not None:
         detail = f"{observed['unexpected_count']} of {observed.get('element_count', '?')} rows fail"
-    elif result.expectation == "unexpected_rows_expectation":
+    elif result.expectation == "unexpected_rows_expectation" and "observed_value" in observed:
         detail = f"{observed.get('observed_value')} offending rows"
     elif result.expectation.startswith("expect_table_columns"):
         detail = f"columns found: {', '.join(map(str, observed.get('observed_value') or []))}"
     elif "observed_value" in observed:
         detail = f"observed {observed['observed_value']}"
+    elif not observed:
+        detail = "failed (how many rows: not counted outside the restricted schema)"
     else:
         detail = "failed"
     column = f" [{result.column_name}]" if result.column_name else ""

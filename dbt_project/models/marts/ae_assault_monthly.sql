@@ -1,31 +1,54 @@
 {#-
     Small-number suppression (statistical disclosure control) of A&E assault attendances.
 
-    Each force-month has two measures (attendances, knife_or_sharp_attendances) and for each one
-    equation: 'all ages' = 'under 25' + '25 and over' + 'not known'. That equation is the only
-    one inside this mart: every other published number is another force or month, which no sum of
-    published cells links. knife_or_sharp_attendances is a subset of attendances, but 'attendances
-    minus knife or sharp' is published nowhere, so the two measures share no equation; knife <=
-    attendances gives a bound, never a value.
+    Threat: a reader who subtracts. Anything published (this mart, the marts built on it, earlier
+    builds of them) may be combined; no count from 1 to 4 may follow, exactly, from it.
 
-    1. Primary: a count from 1 to 4 is suppressed (shown as NULL, *_suppressed true). Zero is shown.
-    2. Secondary: when an equation has exactly one suppressed cell, it could be recovered by
-       subtraction, so the smallest other band cell that is shown and not zero is suppressed too
-       (ties: under 25, then 25 and over, then not known). Zeros are skipped: a zero is often
-       structural ('not known' is always 0 for a department that shares ages), so suppressing it
-       would still let the primary cell be recovered.
-       - The single suppressed cell is always a band cell: if 'all ages' is 1-4, every band is
-         at most 4 and at least one is 1-4, so at least two cells are primary.
-       - A candidate always exists: 'all ages' is then shown and, not being 1-4 while at least
-         the suppressed band's 1, is 5 or more; the other two bands sum to at least 1, so one of
-         them is non-zero, and it is shown (only one cell was primary).
-    3. "Repeat until no equation has exactly one suppressed cell": after step 2 the equation has
-       two suppressed cells, equations with 0 or >= 2 were not touched, and no cell belongs to a
-       second equation, so no equation changes again. The fixed point is reached after one
-       secondary pass: no recursion needed. tests/assert_ae_assault_monthly_disclosure_safe.sql
-       and the marts suite (expectations/marts.ae.ae_assault_monthly.json) check the result.
+    Each force-month has two measures (attendances, knife_or_sharp_attendances) and for each one
+    equation: 'all ages' = 'under 25' + '25 and over' + 'not known'. A measure of a force-month
+    (its four band cells) is called an equation below.
+
+    1. Primary: a count from 1 to 4 is withheld (NULL, *_suppressed true). Zero is shown.
+    2. Secondary, all or nothing: when any cell of an equation is withheld (rule 1, 3 or 4), every
+       cell of that equation is withheld.
+       Attack it replaces: the previous rule withheld one more cell, the smallest shown non-zero
+       band (ties to the first listed), so the choice depended on the hidden values and a reader
+       who knows the rule could invert it. All ages 14, under 25 = 5, 25 and over = 5, not known
+       = 4 published 14, -, 5, -: under 25 + not known = 9; if under 25 were the primary (1-4),
+       not known (>= 5) would not be the smallest band, so 25 and over would have been withheld;
+       hence not known is the primary and under 25 the complement, at most 25 and over's 5, so
+       under 25 = 5 and not known = 4, exactly. Withholding all four cells makes the choice
+       depend only on "is some cell withheld", and a withheld equation then has four unknowns
+       and one equation, none shown: every withheld cell keeps several feasible values.
+       - Across measures: knife_or_sharp <= attendances per cell gives bounds, never a value: a
+         shown attendances cell is 0 (then knife is 0, shown or not, never 1-4) or >= 5 (then a
+         withheld knife cell may be any of 1..4 at least).
+       - Across months and areas: vru_outcomes_quarterly sums three months into a quarter only
+         when no month is withheld (else the quarter is withheld), and vru_programme_comparison
+         sums only areas whose quarter is shown; both are functions of the figures shown here,
+         so they reveal nothing these do not. tests/test_disclosure.py solves every subtraction.
+    3. Publication lag: a 'partial' force-month (not every department has sent the whole month)
+       is withheld until var('ae_publication_lag_months') months (default 3) have passed since the
+       month ended (as of var('ae_publication_as_of'), default the day the dbt run started). A month is thus
+       usually first published complete, so a late extract rarely changes a published figure.
+    4. Across builds: restricted.ae_published_cells keeps every figure ever published per cell
+       (recorded by the post-hook, macro record_ae_publication). An equation is withheld (rule 2)
+       when any of its new figures differs by 1 to 4 from any figure published for that cell
+       before. So any two builds, differenced, show per cell a change of 0 or at least 5, or a
+       withheld cell: a late extract, a replaced extract or a month going from partial to
+       complete never reveals the 1-4 attendances it added or removed. A figure withheld this way
+       is shown again once it differs from every earlier figure by 0 or 5 or more. The history is
+       kept (not only the currently published mart): published 10, then 11 withheld (the mart
+       now shows NULL), then 11 compared with that NULL would be shown, and 10 -> 11 reveals 1.
+       Recording on build (before any promotion) can only over-record, which only withholds more.
+
+    Tests: tests/assert_ae_assault_monthly_disclosure_safe.sql, the marts suite
+    (expectations/marts.ae.ae_assault_monthly.json) and tests/test_disclosure.py (the attacks).
 -#}
+{{ config(post_hook=["{{ record_ae_publication(this) }}"]) }}
 {%- set measures = ['attendances', 'knife_or_sharp_attendances'] -%}
+{%- set lag_months = var('ae_publication_lag_months', 3) | int -%}
+{%- set as_of = var('ae_publication_as_of', none) -%}
 
 with
 
@@ -50,6 +73,12 @@ ae_sites as (
 force_areas as (
 
     select * from {{ ref('force_areas') }}
+
+),
+
+published_before as (
+
+    select * from {{ source('istv', 'ae_published_cells') }}
 
 ),
 
@@ -204,10 +233,15 @@ cells as (
 
 ),
 
+-- Rule 1 (primary) and rule 3 (a partial month within the publication lag), per cell.
 primary_suppression as (
 
     select
         *,
+        coverage = 'partial'
+        and cast(month + interval '{{ 1 + lag_months }} months' as date)
+        > cast('{{ as_of or run_started_at.strftime('%Y-%m-%d') }}' as date)
+            as is_pending,
         {% for measure in measures %}
         coalesce({{ measure }} between 1 and 4, false) as {{ measure }}_is_primary{{ "," if not loop.last }}
         {% endfor %}
@@ -216,44 +250,51 @@ primary_suppression as (
 
 ),
 
--- Per equation (force-month and measure): how many cells are primary-suppressed, and the band
--- cells ranked for secondary suppression (shown, non-zero band cells first, smallest first).
-complement_candidates as (
+-- Rule 4: a cell whose figure differs by 1 to 4 from a figure published for it before.
+version_conflicts as (
 
     select
-        *,
+        cells.force_id,
+        cells.month,
+        cells.age_band,
         {% for measure in measures %}
-        count(*) filter (where {{ measure }}_is_primary) over force_month as {{ measure }}_primary_cells,
-        row_number() over (
-            partition by force_id, month
-            order by
-                age_band = 'all ages' or {{ measure }}_is_primary or coalesce({{ measure }}, 0) = 0,
-                {{ measure }},
-                band_order
-        ) as {{ measure }}_complement_rank{{ "," if not loop.last }}
+        coalesce(bool_or(
+            published_before.measure = '{{ measure }}'
+            and abs(published_before.value - cells.{{ measure }}) between 1 and 4
+        ), false) as {{ measure }}_changed_by_1_to_4{{ "," if not loop.last }}
         {% endfor %}
 
-    from primary_suppression
-    window force_month as (partition by force_id, month)
+    from cells
+    inner join published_before
+        on
+            cells.force_id = published_before.force_id
+            and cells.month = published_before.month
+            and cells.age_band = published_before.age_band
+    group by cells.force_id, cells.month, cells.age_band
 
 ),
 
+-- Rule 2: an equation (force-month and measure) is withheld whole when any of its cells is.
 suppression as (
 
     select
-        *,
+        primary_suppression.*,
         {% for measure in measures %}
-        {{ measure }}_is_primary
-        or (
-            {{ measure }}_primary_cells = 1
-            and {{ measure }}_complement_rank = 1
-            and age_band <> 'all ages'
-            and not {{ measure }}_is_primary
-            and {{ measure }} > 0
-        ) as {{ measure }}_suppressed{{ "," if not loop.last }}
+        primary_suppression.coverage <> 'no extract'
+        and bool_or(
+            primary_suppression.is_pending
+            or primary_suppression.{{ measure }}_is_primary
+            or coalesce(version_conflicts.{{ measure }}_changed_by_1_to_4, false)
+        ) over force_month as {{ measure }}_suppressed{{ "," if not loop.last }}
         {% endfor %}
 
-    from complement_candidates
+    from primary_suppression
+    left join version_conflicts
+        on
+            primary_suppression.force_id = version_conflicts.force_id
+            and primary_suppression.month = version_conflicts.month
+            and primary_suppression.age_band = version_conflicts.age_band
+    window force_month as (partition by primary_suppression.force_id, primary_suppression.month)
 
 ),
 

@@ -379,6 +379,20 @@ create table if not exists audit.landed_files (
 );
 create index if not exists landed_files_dataset_idx on audit.landed_files (dataset, landed_id desc);
 
+-- Every A&E figure ever published, per cell of marts.ae_assault_monthly (force, month, age band,
+-- measure) and value: ae_assault_monthly withholds a force-month whose new figure would differ
+-- by 1 to 4 from any figure published for it before (the rule is in the model's header). Written
+-- by the model's post-hook (macro record_ae_publication), read by the model.
+create table if not exists restricted.ae_published_cells (
+    force_id            text        not null,
+    month               date        not null,
+    age_band            text        not null,
+    measure             text        not null,             -- attendances | knife_or_sharp_attendances
+    value               integer     not null,
+    first_published_at  timestamptz not null default now(),
+    primary key (force_id, month, age_band, measure, value)
+);
+
 -- ----------------------------------------------------------------------------------------------
 -- Write-audit-publish (vru.publish). dbt builds the marts in `marts_build`, which no BI role can
 -- read; the dbt tests and the GX mart suites run there; only then are the changed rows applied to
@@ -418,7 +432,7 @@ grant select on all tables in schema marts to vru_bi_reader;
 alter default privileges in schema marts grant select on tables to vru_bi_reader;
 alter default privileges for role vru_pipeline in schema marts grant select on tables to vru_bi_reader;
 grant select on audit.validation_results, audit.incidents, audit.loads, audit.editions,
-    audit.revisions, audit.feed_state, audit.landed_files to vru_bi_reader;
+    audit.revisions, audit.feed_state to vru_bi_reader;
 -- what was published and when: the report says which night's figures BI tools are showing
 grant select on audit.publications to vru_bi_reader;
 
@@ -442,3 +456,33 @@ begin
     end loop;
 end
 $$;
+
+-- ----------------------------------------------------------------------------------------------
+-- Disclosure control (issue 12): nothing the BI role reads carries a count of A&E rows by site,
+-- area or period, except the suppressed figures of marts.ae_assault_monthly. A per-extract row
+-- count is, for an area with one department, the force-month total the mart may withhold, and
+-- two successive totals difference to what a late or re-sent extract added.
+--
+-- audit.landed_files: per-extract rows loaded and set aside, and the file size (which grows with
+-- the rows). BI reads the view instead: which files arrived and what became of them, no counts.
+revoke select on audit.landed_files from vru_bi_reader;
+create or replace view audit.ae_extracts_received as
+select landed_id, dataset, file_name, outcome, load_id, duplicate_of, site_code,
+       reporting_period_start, reporting_period_end, rows_quarantined > 0 as rows_set_aside,
+       reason, run_id, processed_at
+from audit.landed_files;
+grant select on audit.ae_extracts_received to vru_bi_reader;
+-- audit.loads and audit.validation_results: the A&E rows carry row counts per extract (loads) and
+-- the restricted table's row count and failing rows (raw-stage results). Row-level security
+-- hides them from members of vru_bi_reader; every other role (the pipeline's) sees every row.
+alter table audit.loads enable row level security;
+drop policy if exists no_ae_counts_for_bi on audit.loads;
+create policy no_ae_counts_for_bi on audit.loads
+    using (dataset <> 'ae.attendances' or not pg_has_role(current_user, 'vru_bi_reader', 'usage'))
+    with check (true);
+alter table audit.validation_results enable row level security;
+drop policy if exists no_ae_counts_for_bi on audit.validation_results;
+create policy no_ae_counts_for_bi on audit.validation_results
+    using (dataset not like 'ae.%' or stage = 'marts'
+           or not pg_has_role(current_user, 'vru_bi_reader', 'usage'))
+    with check (true);
