@@ -32,7 +32,8 @@ def build(conn: psycopg.Connection, months: int) -> None:
     conn.execute(f"create table marts_build.bench_mart ({COLUMNS})")
     conn.execute(
         "insert into marts_build.bench_mart select 'force-' || f, date '2000-01-01' + (m || ' month')::interval, "
-        "'published', 1000 + f * m %% 997, f %% 7, f %% 13, 100 + m %% 50, round((100 + m %% 50) / 1000.0, 4), f %% 3 = 0 "
+        "'published', 1000 + f * m %% 997, f %% 7, f %% 13, 100 + m %% 50, "
+        "round((100 + m %% 50) / 1000.0, 4), f %% 3 = 0 "
         "from generate_series(1, 43) f, generate_series(0, %s - 1) m", (months,))
     conn.execute("analyze marts_build.bench_mart")
 

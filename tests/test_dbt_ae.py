@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from vru import publish
 from vru.config import dbt_env
 from vru.validation import validate
 
@@ -126,14 +127,14 @@ def dbt_build(url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def ae_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """An empty warehouse; the dbt-built A&E relations are dropped afterwards (other tests make their own)."""
     yield conn
-    conn.execute("drop table if exists marts.ae_assault_monthly cascade")
+    conn.execute("drop table if exists marts.ae_assault_monthly, marts_build.ae_assault_monthly cascade")
     conn.execute("drop view if exists restricted.stg_istv__attendances cascade")
     conn.execute("drop view if exists restricted.stg_istv__extracts cascade")
 
 
 def mart_rows(conn: psycopg.Connection) -> dict[tuple[str, str, str], dict[str, Any]]:
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        cur.execute("select *, to_char(month, 'YYYY-MM') as ym from marts.ae_assault_monthly")
+        cur.execute("select *, to_char(month, 'YYYY-MM') as ym from marts_build.ae_assault_monthly")
         return {(r["force_id"], r["ym"], r["age_band"]): r for r in cur.fetchall()}
 
 
@@ -224,7 +225,12 @@ def test_build_suppresses_and_keeps_row_level_data_restricted(ae_conn: psycopg.C
         "select n.nspname || '.' || c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
         "where c.relname in ('stg_istv__attendances', 'stg_istv__extracts', 'ae_assault_monthly')").fetchall())
     assert kinds == {"restricted.stg_istv__attendances": "v", "restricted.stg_istv__extracts": "v",
-                     "marts.ae_assault_monthly": "r"}
+                     "marts_build.ae_assault_monthly": "r"}
+    # built where no BI reader can see it; readable once published (write-audit-publish)
+    assert ae_conn.execute("select has_table_privilege('vru_bi_reader', 'marts_build.ae_assault_monthly', "
+                           "'select')").fetchone() == (False,)
+    with psycopg.connect(clean_warehouse) as publishing:
+        publish.promote(publishing, "test", ["ae_assault_monthly"])
     privileges = ae_conn.execute(
         "select has_table_privilege('vru_bi_reader', 'marts.ae_assault_monthly', 'select'), "
         "has_schema_privilege('vru_bi_reader', 'restricted', 'usage'), "
@@ -239,7 +245,7 @@ def test_build_suppresses_and_keeps_row_level_data_restricted(ae_conn: psycopg.C
 
     # The dbt-built mart and the raw rows pass their suites (the suites' failures: test_validation_ae.py)
     for stage, dataset, table in (("raw", "ae.attendances", "restricted.ae_attendances"),
-                                  ("marts", "ae.ae_assault_monthly", "marts.ae_assault_monthly")):
+                                  ("marts", "ae.ae_assault_monthly", "marts_build.ae_assault_monthly")):
         outcome = validate(stage, dataset, table, warehouse_url=clean_warehouse, docs_dir=tmp_path / "docs")
         assert outcome.success, outcome.critical_failures + outcome.warnings
 

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from vru import sample_istv, warehouse
+from vru import publish, sample_istv, warehouse
 from vru.archive import Archive
 from vru.config import dbt_env, settings
 from vru.feeds import istv
@@ -122,13 +122,18 @@ def dbt_build(url: str, tmp_path: Path, select: str, as_of: str | None = None) -
     done = subprocess.run(command, env={**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"},
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-6000:]
+    # what a BI reader sees is what the pipeline publishes after the checks (write-audit-publish)
+    with psycopg.connect(url) as conn:
+        built = [m for m in publish.manifest_marts(PROJECT / "target" / "manifest.json")
+                 if conn.execute("select to_regclass(%s)", (f"{publish.BUILD_SCHEMA}.{m}",)).fetchone() != (None,)]
+        publish.promote(conn, "test", built)
 
 
 @pytest.fixture
 def marts_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     yield conn
     for mart in ("vru_programme_comparison", "vru_outcomes_quarterly", "ae_assault_monthly"):
-        conn.execute(f"drop table if exists marts.{mart} cascade")
+        conn.execute(f"drop table if exists marts.{mart}, marts_build.{mart} cascade")
 
 
 def dict_rows(conn: psycopg.Connection, query: str) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ def ae_tables(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 
 def drop_mart(conn: psycopg.Connection) -> None:
     # In a full test run dbt may have built the real mart (a table): drop it either way.
-    conn.execute("drop table if exists marts.ae_assault_monthly cascade")
+    conn.execute("drop table if exists marts.ae_assault_monthly, marts_build.ae_assault_monthly cascade")
 
 
 def run(warehouse_url: str, docs_dir: Path, target: tuple[str, str, str]) -> ValidationOutcome:

@@ -83,9 +83,9 @@ def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
             published = conn.execute("select marts from audit.publications where run_id = %s",
                                      (run["dag_run_id"],)).fetchone()
             if published:
-                changed = {m: c for m, c in published[0].items() if c["inserted"] or c["deleted"]}
+                moved = {m: c for m, c in published[0].items() if c["inserted"] or c["deleted"]}
                 lines.append("  published to the marts BI tools read (rows inserted/deleted): " + (
-                    ", ".join(f"{m} +{c['inserted']}/-{c['deleted']}" for m, c in sorted(changed.items()))
+                    ", ".join(f"{m} +{c['inserted']}/-{c['deleted']}" for m, c in sorted(moved.items()))
                     or "no row changed"))
             elif tasks.get("publish_marts") in ("failed", "upstream_failed"):
                 lines.append("  nothing published: the marts BI tools read still show the previous figures")
