@@ -34,7 +34,6 @@ import os
 import random
 import re
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
@@ -44,19 +43,13 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from test_dbt_ae import BANDS, DATASET, DBT, FLAGS, MEASURES, PROJECT
 from vru import publish, sample_istv, warehouse
 from vru.archive import Archive
 from vru.config import dbt_env, settings
 from vru.feeds import istv
 from vru.landing import process_landing
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT = REPO / "dbt_project"
-DBT = Path(sys.executable).parent / "dbt"
-DATASET = "ae.attendances"
-BANDS = ("all ages", "under 25", "25 and over", "not known")
-MEASURES = ("attendances", "knife_or_sharp_attendances")
-FLAGS = {"attendances": "attendances_suppressed", "knife_or_sharp_attendances": "knife_or_sharp_suppressed"}
 AGE_OF_BAND = {"under 25": "18-24", "25 and over": "35-44", "not known": None}
 LAG_MONTHS = 3  # the model's default var('ae_publication_lag_months')
 

@@ -22,8 +22,6 @@ files and HTTP receiver are real).
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import logging
 import os
@@ -37,6 +35,7 @@ from typing import Any, ClassVar
 
 import psycopg
 import pytest
+from test_ae_landing import rows_of, to_bytes
 from vru import sample_istv
 from vru.config import settings
 
@@ -124,14 +123,6 @@ def drop_good(landing: Path) -> bytes:
     return data
 
 
-def rows_of(data: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
-
-
-def to_bytes(rows: list[list[str]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    return buffer.getvalue().encode("utf-8")
 
 
 def loaded_rows(conn: psycopg.Connection, site: str) -> int:
