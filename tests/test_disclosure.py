@@ -48,7 +48,7 @@ from vru import publish, sample_istv, warehouse
 from vru.archive import Archive
 from vru.config import dbt_env, settings
 from vru.feeds import istv
-from vru.landing import process_landing
+from vru.landing import Limits, process_landing
 
 AGE_OF_BAND = {"under 25": "18-24", "25 and over": "35-44", "not known": None}
 LAG_MONTHS = 3  # the model's default var('ae_publication_lag_months')
@@ -486,7 +486,8 @@ def landed(conn: psycopg.Connection, clean_warehouse: str, tmp_path: Path) -> di
     data = extract_with_counts(site, date(2019, 6, 1))
     (landing / "istv_extract.csv").write_bytes(data)
     reference = istv.Reference.from_seeds(settings().dbt_project_dir)
-    summary = process_landing(conn, landing, Archive(tmp_path / "archive"), reference, "disclosure-run")
+    summary = process_landing(conn, landing, Archive(tmp_path / "archive"), reference, "disclosure-run",
+                              Limits(settle_seconds=0, max_file_bytes=settings().ae_max_file_bytes))
     assert [(f.outcome, f.rows_loaded, f.rows_quarantined) for f in summary.files] == [("loaded", LOADED, SET_ASIDE)]
     # a row the raw suite fails on (arrival outside the period), so failures are reported
     conn.execute("update restricted.ae_attendances set arrival_at = arrival_at + interval '40 days' "
