@@ -100,3 +100,14 @@ def clean_warehouse(warehouse_url: str) -> Iterator[str]:
 def conn(clean_warehouse: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(clean_warehouse, autocommit=True) as connection:
         yield connection
+
+
+def publish_built(url: str) -> None:
+    """Publish what dbt built in the build schema, as the transform DAG's publish_marts does after
+    its checks (write-audit-publish): what a BI reader sees is what was published."""
+    from vru import publish
+
+    with psycopg.connect(url) as conn:
+        built = [m for m in publish.manifest_marts(REPO / "dbt_project" / "target" / "manifest.json")
+                 if conn.execute("select to_regclass(%s)", (f"{publish.BUILD_SCHEMA}.{m}",)).fetchone() != (None,)]
+        publish.promote(conn, "test", built)

@@ -43,14 +43,16 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from conftest import publish_built
 from test_dbt_ae import BANDS, DATASET, DBT, FLAGS, MEASURES, PROJECT
-from vru import publish, sample_istv, warehouse
+from vru import sample_istv, warehouse
 from vru.archive import Archive
 from vru.config import dbt_env, settings
 from vru.feeds import istv
 from vru.landing import Limits, process_landing
 
 AGE_OF_BAND = {"under 25": "18-24", "25 and over": "35-44", "not known": None}
+NO_SETTLE = Limits(settle_seconds=0, max_file_bytes=10_000_000)  # files are dropped and taken at once
 LAG_MONTHS = 3  # the model's default var('ae_publication_lag_months')
 
 with (PROJECT / "seeds" / "ae_sites.csv").open(newline="", encoding="utf-8") as seed_file:
@@ -115,11 +117,7 @@ def dbt_build(url: str, tmp_path: Path, select: str, as_of: str | None = None) -
     done = subprocess.run(command, env={**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"},
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-6000:]
-    # what a BI reader sees is what the pipeline publishes after the checks (write-audit-publish)
-    with psycopg.connect(url) as conn:
-        built = [m for m in publish.manifest_marts(PROJECT / "target" / "manifest.json")
-                 if conn.execute("select to_regclass(%s)", (f"{publish.BUILD_SCHEMA}.{m}",)).fetchone() != (None,)]
-        publish.promote(conn, "test", built)
+    publish_built(url)  # a BI reader sees what the pipeline publishes after its checks
 
 
 @pytest.fixture
@@ -486,8 +484,7 @@ def landed(conn: psycopg.Connection, clean_warehouse: str, tmp_path: Path) -> di
     data = extract_with_counts(site, date(2019, 6, 1))
     (landing / "istv_extract.csv").write_bytes(data)
     reference = istv.Reference.from_seeds(settings().dbt_project_dir)
-    summary = process_landing(conn, landing, Archive(tmp_path / "archive"), reference, "disclosure-run",
-                              Limits(settle_seconds=0, max_file_bytes=settings().ae_max_file_bytes))
+    summary = process_landing(conn, landing, Archive(tmp_path / "archive"), reference, "disclosure-run", NO_SETTLE)
     assert [(f.outcome, f.rows_loaded, f.rows_quarantined) for f in summary.files] == [("loaded", LOADED, SET_ASIDE)]
     # a row the raw suite fails on (arrival outside the period), so failures are reported
     conn.execute("update restricted.ae_attendances set arrival_at = arrival_at + interval '40 days' "
@@ -568,7 +565,7 @@ def test_report_alerts_and_task_results_carry_no_per_extract_counts(
         (landing / "istv_again.csv").write_bytes(extract_with_counts(SITES["leicestershire"][0], date(2019, 7, 1)))
         with psycopg.connect(clean_warehouse, autocommit=True) as conn:
             process_landing(conn, landing, Archive(tmp_path / "archive2"),
-                            istv.Reference.from_seeds(settings().dbt_project_dir), "disclosure-run-2")
+                            istv.Reference.from_seeds(settings().dbt_project_dir), "disclosure-run-2", NO_SETTLE)
     # the log goes through logging (caplog) or, under Airflow's structlog set-up, to stdout
     captured = capsys.readouterr()
     log = "\n".join([*caplog.messages, captured.out, captured.err])
