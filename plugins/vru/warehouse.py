@@ -39,6 +39,7 @@ DATABASE = "warehouse"
 SUPERUSER = "postgres"
 PIPELINE_ROLE = "vru_pipeline"  # plugins/vru/sql/warehouse.sql creates it
 _SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+_PG_CTL_NO_ACCESS = 4  # `pg_ctl status`: the data folder cannot be accessed (3 is "not running")
 
 
 class WarehouseError(RuntimeError):
@@ -181,7 +182,20 @@ class EmbeddedWarehouse:
     def is_running(self) -> bool:
         if not (self.pgdata / "PG_VERSION").exists():
             return False
-        return self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "status"]).returncode == 0
+        status = [self._bin("pg_ctl"), "-D", str(self.pgdata), "status"]
+        code = self._run(status).returncode
+        if code == _PG_CTL_NO_ACCESS and os.geteuid() == 0:
+            # As root the server runs as the system user, which must be able to reach the data
+            # folder. A parent folder closed since the start (pytest closes its temp root to 0700
+            # whenever another session starts) makes `status` answer "cannot access", not "not
+            # running": starting a second server on the same data would then fail. Open the path
+            # for the system user again, as start() does, and ask once more.
+            self._prepare_for_system_user()
+            code = self._run(status).returncode
+        if code == _PG_CTL_NO_ACCESS:
+            raise WarehouseError(f"cannot tell whether PostgreSQL runs in {self.pgdata}: the data folder is not "
+                                 f"accessible to {_SYSTEM_USER if os.geteuid() == 0 else 'this user'}")
+        return code == 0
 
     def _initdb(self) -> None:
         self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
