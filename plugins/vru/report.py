@@ -43,7 +43,7 @@ STAGE_WORDS = {
     "ingest": "Loading from the source",
     "raw": "Checks on the data as received",
     "staging": "Checks after cleaning",
-    "marts": "Checks on the published tables",
+    "marts": "Checks on the tables for BI tools, before they are published",
 }
 TREND_RUNS = 14
 
