@@ -113,11 +113,12 @@ def _copy_comments(conn: psycopg.Connection, table: str) -> None:
                 published, sql.Identifier(name), sql.Literal(wanted)))
 
 
-def _replace(conn: psycopg.Connection, table: str) -> MartChange:
+def _replace(conn: psycopg.Connection, table: str, exists: bool) -> MartChange:
+    """Create the published table anew from the build (first publication, or a contract change)."""
     build = sql.Identifier(BUILD_SCHEMA, table)
     published = sql.Identifier(PUBLISHED_SCHEMA, table)
     previous = 0
-    if _shape(conn, PUBLISHED_SCHEMA, table) is not None:
+    if exists:
         row = conn.execute(sql.SQL("select count(*) from {}").format(published)).fetchone()
         previous = int(row[0]) if row else 0
     conn.execute(sql.SQL("drop table if exists {}").format(published))
@@ -164,16 +165,17 @@ def promote(conn: psycopg.Connection, run_id: str | None, marts: list[str]) -> l
         conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
         # the row comparison hashes every row of both tables: keep the hash tables in memory
         conn.execute(sql.SQL("set local work_mem = {}").format(sql.Literal(WORK_MEM)))
-        # one promotion at a time (a manual `vru publish` beside a transform run)
+        # one promotion at a time (transform runs are one at a time; this also covers any other caller)
         conn.execute("select pg_advisory_xact_lock(hashtext('vru.publish'))")
         for table in marts:
             build_shape = _shape(conn, BUILD_SCHEMA, table)
             if build_shape is None:
                 raise PromotionError(f"{BUILD_SCHEMA}.{table} does not exist: the build is incomplete")
-            if _shape(conn, PUBLISHED_SCHEMA, table) == build_shape:
+            published_shape = _shape(conn, PUBLISHED_SCHEMA, table)
+            if published_shape == build_shape:
                 changes.append(_apply_difference(conn, table))
             else:
-                changes.append(_replace(conn, table))
+                changes.append(_replace(conn, table, exists=published_shape is not None))
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         conn.execute(
             "insert into audit.publications (run_id, duration_ms, marts) values (%s, %s, %s)",
