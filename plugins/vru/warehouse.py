@@ -335,6 +335,20 @@ def prepare(cfg: Settings | None = None) -> str:
     return warehouse_url(cfg)
 
 
+def _open_transactions(conn: psycopg.Connection) -> str:
+    """Who may hold the lock: other sessions of this database inside a transaction, oldest first,
+    by pid, role, application and age (never their query text, which may carry data)."""
+    rows = conn.execute(
+        "select pid, usename, coalesce(nullif(application_name, ''), backend_type), state, "
+        "       extract(epoch from now() - xact_start)::int "
+        "from pg_stat_activity "
+        "where datname = current_database() and pid <> pg_backend_pid() and xact_start is not null "
+        "order by xact_start limit 10").fetchall()
+    if not rows:
+        return "none now (the holder has finished: run it again)"
+    return "; ".join(f"pid {pid} {user} ({app}, {state}, {age} s)" for pid, user, app, state, age in rows)
+
+
 def apply_schema(url: str, *, pipeline_password: str | None = None, lock_timeout: str | None = "5s",
                  bi_statement_timeout: str | None = "5min",
                  bi_idle_in_transaction_timeout: str | None = "10min") -> None:
@@ -360,7 +374,8 @@ def apply_schema(url: str, *, pipeline_password: str | None = None, lock_timeout
                 raise WarehouseError(
                     f"apply-schema gave up after lock_timeout={lock_timeout}: another session holds a lock "
                     "on a warehouse table (a BI query or an open transaction; see pg_stat_activity and "
-                    f"pg_locks). Nothing was changed; run it again when that session is done. ({error})"
+                    f"pg_locks). Nothing was changed; run it again when that session is done. ({error}) "
+                    f"Sessions with an open transaction: {_open_transactions(conn)}"
                 ) from error
             if pipeline_password:
                 conn.execute(sql.SQL("alter role {} login password {}").format(
