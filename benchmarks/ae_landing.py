@@ -22,11 +22,12 @@ def main() -> None:
     os.environ.pop("VRU_WAREHOUSE_URL", None)
     os.environ["VRU_AE_SETTLE_SECONDS"] = "0"  # the files are written just before: take them at once
     import psycopg
-    from vru import sample_istv, warehouse
     from vru.archive import Archive
     from vru.config import settings
-    from vru.feeds import istv
+    from vru.feeds import ae
     from vru.landing import process_landing
+    from vru_sample import istv as sample_istv
+    from vru_sample import warehouse
 
     cfg = settings()
     server = warehouse.embedded(cfg)
@@ -34,7 +35,7 @@ def main() -> None:
     try:
         url = server.url()
         warehouse.apply_schema(url)
-        reference = istv.Reference.from_seeds(cfg.dbt_project_dir)
+        reference = ae.Reference.from_seeds(cfg.dbt_project_dir)
         landing = cfg.ae_landing_dir
         started = time.perf_counter()
         files = sample_istv.write_extracts(landing)

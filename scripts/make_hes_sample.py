@@ -1,7 +1,7 @@
 """Generate the bundled HES sample: two editions of an NHS Digital HES admitted patient care
 "external causes" table for assault by sharp object (ICD-10 X99), England.
 
-    .venv/bin/python scripts/make_hes_sample.py   # rewrites plugins/vru/sample/nhs/
+    .venv/bin/python scripts/make_hes_sample.py   # rewrites plugins/vru_sample/data/hes/
 
 SYNTHETIC FIGURES, NOT PUBLISHED ONES (except one). No real HES table can be fetched here, so the
 figures are made up, deterministically (seeded), at the published level: X99 finished consultant
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "plugins" / "vru" / "sample" / "nhs"
+OUT = REPO / "plugins" / "vru_sample" / "data" / "hes"
 
 FIRST_YEAR, LAST_YEAR_1, LAST_YEAR_2 = 2012, 2018, 2019
 # X99 FCEs, England (synthetic except 2019/20, which is the published 4,757)

@@ -1,6 +1,6 @@
 """Generate the bundled knife crime sample: two editions of the Home Office open data table.
 
-    .venv/bin/python scripts/make_knife_crime_sample.py   # rewrites plugins/vru/sample/home_office/
+    .venv/bin/python scripts/make_knife_crime_sample.py   # rewrites plugins/vru_sample/data/knife_crime/
 
 SYNTHETIC FIGURES, NOT PUBLISHED ONES. No real Home Office table can be fetched here, so the
 figures are made up, deterministically (seeded), at realistic levels: England and Wales totals per
@@ -27,7 +27,7 @@ import random
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "plugins" / "vru" / "sample" / "home_office"
+OUT = REPO / "plugins" / "vru_sample" / "data" / "knife_crime"
 SEEDS = REPO / "dbt_project" / "seeds"
 CENSUS = REPO / "dbt_project" / "seeds" / "population_census_2011.csv"
 

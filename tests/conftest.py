@@ -16,7 +16,7 @@ from vru import warehouse  # noqa: E402
 from vru.config import settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "plugins" / "vru" / "sample" / "police_uk"
+SAMPLE = REPO / "plugins" / "vru_sample" / "data" / "police"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 

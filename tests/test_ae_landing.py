@@ -17,12 +17,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from vru import sample_istv
 from vru.archive import Archive
 from vru.config import settings
-from vru.feeds import istv
+from vru.feeds import ae
 from vru.landing import pending_files, process_landing
 from vru.triggers import LandingFileTrigger
+from vru_sample import istv as sample_istv
 
 MONTH = date(2019, 6, 1)
 
@@ -41,12 +41,12 @@ def landing(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference() -> istv.Reference:
-    return istv.Reference.from_seeds(settings().dbt_project_dir)
+def reference() -> ae.Reference:
+    return ae.Reference.from_seeds(settings().dbt_project_dir)
 
 
 @pytest.fixture
-def take_in(conn: psycopg.Connection, landing: Path, tmp_path: Path, reference: istv.Reference) -> Iterator[object]:
+def take_in(conn: psycopg.Connection, landing: Path, tmp_path: Path, reference: ae.Reference) -> Iterator[object]:
     archive = Archive(tmp_path / "archive")
     yield lambda run_id="test": process_landing(conn, landing, archive, reference, run_id)
 
@@ -203,7 +203,7 @@ def test_bad_rows_are_quarantined_with_line_and_column_and_the_rest_loaded(
 
 
 def test_an_unknown_site_code_quarantines_every_row_and_the_file_loads_once_the_site_is_known(
-        conn: psycopg.Connection, landing: Path, tmp_path: Path, reference: istv.Reference) -> None:
+        conn: psycopg.Connection, landing: Path, tmp_path: Path, reference: ae.Reference) -> None:
     rows = rows_of(sample_istv.extract("RFSDA", MONTH))
     rows = [rows[0]] + [[r[0], r[1], "RZZ99", *r[3:]] for r in rows[1:]]
     data = to_bytes(rows)
@@ -214,7 +214,7 @@ def test_an_unknown_site_code_quarantines_every_row_and_the_file_loads_once_the_
     assert conn.execute("select distinct reason like %s from restricted.ae_quarantine",
                         ("%site code 'RZZ99' is not a known emergency department%",)).fetchall() == [(True,)]
     # the department is added to the seed; the same file dropped again is retried, not a duplicate
-    known = istv.Reference({**reference.sites, "RZZ99": "derbyshire"}, reference.codes)
+    known = ae.Reference({**reference.sites, "RZZ99": "derbyshire"}, reference.codes)
     drop(landing, "new-department.csv", data)
     again = process_landing(conn, landing, archive, known, "night-2").files[0]
     assert again.outcome == "replaced" and again.rows_loaded == len(rows) - 1 == count(conn, "RZZ99")
@@ -224,13 +224,13 @@ def test_an_unknown_site_code_quarantines_every_row_and_the_file_loads_once_the_
     assert process_landing(conn, landing, archive, known, "night-3").files[0].outcome == "duplicate"
 
 
-def test_data_dictionary_headers_are_accepted(reference: istv.Reference) -> None:
+def test_data_dictionary_headers_are_accepted(reference: ae.Reference) -> None:
     rows = rows_of(sample_istv.extract("RFSDA", MONTH))
     rows[0] = ["REPORTING PERIOD START DATE", "REPORTING PERIOD END DATE", "SITE CODE (OF TREATMENT)",
                "ARRIVAL DATE AND TIME AT ACCIDENT AND EMERGENCY DEPARTMENT", "ASSAULT DATE AND TIME",
                "ASSAULT METHOD", "ASSAULT METHOD OTHER DESCRIPTION", "ASSAULT LOCATION TYPE",
                "ASSAULT LOCATION DESCRIPTION", "Age band", "Person Phenotypic Sex"]
-    parsed = istv.parse(to_bytes(rows), "dd.csv", reference)
+    parsed = ae.parse(to_bytes(rows), "dd.csv", reference)
     records = list(parsed.parsed.records)
     assert parsed.rows == len(rows) - 1 == len(records) and not parsed.quarantined
 

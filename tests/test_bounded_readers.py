@@ -247,14 +247,14 @@ started = time.monotonic()
 from pathlib import Path
 import psycopg
 from vru.archive import Archive
-from vru.feeds import hes, home_office
+from vru.feeds import hes, knife_crime
 from vru.http import HttpClient, RetryPolicy
 with psycopg.connect(job["warehouse"], autocommit=True) as conn:
     archive = Archive(Path(job["archive"]))
     if "url" in job:
-        forces = home_office.force_names(Path(job["dbt"]))
+        forces = knife_crime.force_names(Path(job["dbt"]))
         with HttpClient(rate_per_second=50, retry=RetryPolicy(max_attempts=1)) as http:
-            result = home_office.ingest(conn, http, archive, job["url"], forces, run_id="bounded")
+            result = knife_crime.ingest(conn, http, archive, job["url"], forces, run_id="bounded")
     else:
         result = hes.load_file(conn, archive, Path(job["path"]), run_id="bounded")
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
@@ -365,14 +365,16 @@ def test_a_download_longer_than_the_limit_stops_and_is_refused_with_an_incident(
           f"{outcome['peak_vm_mb']} MB; reason: {reason}")
 
     # The check_and_load task raises EditionRefused on a refused result; its failure callback
-    # (every task's, vru.alerts.task_defaults) records the incident in the warehouse.
-    from vru.airflow_local import KNIFE_CRIME_DAG
-    from vru.alerts import EDITION_REFUSED, EditionRefused, VruIncidentNotifier
+    # (every task's, vru.incidents.task_defaults) records the incident in the warehouse.
+    from vru.registry import feed
+
+    knife_crime_dag = feed("knife_crime").dag_id
+    from vru.incidents import EDITION_REFUSED, EditionRefused, VruIncidentNotifier
 
     monkeypatch.setenv("VRU_WAREHOUSE_URL", clean_warehouse)
     for variable in ("VRU_ALERT_EMAIL_TO", "VRU_ALERT_WEBHOOK_URL"):
         monkeypatch.delenv(variable, raising=False)
-    ti = SimpleNamespace(dag_id=KNIFE_CRIME_DAG, task_id="check_and_load", run_id="bounded", try_number=1,
+    ti = SimpleNamespace(dag_id=knife_crime_dag, task_id="check_and_load", run_id="bounded", try_number=1,
                          map_index=-1)
     error = EditionRefused(outcome["result"]["dataset"], reason)
     VruIncidentNotifier().notify({"ti": ti, "task_instance": ti, "run_id": "bounded",  # type: ignore[arg-type]
@@ -380,7 +382,7 @@ def test_a_download_longer_than_the_limit_stops_and_is_refused_with_an_incident(
     incidents = conn.execute("select incident_key, kind, summary, detail, dataset from audit.incidents").fetchall()
     assert len(incidents) == 1
     key, kind, summary, detail, dataset = incidents[0]
-    assert (key, kind, dataset) == (f"task:{KNIFE_CRIME_DAG}.check_and_load", EDITION_REFUSED,
+    assert (key, kind, dataset) == (f"task:{knife_crime_dag}.check_and_load", EDITION_REFUSED,
                                     "home_office.knife_offences")
     assert summary == ("Knife crime: the new edition was refused, so nothing of it was loaded; the figures "
                        "already held are unchanged.")

@@ -24,7 +24,6 @@ import pytest
 from conftest import SAMPLE, home_with_warehouse
 from vru import warehouse
 from vru.airflow_local import (
-    INGEST_DAG,
     LocalAirflow,
     _airflow_bin,
     _free_port,
@@ -34,7 +33,10 @@ from vru.airflow_local import (
     migrate,
 )
 from vru.config import settings
-from vru.sample_server import SampleApi, SampleServer
+from vru.feeds.police import FEED as POLICE
+from vru_sample.server import SampleApi, SampleServer
+
+POLICE_DAG = POLICE.dag_id
 
 REDIS = os.environ.get("VRU_REDIS_SERVER", "/usr/bin/redis-server")
 FORCES = ("durham", "essex")
@@ -113,17 +115,17 @@ def test_one_backfill_spreads_across_two_celery_workers(home: Path, redis_url: s
         try:
             airflow.start()
             airflow.ensure_pools()
-            airflow.wait_for_dags((INGEST_DAG,))
+            airflow.wait_for_dags((POLICE_DAG,))
             workers = _workers(env, airflow.log_dir)
             # the scheduler queues no task of a paused DAG, backfills included
-            airflow.unpause(INGEST_DAG)
+            airflow.unpause(POLICE_DAG)
             backfill = airflow.request("POST", "backfills", json={
-                "dag_id": INGEST_DAG, "from_date": "2026-01-01T00:00:00Z", "to_date": "2026-01-02T23:00:00Z",
+                "dag_id": POLICE_DAG, "from_date": "2026-01-01T00:00:00Z", "to_date": "2026-01-02T23:00:00Z",
                 "max_active_runs": 2, "reprocess_behavior": "none"})
             deadline = time.monotonic() + 900
             runs: list[dict[str, object]] = []
             while time.monotonic() < deadline:
-                runs = [r for r in airflow.runs(INGEST_DAG) if r.get("run_type") == "backfill"]
+                runs = [r for r in airflow.runs(POLICE_DAG) if r.get("run_type") == "backfill"]
                 if len(runs) == 2 and all(r["state"] in ("success", "failed") for r in runs):
                     break
                 assert all(w.poll() is None for w in workers), "a Celery worker died: see worker*.log"
@@ -131,7 +133,7 @@ def test_one_backfill_spreads_across_two_celery_workers(home: Path, redis_url: s
             assert len(runs) == 2 and {r["state"] for r in runs} == {"success"}, (backfill, runs)
             instances = []
             for run in runs:
-                data_ = airflow.request("GET", f"dags/{INGEST_DAG}/dagRuns/{run['dag_run_id']}/taskInstances",
+                data_ = airflow.request("GET", f"dags/{POLICE_DAG}/dagRuns/{run['dag_run_id']}/taskInstances",
                                         params={"limit": 100})
                 instances += data_["task_instances"]
         finally:

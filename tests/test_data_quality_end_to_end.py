@@ -28,10 +28,11 @@ import pytest
 from browser import render, serve
 from conftest import REPO, SAMPLE, asset_event_extras, home_with_warehouse
 from vru import warehouse
-from vru.airflow_local import INGEST_DAG, local_airflow, run_chain
+from vru.airflow_local import local_airflow, run_chain
 from vru.config import settings
 from vru.dbt import ensure_manifest
-from vru.sample_server import SampleApi, SampleServer, csv_row_to_api
+from vru.feeds.police import FEED as POLICE
+from vru_sample.server import SampleApi, SampleServer, csv_row_to_api
 
 FILES = ("2020-01-durham-stop-and-search.csv", "2020-01-essex-stop-and-search.csv")
 
@@ -123,7 +124,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
                 "VRU_POLICE_API_URL": source.url, "VRU_ALERT_WEBHOOK_URL": receiver.url,
                 "VRU_EXPECTATIONS_DIR": str(suites)}) as airflow:
             # night 1: the bad batch
-            night1 = run_chain(airflow, (INGEST_DAG,))
+            night1 = run_chain(airflow, (POLICE.dag_id,))
             assert night1.emitted and len(night1.transform_runs) == 1
             tasks = night1.transform_tasks[night1.transform_run_ids[0]]
             assert night1.transform_runs[0]["state"] == "failed"
@@ -146,7 +147,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             # night 2: re-published, corrected, with one value the checks only warn about
             api.overrides[("durham", "2020-01")] = _durham({"gender": "Not stated"})
             api.last_updated = "2020-03-31"
-            night2 = run_chain(airflow, (INGEST_DAG,))
+            night2 = run_chain(airflow, (POLICE.dag_id,))
             assert night2.emitted and [r["state"] for r in night2.transform_runs] == ["success"]
             tasks = night2.transform_tasks[night2.transform_run_ids[0]]
             assert tasks["publish_marts"] == "success"
@@ -177,7 +178,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             _tighten_arrest_rate_check(suites)
             api.overrides[("durham", "2020-01")] = _durham({"gender": "Not stated"}, drop_last=True)
             api.last_updated = "2020-04-30"
-            night3 = run_chain(airflow, (INGEST_DAG,))
+            night3 = run_chain(airflow, (POLICE.dag_id,))
             assert night3.emitted and [r["state"] for r in night3.transform_runs] == ["failed"]
             tasks = night3.transform_tasks[night3.transform_run_ids[0]]
             assert tasks["validate_raw"] == "success" and tasks["dbt.stop_search_monthly_model_build"] == "success"

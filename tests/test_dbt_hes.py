@@ -19,8 +19,8 @@ import pytest
 from vru.archive import Archive
 from vru.config import dbt_env
 from vru.feeds import hes
-from vru.sample_server import bundled_hes_editions
 from vru.validation import validate
+from vru_sample.server import bundled_hes_editions
 
 PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"

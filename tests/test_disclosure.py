@@ -45,11 +45,12 @@ import psycopg
 import pytest
 from conftest import publish_built
 from test_dbt_ae import BANDS, DATASET, DBT, FLAGS, MEASURES, PROJECT
-from vru import sample_istv, warehouse
 from vru.archive import Archive
 from vru.config import dbt_env, settings
-from vru.feeds import istv
+from vru.feeds import ae
 from vru.landing import Limits, process_landing
+from vru_sample import istv as sample_istv
+from vru_sample import warehouse
 
 AGE_OF_BAND = {"under 25": "18-24", "25 and over": "35-44", "not known": None}
 NO_SETTLE = Limits(settle_seconds=0, max_file_bytes=10_000_000)  # files are dropped and taken at once
@@ -483,7 +484,7 @@ def landed(conn: psycopg.Connection, clean_warehouse: str, tmp_path: Path) -> di
     site = SITES["leicestershire"][0]
     data = extract_with_counts(site, date(2019, 6, 1))
     (landing / "istv_extract.csv").write_bytes(data)
-    reference = istv.Reference.from_seeds(settings().dbt_project_dir)
+    reference = ae.Reference.from_seeds(settings().dbt_project_dir)
     summary = process_landing(conn, landing, Archive(tmp_path / "archive"), reference, "disclosure-run", NO_SETTLE)
     assert [(f.outcome, f.rows_loaded, f.rows_quarantined) for f in summary.files] == [("loaded", LOADED, SET_ASIDE)]
     # a row the raw suite fails on (arrival outside the period), so failures are reported
@@ -530,7 +531,7 @@ def test_bi_role_reads_no_per_extract_ae_counts(landed: dict[str, Any], clean_wa
 def test_report_alerts_and_task_results_carry_no_per_extract_counts(
         landed: dict[str, Any], clean_warehouse: str, caplog: pytest.LogCaptureFixture, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from vru.alerts import Incident, Origin, _email_body, _webhook_payload
+    from vru.incidents import Incident, Origin, _email_body, _webhook_payload
     from vru.report import write_report
 
     monkeypatch.setenv("VRU_WAREHOUSE_URL", clean_warehouse)
@@ -565,7 +566,7 @@ def test_report_alerts_and_task_results_carry_no_per_extract_counts(
         (landing / "istv_again.csv").write_bytes(extract_with_counts(SITES["leicestershire"][0], date(2019, 7, 1)))
         with psycopg.connect(clean_warehouse, autocommit=True) as conn:
             process_landing(conn, landing, Archive(tmp_path / "archive2"),
-                            istv.Reference.from_seeds(settings().dbt_project_dir), "disclosure-run-2", NO_SETTLE)
+                            ae.Reference.from_seeds(settings().dbt_project_dir), "disclosure-run-2", NO_SETTLE)
     # the log goes through logging (caplog) or, under Airflow's structlog set-up, to stdout
     captured = capsys.readouterr()
     log = "\n".join([*caplog.messages, captured.out, captured.err])

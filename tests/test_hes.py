@@ -18,15 +18,15 @@ from types import ModuleType
 import psycopg
 import pytest
 from test_dags import _INSPECT
-from vru.alerts import check_freshness
 from vru.archive import Archive
 from vru.config import REPO_ROOT, settings
 from vru.feeds import hes
+from vru.freshness import check_freshness
 from vru.http import HttpClient, RetryPolicy
 from vru.loader import Noted, Quarantined
-from vru.pipeline import ingest_hes
-from vru.sample_server import SampleApi, SampleServer, bundled_hes_editions, bundled_sample_dir
+from vru.pipeline import ingest_edition
 from vru.tables import MissingColumns, detect_format, read_rows
+from vru_sample.server import SampleApi, SampleServer, bundled_hes_editions, bundled_sample_dir
 
 EDITION_1, EDITION_2 = bundled_hes_editions()
 DATE_1 = "Thu, 19 Sep 2019 09:30:00 GMT"
@@ -425,12 +425,12 @@ def test_a_page_linking_neither_table_nor_publication_fails_naming_both(conn: ps
 
 
 def test_pipeline_ingest_and_freshness(conn: psycopg.Connection, clean_warehouse: str, server: SampleServer) -> None:
-    """ingest_hes as the DAG task calls it (settings, archive, HTTP), then the freshness rule."""
+    """ingest_edition("hes") as the DAG task calls it (settings, archive, HTTP), then the freshness rule."""
     cfg = dataclasses.replace(settings(), warehouse_url=clean_warehouse, hes_url=server.hes_url,
                               alert_email_to=None, alert_webhook_url=None)
     assert check_freshness(conn, datasets=[hes.DATASET], cfg=cfg)[0]["stale"] is True  # nothing loaded yet
     server.api.publish("hes-sharp-object", EDITION_2, DATE_2, folder="nhs")
-    result = ingest_hes("test-run", cfg)
+    result = ingest_edition("hes", "test-run", cfg)
     assert result["status"] == "loaded" and result["figures"] == 72
     assert conn.execute("select run_id from audit.loads where load_id = %s", (result["load_id"],)).fetchone() == (
         "test-run",)

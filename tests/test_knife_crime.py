@@ -11,13 +11,13 @@ import psycopg
 import pytest
 from vru.archive import Archive
 from vru.config import REPO_ROOT
-from vru.feeds import home_office
+from vru.feeds import knife_crime
 from vru.http import HttpClient, RetryPolicy
 from vru.loader import Noted, Quarantined
-from vru.sample_server import SampleApi, SampleServer, bundled_knife_crime_editions, bundled_sample_dir
 from vru.tables import MissingColumns, detect_format, read_rows
+from vru_sample.server import SampleApi, SampleServer, bundled_knife_crime_editions, bundled_sample_dir
 
-FORCES = home_office.force_names(REPO_ROOT / "dbt_project")
+FORCES = knife_crime.force_names(REPO_ROOT / "dbt_project")
 EDITION_1, EDITION_2 = bundled_knife_crime_editions()
 DATE_1 = "Thu, 21 Jan 2021 09:30:00 GMT"
 DATE_2 = "Thu, 22 Apr 2021 09:30:00 GMT"
@@ -36,7 +36,7 @@ def _csv(*lines: str) -> bytes:
 
 
 def _parse(data: bytes, where: str = "test.csv") -> list[object]:
-    return list(home_office.parse(data, detect_format(data), where, FORCES).records)
+    return list(knife_crime.parse(data, detect_format(data), where, FORCES).records)
 
 
 def _ods(sheets: dict[str, list[list[object]]]) -> bytes:
@@ -126,7 +126,7 @@ def test_an_unknown_force_refuses_the_table_naming_it() -> None:
                 "2019/20,1,Merseyside,Homicide,3",
                 "2019/20,1,Atlantis Constabulary,Homicide,3",
                 "2019/20,2,Atlantis Constabulary,Homicide,1")
-    with pytest.raises(home_office.UnknownForce, match=r"'Atlantis Constabulary' \(first on line 3\)"):
+    with pytest.raises(knife_crime.UnknownForce, match=r"'Atlantis Constabulary' \(first on line 3\)"):
         _parse(data)
 
 
@@ -197,9 +197,9 @@ def server() -> SampleServer:
         yield running
 
 
-def _ingest(conn: psycopg.Connection, url: str, tmp_path: Path) -> home_office.EditionResult:
+def _ingest(conn: psycopg.Connection, url: str, tmp_path: Path) -> knife_crime.EditionResult:
     with HttpClient(rate_per_second=50, retry=RetryPolicy(max_attempts=2, base_delay=0.01)) as http:
-        return home_office.ingest(conn, http, Archive(tmp_path / "archive"), url, FORCES, "test-run")
+        return knife_crime.ingest(conn, http, Archive(tmp_path / "archive"), url, FORCES, "test-run")
 
 
 def _current(conn: psycopg.Connection) -> dict[tuple[str, int, int, str], int | None]:
@@ -234,7 +234,10 @@ def test_unchanged_edition_loads_nothing(conn: psycopg.Connection, server: Sampl
 
 def test_the_run_summary_counts_editions_not_load_ids(conn: psycopg.Connection, clean_warehouse: str,
                                                       server: SampleServer, tmp_path: Path) -> None:
-    from vru.airflow_local import KNIFE_CRIME_DAG, ChainResult
+    from vru.airflow_local import ChainResult
+    from vru.registry import feed
+
+    knife_crime_dag = feed("knife_crime").dag_id
     from vru.config import settings
     from vru.runner import summarise_chain
 
@@ -242,8 +245,8 @@ def test_the_run_summary_counts_editions_not_load_ids(conn: psycopg.Connection, 
     for edition, date in ((EDITION_1, DATE_1), (EDITION_2, DATE_2)):
         server.api.publish("knife-crime", edition, date)
         assert _ingest(conn, server.knife_crime_url, tmp_path).status == "loaded"
-    run = {"dag_id": KNIFE_CRIME_DAG, "dag_run_id": "test-run", "state": "success", "run_type": "manual"}
-    lines = summarise_chain(clean_warehouse, ChainResult([run], {f"{KNIFE_CRIME_DAG}/test-run": {}}), settings())
+    run = {"dag_id": knife_crime_dag, "dag_run_id": "test-run", "state": "success", "run_type": "manual"}
+    lines = summarise_chain(clean_warehouse, ChainResult([run], {f"{knife_crime_dag}/test-run": {}}), settings())
     loaded = [line for line in lines if "knife crime table edition" in line]
     assert [line.split(":")[0] for line in loaded] == ["  knife crime table edition 1 loaded (csv, load 631)",
                                                        "  knife crime table edition 2 loaded (ods, load 632)"]
@@ -302,7 +305,7 @@ def test_unknown_force_is_refused_and_nothing_is_loaded(conn: psycopg.Connection
     assert conn.execute("select count(*) from raw.source_notes").fetchone() == (0,)
     status, error, sha = conn.execute("select status, error, sha256 from audit.loads").fetchone()  # type: ignore[misc]
     assert status == "refused" and "Essex Police Service" in error and sha  # the bytes are archived
-    assert (tmp_path / "archive" / home_office.DATASET / sha[:2] / f"{sha}.csv").exists()
+    assert (tmp_path / "archive" / knife_crime.DATASET / sha[:2] / f"{sha}.csv").exists()
 
 
 def test_the_table_is_found_on_the_publication_page(conn: psycopg.Connection, server: SampleServer,

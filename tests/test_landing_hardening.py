@@ -36,8 +36,8 @@ from typing import Any, ClassVar
 import psycopg
 import pytest
 from test_ae_landing import rows_of, to_bytes
-from vru import sample_istv
 from vru.config import settings
+from vru_sample import istv as sample_istv
 
 MONTH = date(2019, 6, 1)
 GOOD_SITE = "RWEAA"
@@ -145,7 +145,7 @@ def landed(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
 def everything_shown(conn: psycopg.Connection, landing: Path, webhook: list[dict[str, Any]],
                      caplog: pytest.LogCaptureFixture) -> str:
     """All a person can read about the run: audit rows, reason files, alerts, the report, logs."""
-    from vru import alerts
+    from vru import incidents
     from vru.report import write_report
 
     parts = []
@@ -154,7 +154,7 @@ def everything_shown(conn: psycopg.Connection, landing: Path, webhook: list[dict
                   "select coalesce(string_agg(t::text, E'\\n'), '') from audit.incidents t"):
         parts.append(str(conn.execute(query).fetchone()[0]))  # type: ignore[index]
     for kind, summary in conn.execute("select kind, summary from audit.incidents").fetchall():
-        parts.append(alerts._subject(alerts.Incident(key="k", kind=kind, summary=summary)))
+        parts.append(incidents._subject(incidents.Incident(key="k", kind=kind, summary=summary)))
     parts += [note.read_text(encoding="utf-8") for note in (landing / "rejected").glob("*.reason.txt")]
     parts += [json.dumps(payload, ensure_ascii=False) for payload in webhook]
     parts.append(write_report(cfg=settings()).read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ from vru.feeds import police
 from vru.http import HttpClient, RateLimiter, RetryPolicy
 from vru.loader import Partition
 from vru.pipeline import summarise
-from vru.sample_server import Fault, SampleApi, SampleServer
+from vru_sample.server import Fault, SampleApi, SampleServer
 
 FORCES = ("city-of-london", "derbyshire", "durham", "leicestershire")
 MONTHS = ("2020-01", "2020-02")

@@ -11,7 +11,7 @@ import pytest
 from conftest import FIXTURES, SAMPLE
 from vru.feeds import police
 from vru.loader import Chunk, Quarantined
-from vru.sample_server import SampleApi, csv_row_to_api
+from vru_sample.server import SampleApi, csv_row_to_api
 
 HEADER = list(police.CSV_COLUMNS)
 

@@ -266,7 +266,7 @@ def test_tasks_run_no_ddl(ddl_log: psycopg.Connection, clean_warehouse: str, tmp
     apply_schema, whose ALTER TABLEs take ACCESS EXCLUSIVE locks BI readers queue behind. Now the
     schema is applied once at start-up and a task runs no DDL at all."""
     from vru import landing, pipeline
-    from vru.sample_server import (
+    from vru_sample.server import (
         SampleApi,
         SampleServer,
         bundled_hes_editions,
@@ -274,7 +274,7 @@ def test_tasks_run_no_ddl(ddl_log: psycopg.Connection, clean_warehouse: str, tmp
         bundled_sample_dir,
     )
 
-    monkeypatch.setattr("vru.alerts.report_incident", lambda *a, **k: None)  # no alert channels here
+    monkeypatch.setattr("vru.incidents.report_incident", lambda *a, **k: None)  # no alert channels here
     with SampleServer(SampleApi(bundled_sample_dir())) as server:
         server.api.publish("knife-crime", bundled_knife_crime_editions()[0], "Thu, 21 Jan 2021 09:30:00 GMT")
         server.api.publish("hes-sharp-object", bundled_hes_editions()[-1], "Thu, 21 Jan 2021 09:30:00 GMT",
@@ -285,8 +285,8 @@ def test_tasks_run_no_ddl(ddl_log: psycopg.Connection, clean_warehouse: str, tmp
             ae_landing=tmp_path / "landing", http_max_attempts=2)
         ddl_log.execute("truncate public.prod_settings_ddl")
         plan = pipeline.plan_police(cfg)
-        knife = pipeline.ingest_knife_crime("prod-settings", cfg)
-        hes = pipeline.ingest_hes("prod-settings", cfg)
+        knife = pipeline.ingest_edition("knife_crime", "prod-settings", cfg)
+        hes = pipeline.ingest_edition("hes", "prod-settings", cfg)
         landed = landing.ingest_landed("prod-settings", cfg=cfg)
     assert plan["listed"] and knife["status"] == "loaded" and hes["status"] == "loaded", (plan, knife, hes)
     assert landed["loaded"] == 0

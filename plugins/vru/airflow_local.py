@@ -26,17 +26,16 @@ from typing import Any
 
 import httpx
 
+from vru import registry
 from vru.config import REPO_ROOT, Settings
 from vru.warehouse import EmbeddedWarehouse, write_secret
 
 log = logging.getLogger(__name__)
 
-INGEST_DAG = "vru_ingest_police"
-KNIFE_CRIME_DAG = "vru_ingest_knife_crime"
-HES_DAG = "vru_ingest_hes"
-AE_DAG = "vru_ingest_ae"  # event-driven: started by files landing, not triggered by vru run
-INGEST_DAGS = (INGEST_DAG, KNIFE_CRIME_DAG, HES_DAG)
-TRANSFORM_DAG = "vru_transform"
+# The DAGs a local run drives, from the feed registry (the harness depends on production code,
+# never the reverse). A files feed (A&E) is started by files landing, not triggered by vru run.
+INGEST_DAGS = registry.scheduled_ingest_dag_ids()
+TRANSFORM_DAG = registry.TRANSFORM_DAG
 POOLS = {"police_api": (1, "data.police.uk: one task at a time keeps the 10 requests/s limit global")}
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -332,7 +331,7 @@ def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] |
         try:
             airflow.start()
             airflow.ensure_pools()
-            airflow.wait_for_dags((*INGEST_DAGS, AE_DAG, TRANSFORM_DAG))
+            airflow.wait_for_dags((*registry.ingest_dag_ids(), TRANSFORM_DAG))
             yield airflow
         finally:
             airflow.stop()
@@ -431,7 +430,7 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
     return result
 
 
-def settle_event_driven(airflow: LocalAirflow, dag_id: str = AE_DAG) -> set[str]:
+def settle_event_driven(airflow: LocalAirflow, dag_id: str = registry.feed("ae").dag_id) -> set[str]:
     """Unpause an event-driven DAG and let its due nightly sweep (if any) finish; its run ids then.
 
     Files dropped after this start a run of their own (asset_triggered), which is what the

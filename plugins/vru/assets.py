@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
+from vru import registry
 from vru.config import pg_params, settings
+from vru.feed import Feed, Mart
 
 _cfg = settings()
 _pg = pg_params(_cfg.warehouse_url or "postgresql://localhost:5432/warehouse")
@@ -19,13 +21,16 @@ def table_asset(schema: str, table: str) -> Asset:
     return Asset(name=f"{schema}.{table}", uri=f"{_BASE}/{schema}/{table}", group="warehouse")
 
 
-RAW_STOP_SEARCHES = table_asset("raw", "stop_searches")
-MART_STOP_SEARCH_MONTHLY = table_asset("marts", "stop_search_monthly")
-RAW_KNIFE_OFFENCES = table_asset("raw", "knife_offences")
-MART_KNIFE_CRIME_QUARTERLY = table_asset("marts", "knife_crime_quarterly")
-RAW_AE_ATTENDANCES = table_asset("restricted", "ae_attendances")
-MART_AE_ASSAULT_MONTHLY = table_asset("marts", "ae_assault_monthly")
-RAW_SHARP_OBJECT_ADMISSIONS = table_asset("raw", "sharp_object_admissions")
-MART_SHARP_OBJECT_ADMISSIONS_YEARLY = table_asset("marts", "sharp_object_admissions_yearly")
-MART_VRU_OUTCOMES_QUARTERLY = table_asset("marts", "vru_outcomes_quarterly")
-MART_VRU_PROGRAMME_COMPARISON = table_asset("marts", "vru_programme_comparison")
+def raw_asset(feed: Feed) -> Asset:
+    """The asset a feed's ingest emits when it changed raw (the transform is scheduled on these)."""
+    schema, table = feed.raw_table.split(".", 1)
+    return table_asset(schema, table)
+
+
+def mart_asset(mart: Mart) -> Asset:
+    """A published mart: publish_marts emits its event once the checked build is visible."""
+    return table_asset("marts", mart.name)
+
+
+RAW = {f.name: raw_asset(f) for f in registry.FEEDS}
+MARTS = [mart_asset(m) for m in registry.marts()]

@@ -5,8 +5,8 @@
     vru warehouse bi-url                  create the read-only BI login; print its URL
     vru run [--sample]                    the nightly chain through a real Airflow scheduler
     vru load-archive FILE...              backfill stop and search from monthly archive CSVs
-    vru load-knife-crime FILE...          load knife crime table editions from files (oldest first)
-    vru load-hes FILE...                  load HES sharp object admissions editions from files (oldest first)
+    vru load-<feed> FILE...               load an edition feed's editions from files, oldest first
+                                          (load-knife-crime, load-hes: one per edition feed)
     vru report                            rewrite the data quality report
     vru outcomes-report                   rewrite the outcomes report (VRU areas against the others)
     vru dbt-parse                         compile the dbt manifest the DAGs load
@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from vru.config import redact, settings
+from vru.feed import FAILED_LOADS
 
 
 def _quiet() -> None:
@@ -84,49 +85,30 @@ def cmd_load_archive(args: argparse.Namespace) -> int:
             result = police.ingest_archive_file(conn, Archive(cfg.archive_dir), Path(name), run_id="cli")
             print(f"{result.force_id} {result.month}: {result.status}, {result.rows_loaded} rows loaded,"
                   f" {result.rows_quarantined} quarantined" + (f": {result.error}" if result.error else ""))
-            bad += result.status in ("failed", "refused")
+            bad += result.status in FAILED_LOADS
     return 1 if bad else 0
 
 
-def cmd_load_knife_crime(args: argparse.Namespace) -> int:
+def cmd_load_edition(args: argparse.Namespace) -> int:
+    """`vru load-<feed> FILE...`: an edition feed's editions from local files, oldest first."""
     import psycopg
 
-    from vru import warehouse
+    from vru import registry, warehouse
     from vru.archive import Archive
-    from vru.feeds import home_office
 
+    feed = registry.feed(args.feed)
+    assert feed.load_file is not None
     cfg = settings()
     url = warehouse.prepare(cfg)  # a one-shot command's start-up
-    forces = home_office.force_names(cfg.dbt_project_dir)
     bad = 0
     with psycopg.connect(url, autocommit=True) as conn:
         for name in args.files:
-            r = home_office.load_file(conn, Archive(cfg.archive_dir), Path(name), forces, run_id="cli")
+            r = feed.load_file(conn, Archive(cfg.archive_dir), Path(name), "cli", cfg)
             detail = (f"edition {r.load_id}: {r.figures} figures, {r.figures_added} new, {r.figures_revised} "
                       f"revised, {r.rows_quarantined} quarantined" if r.status == "loaded" else r.reason)
             print(f"{name}: {r.status}: {detail}")
-            bad += r.status in ("failed", "refused")
+            bad += r.status in FAILED_LOADS
     print("The transform DAG runs on the next asset event; `vru run` rebuilds the marts now.")
-    return 1 if bad else 0
-
-
-def cmd_load_hes(args: argparse.Namespace) -> int:
-    import psycopg
-
-    from vru import warehouse
-    from vru.archive import Archive
-    from vru.feeds import hes
-
-    cfg = settings()
-    url = warehouse.prepare(cfg)  # a one-shot command's start-up
-    bad = 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name in args.files:
-            r = hes.load_file(conn, Archive(cfg.archive_dir), Path(name), run_id="cli")
-            detail = (f"edition {r.load_id}: {r.figures} figures, {r.figures_added} new, {r.figures_revised} "
-                      f"revised, {r.rows_quarantined} quarantined" if r.status == "loaded" else r.reason)
-            print(f"{name}: {r.status}: {detail}")
-            bad += r.status in ("failed", "refused")
     return 1 if bad else 0
 
 
@@ -154,7 +136,7 @@ def cmd_dbt_parse(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_sample(args: argparse.Namespace) -> int:
-    from vru.sample_server import SampleApi, SampleServer, bundled_sample_dir
+    from vru_sample.server import SampleApi, SampleServer, bundled_sample_dir
 
     with SampleServer(SampleApi(bundled_sample_dir()), port=args.port) as server:
         print(f"serving the bundled sample at {server.url} (Ctrl-C to stop)", flush=True)
@@ -180,6 +162,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vru import registry
+
     _quiet()
     parser = argparse.ArgumentParser(prog="vru", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -198,12 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     la = sub.add_parser("load-archive", help="load monthly archive CSVs (backfill)")
     la.add_argument("files", nargs="+")
     la.set_defaults(func=cmd_load_archive)
-    lk = sub.add_parser("load-knife-crime", help="load knife crime table editions from files")
-    lk.add_argument("files", nargs="+")
-    lk.set_defaults(func=cmd_load_knife_crime)
-    lh = sub.add_parser("load-hes", help="load HES sharp object admissions editions from files")
-    lh.add_argument("files", nargs="+")
-    lh.set_defaults(func=cmd_load_hes)
+    for feed in registry.edition_feeds():  # load-knife-crime, load-hes
+        loader = sub.add_parser(f"load-{feed.name.replace('_', '-')}",
+                                help=f"load {feed.label.lower()} table editions from files (oldest first)")
+        loader.add_argument("files", nargs="+")
+        loader.set_defaults(func=cmd_load_edition, feed=feed.name)
     sub.add_parser("report", help="write the data quality report").set_defaults(func=cmd_report)
     sub.add_parser("outcomes-report", help="write the outcomes report from the outcome marts").set_defaults(
         func=cmd_outcomes_report)

@@ -35,7 +35,8 @@ from typing import Any
 import psycopg
 
 from vru.archive import Archive, Archived
-from vru.feeds import istv
+from vru.feed import SUCCESSFUL_LOADS
+from vru.feeds import ae
 from vru.landing_entries import LOADED, REJECTED, Entry, NotSettled, Unfit, entries, read_regular
 from vru.names import NAME_LIMIT_BYTES, is_plain, safe_name
 
@@ -93,7 +94,7 @@ class LandingSummary:
 
     @property
     def changed(self) -> list[FileOutcome]:
-        return [f for f in self.files if f.outcome in ("loaded", "replaced")]
+        return [f for f in self.files if f.outcome in SUCCESSFUL_LOADS]
 
     def to_dict(self) -> dict[str, Any]:
         """What the task returns (XCom) and logs: readable by Airflow users, so no row counts.
@@ -167,14 +168,14 @@ def _record(conn: psycopg.Connection, o: FileOutcome, size: int, run_id: str | N
                duplicate_of, site_code, reporting_period_start, reporting_period_end, rows_loaded,
                rows_quarantined, reason, moved_to, run_id)
            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (istv.DATASET, o.file_name, o.sha256, size, o.outcome, o.load_id, duplicate_of, o.site_code,
+        (ae.DATASET, o.file_name, o.sha256, size, o.outcome, o.load_id, duplicate_of, o.site_code,
          period[0] if period else None, period[1] if period else None, o.rows_loaded,
          o.rows_quarantined, o.reason, o.moved_to, run_id),
     )
 
 
 def process_landing(conn: psycopg.Connection, landing: Path, archive: Archive,
-                    reference: istv.Reference, run_id: str | None,
+                    reference: ae.Reference, run_id: str | None,
                     limits: Limits | None = None) -> LandingSummary:
     """Take in every settled file waiting in `landing` (one at a time, oldest first).
 
@@ -242,7 +243,7 @@ def _warehouse_lost(conn: psycopg.Connection, exc: BaseException) -> bool:
 
 
 def _take_one(conn: psycopg.Connection, entry: Entry, landing: Path, archive: Archive,
-              reference: istv.Reference, run_id: str | None, limits: Limits) -> FileOutcome | None:
+              reference: ae.Reference, run_id: str | None, limits: Limits) -> FileOutcome | None:
     """Take in one entry, or set it aside with a reason; None: it changed, leave it for later."""
     shown = safe_name(entry.name)
     try:
@@ -262,7 +263,7 @@ def _take_one(conn: psycopg.Connection, entry: Entry, landing: Path, archive: Ar
 
 
 def take_in(conn: psycopg.Connection, entry: Entry, landing: Path, archive: Archive,
-            reference: istv.Reference, run_id: str | None, limits: Limits | None = None) -> FileOutcome:
+            reference: ae.Reference, run_id: str | None, limits: Limits | None = None) -> FileOutcome:
     limits = limits or Limits.from_settings()
     if not is_plain(entry.name):
         raise Unfit(f"the file name has characters that cannot be shown as they are (control or other "
@@ -270,14 +271,14 @@ def take_in(conn: psycopg.Connection, entry: Entry, landing: Path, archive: Arch
                     f"{NAME_LIMIT_BYTES} bytes; rename the file and drop it again")
     data = read_regular(entry, limits.max_file_bytes)
     path, name = entry.path, entry.name
-    stored = archive.put_bytes(istv.DATASET, data, path.suffix.lower() or ".csv")
+    stored = archive.put_bytes(ae.DATASET, data, path.suffix.lower() or ".csv")
     # The same bytes are loaded once, unless rows of them were set aside: then dropping the file
     # again retries them (after the seed gained the site, say) and replaces the earlier load.
     already = conn.execute(
         """select load_id from audit.landed_files where dataset = %s and sha256 = %s
-             and outcome in ('loaded', 'replaced') and rows_quarantined = 0
+             and outcome = any(%s) and rows_quarantined = 0
            order by landed_id limit 1""",
-        (istv.DATASET, stored.sha256),
+        (ae.DATASET, stored.sha256, list(SUCCESSFUL_LOADS)),
     ).fetchone()
     if already:
         target = _target(name, landing / LOADED, stored.sha256)
@@ -290,10 +291,10 @@ def take_in(conn: psycopg.Connection, entry: Entry, landing: Path, archive: Arch
     target = _target(name, landing / LOADED, stored.sha256)
     try:
         if path.suffix.lower() != ".csv":
-            raise istv.Rejected(f"{name}: not a .csv file; the contract is one CSV (UTF-8) file per extract")
-        parsed = istv.parse(data, name, reference)
+            raise ae.Rejected(f"{name}: not a .csv file; the contract is one CSV (UTF-8) file per extract")
+        parsed = ae.parse(data, name, reference)
         with conn.transaction():  # the load and its landing record commit together
-            loaded = istv.load_extract(conn, file_name=name, sha256=stored.sha256,
+            loaded = ae.load_extract(conn, file_name=name, sha256=stored.sha256,
                                        archive_path=str(stored.path), parsed=parsed, run_id=run_id)
             x = loaded.extract
             o = FileOutcome(name, loaded.outcome, stored.sha256, str(target), x.site_code,
@@ -302,7 +303,7 @@ def take_in(conn: psycopg.Connection, entry: Entry, landing: Path, archive: Arch
             if loaded.outcome == "replaced":
                 o.reason = f"replaces load {loaded.previous_load_id} (the same site and reporting period)"
             _record(conn, o, stored.size, run_id, period=(x.period_start, x.period_end))
-    except istv.Rejected as exc:
+    except ae.Rejected as exc:
         return _reject(conn, entry, landing, stored, str(exc), run_id)
     try:
         _move(path, target)
@@ -329,7 +330,7 @@ def _reject(conn: psycopg.Connection, entry: Entry, landing: Path, stored: Archi
         load_id = conn.execute(
             """insert into audit.loads (dataset, origin, sha256, archive_path, status, error, run_id, finished_at)
                values (%s, %s, %s, %s, 'refused', %s, %s, now()) returning load_id""",
-            (istv.DATASET, istv.ORIGIN, stored.sha256 if stored else None,
+            (ae.DATASET, ae.ORIGIN, stored.sha256 if stored else None,
              str(stored.path) if stored else None, reason, run_id),
         ).fetchone()[0]  # type: ignore[index]
         o = FileOutcome(shown, "rejected", sha256, str(target), reason=reason, load_id=load_id)
@@ -359,7 +360,7 @@ def _write_note(path: Path, shown: str, text: str) -> None:
 
 def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> dict[str, Any]:
     """The `take_in` task: take in every waiting extract; alert once per rejected file."""
-    from vru import alerts, warehouse
+    from vru import incidents, warehouse
     from vru.config import settings
 
     cfg = cfg or settings()
@@ -369,23 +370,23 @@ def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> d
     for folder in (landing / LOADED, landing / REJECTED):
         if not os.path.lexists(folder):
             folder.mkdir()
-    reference = istv.Reference.from_seeds(cfg.dbt_project_dir)
+    reference = ae.Reference.from_seeds(cfg.dbt_project_dir)
     with psycopg.connect(url, autocommit=True) as conn:
         summary = process_landing(conn, landing, Archive(cfg.archive_dir), reference, run_id,
                                   Limits.from_settings(cfg))
         for f in summary.files:
-            if f.outcome in ("loaded", "replaced"):
-                alerts.resolve(conn, rejected_key(f.file_name))  # the corrected file arrived
-    origin = alerts.origin_of(context) if context else alerts.Origin(run_id=run_id)
+            if f.outcome in SUCCESSFUL_LOADS:
+                incidents.resolve(conn, rejected_key(f.file_name))  # the corrected file arrived
+    origin = incidents.origin_of(context) if context else incidents.Origin(run_id=run_id)
     for f in summary.files:
         if f.outcome == "rejected":
-            alerts.report_incident(alerts.Incident(
-                key=rejected_key(f.file_name), kind=alerts.FILE_REJECTED, dataset=istv.DATASET, stage="loading",
+            incidents.report_incident(incidents.Incident(
+                key=rejected_key(f.file_name), kind=incidents.FILE_REJECTED, dataset=ae.DATASET, stage="loading",
                 summary=f"A&E extract {f.file_name} was rejected: nothing in it was loaded",
                 detail=f.reason), origin, cfg=cfg, context=context)
     for shown in summary.stuck:
-        alerts.report_incident(alerts.Incident(
-            key=rejected_key(shown), kind=alerts.FILE_REJECTED, dataset=istv.DATASET, stage="loading",
+        incidents.report_incident(incidents.Incident(
+            key=rejected_key(shown), kind=incidents.FILE_REJECTED, dataset=ae.DATASET, stage="loading",
             summary=f"A&E file {shown} could not be taken in nor set aside; it stays in the landing folder",
             detail="The task log names the error; check the landing folder's rejected/ folder can be written."),
             origin, cfg=cfg, context=context)
@@ -397,4 +398,4 @@ def ingest_landed(run_id: str | None, context: Any = None, cfg: Any = None) -> d
 
 
 def rejected_key(file_name: str) -> str:
-    return f"rejected:{istv.DATASET}:{file_name}"
+    return f"rejected:{ae.DATASET}:{file_name}"

@@ -17,6 +17,8 @@ from datetime import date
 
 import psycopg
 
+from vru.feed import SUCCESSFUL_LOADS
+
 log = logging.getLogger(__name__)
 
 _BLOCK = 1 << 18  # bytes per COPY write: big enough to amortise calls, small enough to stream
@@ -99,10 +101,10 @@ def current_load(conn: psycopg.Connection, dataset: str, part: Partition) -> tup
     row = conn.execute(
         """
         select load_id, sha256, rows_loaded from audit.loads
-        where dataset = %s and force_id = %s and month = %s and status in ('loaded', 'replaced')
+        where dataset = %s and force_id = %s and month = %s and status = any(%s)
         order by load_id desc limit 1
         """,
-        (dataset, part.force_id, part.month),
+        (dataset, part.force_id, part.month, list(SUCCESSFUL_LOADS)),
     ).fetchone()
     return (int(row[0]), str(row[1]), int(row[2])) if row else None
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from vru import warehouse
+from vru import registry, warehouse
 from vru.archive import Archive
 from vru.config import Settings, settings
+from vru.feed import FAILED_LOADS, SUCCESSFUL_LOADS
 from vru.feeds import police
 from vru.loader import Partition
 
@@ -66,8 +68,8 @@ def ingest_police_batch(batch: list[dict[str, str]], run_id: str | None,
 def _loaded_in_run(conn: psycopg.Connection, part: Partition, run_id: str) -> bool:
     return conn.execute(
         "select 1 from audit.loads where dataset = %s and force_id = %s and month = %s "
-        "and run_id = %s and status in ('loaded', 'replaced')",
-        (police.DATASET, part.force_id, part.month, run_id),
+        "and run_id = %s and status = any(%s)",
+        (police.DATASET, part.force_id, part.month, run_id, list(SUCCESSFUL_LOADS)),
     ).fetchone() is not None
 
 
@@ -90,8 +92,8 @@ class IngestSummary:
 
 
 def summarise(results: list[dict[str, Any]]) -> IngestSummary:
-    changed = [r for r in results if r["status"] in ("loaded", "replaced")]
-    failed = [r for r in results if r["status"] in ("failed", "refused")]
+    changed = [r for r in results if r["status"] in SUCCESSFUL_LOADS]
+    failed = [r for r in results if r["status"] in FAILED_LOADS]
     return IngestSummary(
         changed=changed,
         unchanged=sum(1 for r in results if r["status"] == "unchanged"),
@@ -114,23 +116,19 @@ def finish_police(results: list[dict[str, Any]], last_updated: str | None,
     return summary
 
 
-def ingest_knife_crime(run_id: str | None, cfg: Settings | None = None) -> dict[str, Any]:
-    """Check the Home Office knife crime table; load it if a new edition was published."""
-    from vru.feeds import home_office
+def ingest_edition(feed_name: str, run_id: str | None, cfg: Settings | None = None) -> dict[str, Any]:
+    """An edition feed's nightly check: load its table if the publisher put out a new edition."""
     from vru.http import HttpClient, RetryPolicy
 
+    feed = registry.feed(feed_name)
+    assert feed.ingest is not None, f"{feed.name} is not an edition feed"
     cfg = cfg or settings()
     url = warehouse.warehouse_url(cfg)
-    forces = home_office.force_names(cfg.dbt_project_dir)
     with HttpClient(rate_per_second=2, retry=RetryPolicy(max_attempts=cfg.http_max_attempts),
                     timeout=cfg.http_timeout) as http, psycopg.connect(url, autocommit=True) as conn:
-        result = home_office.ingest(conn, http, Archive(cfg.archive_dir), cfg.knife_crime_url, forces, run_id)
-    log.info("knife crime: %s (%s)", result.status, result.reason or f"edition {result.load_id}")
+        result = feed.ingest(conn, http, Archive(cfg.archive_dir), feed.source_url(cfg), run_id, cfg)
+    log.info("%s: %s (%s)", feed.label, result.status, result.reason or f"edition {result.load_id}")
     return result.to_dict()
-
-
-# Dataset prefixes that are not a feed of their own but combine the feeds.
-DERIVED = {"outcomes"}
 
 
 class ValidationFailed(RuntimeError):
@@ -149,7 +147,7 @@ class ValidationFailed(RuntimeError):
         return (ValidationFailed, (self.failures,))  # pickles (e.g. across processes) as it was built
 
 
-def run_validations(checks: list[tuple[str, str, str]], run_id: str | None,
+def run_validations(checks: Sequence[tuple[str, str, str]], run_id: str | None,
                     cfg: Settings | None = None) -> dict[str, Any]:
     """Run each (stage, dataset, table) suite in the warehouse; raise on any critical failure."""
     from vru.validation import validate
@@ -158,13 +156,14 @@ def run_validations(checks: list[tuple[str, str, str]], run_id: str | None,
     url = warehouse.warehouse_url(cfg)
     with psycopg.connect(url) as conn:
         loaded = {r[0] for r in conn.execute(
-            "select distinct split_part(dataset, '.', 1) from audit.loads where status in ('loaded', 'replaced')")}
+            "select distinct split_part(dataset, '.', 1) from audit.loads where status = any(%s)",
+            (list(SUCCESSFUL_LOADS),))}
     # A feed that has never loaded anything (the knife crime table before its first edition) has
     # nothing to check yet: its empty tables must not stop the other feeds' marts. The report
     # shows it without a light; its freshness check raises the alert.
     # Marts built from several feeds (outcomes.*) are always checked: they are built either way.
     waiting = sorted({d for _, d, _ in checks
-                      if d.split(".", 1)[0] not in loaded and d.split(".", 1)[0] not in DERIVED})
+                      if d.split(".", 1)[0] not in loaded and d.split(".", 1)[0] not in registry.derived_prefixes()})
     for dataset in waiting:
         log.info("not validated: %s has not loaded anything yet", dataset)
     outcomes = [
@@ -200,9 +199,9 @@ def loads_since(snapshot: str, cfg: Settings | None = None) -> dict[str, int]:
     """
     with psycopg.connect(warehouse.warehouse_url(cfg or settings())) as conn:
         rows = conn.execute(
-            "select dataset, count(*) from audit.loads where status in ('loaded', 'replaced') "
+            "select dataset, count(*) from audit.loads where status = any(%s) "
             "and not pg_visible_in_snapshot(xact, %s::pg_snapshot) group by dataset order by dataset",
-            (snapshot,)).fetchall()
+            (list(SUCCESSFUL_LOADS), snapshot)).fetchall()
     return {str(dataset): int(n) for dataset, n in rows}
 
 
@@ -216,7 +215,7 @@ class RawChangedDuringRun(RuntimeError):
     """
 
 
-def validate_marts_gate(checks: list[tuple[str, str, str]], run_id: str | None, snapshot: str,
+def validate_marts_gate(checks: Sequence[tuple[str, str, str]], run_id: str | None, snapshot: str,
                         cfg: Settings | None = None) -> dict[str, Any]:
     """The mart gate: `run_validations`, except that a failure under a changing raw is superseded."""
     try:
@@ -230,17 +229,3 @@ def validate_marts_gate(checks: list[tuple[str, str, str]], run_id: str | None, 
             f"the mart checks failed while raw changed under this run ({loads} committed after it "
             "started), so nothing is published and no incident is opened: the transform run those "
             f"loads queued rebuilds the marts and decides. What failed here:\n{failed}") from failed
-
-
-def ingest_hes(run_id: str | None, cfg: Settings | None = None) -> dict[str, Any]:
-    """Check the NHS HES sharp object admissions table; load it if a new edition was published."""
-    from vru.feeds import hes
-    from vru.http import HttpClient, RetryPolicy
-
-    cfg = cfg or settings()
-    url = warehouse.warehouse_url(cfg)
-    with HttpClient(rate_per_second=2, retry=RetryPolicy(max_attempts=cfg.http_max_attempts),
-                    timeout=cfg.http_timeout) as http, psycopg.connect(url, autocommit=True) as conn:
-        result = hes.ingest(conn, http, Archive(cfg.archive_dir), cfg.hes_url, run_id)
-    log.info("HES sharp object admissions: %s (%s)", result.status, result.reason or f"edition {result.load_id}")
-    return result.to_dict()

@@ -23,21 +23,16 @@ from typing import Any
 
 import psycopg
 
-from vru import warehouse
+from vru import registry, warehouse
 from vru.config import Settings, settings
 from vru.names import safe_name
 
-# Each feed: its datasets (audit names) and how monitoring staff know it.
-FEEDS: dict[str, str] = {
-    "police": "Stop and search (data.police.uk)",
-    "home_office": "Knife crime (Home Office)",
-    "nhs": "Hospital admissions for assault by sharp object (NHS HES)",
-    "ae": "A&E assault attendances (ISTV extracts)",
-    "outcomes": "Programme outcomes (all feeds combined)",
-}
+# Each feed's datasets (by their audit-name prefix) and how monitoring staff know it, from the
+# feeds' declarations (vru.feeds.<name>).
+FEEDS: dict[str, str] = registry.source_labels()
 # Feeds made of many independent files: a rejected file is a gap in the figures, not a failed
 # night (the other files loaded), so it shows amber with the file named below.
-FILE_FEEDS = {"ae"}
+FILE_FEEDS = {f.prefix for f in registry.FEEDS if f.kind == "files"}
 STAGES = ("ingest", "raw", "staging", "marts")
 STAGE_WORDS = {
     "ingest": "Loading from the source",

@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from vru_sample.server import SAMPLE_EDITIONS
 
-from vru import warehouse
+from vru import registry, warehouse
 from vru.airflow_local import (
-    AE_DAG,
-    HES_DAG,
-    KNIFE_CRIME_DAG,
     ChainResult,
     local_airflow,
     run_chain,
@@ -33,6 +31,8 @@ from vru.config import Settings, redact, settings
 from vru.dbt import ensure_manifest
 from vru.landing import pending_files
 from vru.outcomes_report import write_outcomes_report
+
+AE_DAG = registry.feed("ae").dag_id  # started by files landing, not triggered
 
 
 def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
@@ -181,7 +181,7 @@ def _ae_lines(conn: psycopg.Connection, chain: ChainResult, cfg: Settings) -> li
 
 def _land_sample_extracts(url: str, cfg: Settings, out: Callable[[str], Any]) -> int:
     """Drop the synthetic ISTV extracts not loaded yet into the landing area, as departments would."""
-    from vru import sample_istv
+    from vru_sample import istv as sample_istv
 
     with psycopg.connect(url) as conn:
         loaded = {r[0] for r in conn.execute(
@@ -194,12 +194,9 @@ def _land_sample_extracts(url: str, cfg: Settings, out: Callable[[str], Any]) ->
 
 
 # The sample's edition feeds: (dataset, served name, folder, DAG, who publishes it, what it is)
-SAMPLE_EDITION_FEEDS = (
-    ("home_office.knife_offences", "knife-crime", "home-office", KNIFE_CRIME_DAG, "the Home Office",
-     "knife crime table"),
-    ("nhs.sharp_object_admissions", "hes-sharp-object", "nhs", HES_DAG, "NHS Digital",
-     "HES table of admissions for assault by sharp object"),
-)
+SAMPLE_EDITION_FEEDS = tuple(
+    (registry.feed(s.feed).dataset, s.served_name, s.folder, registry.feed(s.feed).dag_id, s.publisher, s.what)
+    for s in SAMPLE_EDITIONS)
 
 
 def _sample_editions(url: str, dataset: str, editions: list[Path]) -> tuple[Path, list[Path]]:
@@ -234,29 +231,19 @@ def execute(sample: bool = False, cfg: Settings | None = None,
     later: dict[str, list[Path]] = {}
     try:
         if sample:
-            from vru.sample_server import (
-                SampleApi,
-                SampleServer,
-                bundled_hes_editions,
-                bundled_knife_crime_editions,
-                bundled_sample_dir,
-            )
+            from vru_sample.server import SampleApi, SampleServer, bundled_sample_dir
 
             server_ctx = SampleServer(SampleApi(bundled_sample_dir())).__enter__()
             served = []
-            # Knife crime replays its timeline (edition 1, then the revised edition 2 published while
-            # Airflow runs). HES serves its latest edition only: a second revision replay would start
-            # a fourth transform run (events seconds apart are not coalesced), about 4 minutes for
-            # nothing new to see; tests/test_hes.py checks its revision over HTTP instead.
-            for (dataset, name, folder, _, _, what), editions in zip(
-                    SAMPLE_EDITION_FEEDS, (bundled_knife_crime_editions(), bundled_hes_editions()[-1:]),
-                    strict=True):
-                first, later[dataset] = _sample_editions(url, dataset, editions)
-                server_ctx.api.publish(name, first, formatdate(usegmt=True), folder=folder)
-                served.append(f"{what}: {first.name}, synthetic")
+            for sample_feed in SAMPLE_EDITIONS:
+                feed = registry.feed(sample_feed.feed)
+                editions = sample_feed.editions() if sample_feed.replay else sample_feed.editions()[-1:]
+                first, later[feed.dataset] = _sample_editions(url, feed.dataset, editions)
+                server_ctx.api.publish(sample_feed.served_name, first, formatdate(usegmt=True),
+                                       folder=sample_feed.folder)
+                served.append(f"{sample_feed.what}: {first.name}, synthetic")
+                extra[str(feed.url_env)] = sample_feed.url(server_ctx.base)
             extra["VRU_POLICE_API_URL"] = server_ctx.url
-            extra["VRU_KNIFE_CRIME_URL"] = server_ctx.knife_crime_url
-            extra["VRU_HES_URL"] = server_ctx.hes_url
             out(f"Serving the bundled sample at {server_ctx.url} (data.police.uk stand-in; "
                 + "; ".join(served) + ")")
         source = extra.get("VRU_POLICE_API_URL", cfg.police_api_url)

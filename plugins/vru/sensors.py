@@ -7,10 +7,10 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
-from vru.airflow_local import AE_DAG, INGEST_DAGS
+from vru import registry
 
 # every DAG that loads raw data (each emits the raw asset event the transform is scheduled on)
-INGEST_DAG_IDS = (*INGEST_DAGS, AE_DAG)
+INGEST_DAG_IDS = registry.ingest_dag_ids()
 
 
 class IngestsSettledSensor(BaseSensorOperator):

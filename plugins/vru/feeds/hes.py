@@ -37,6 +37,7 @@ from pathlib import Path
 import psycopg
 
 from vru.archive import Archive
+from vru.config import Settings
 from vru.editions import (
     Download,
     EditionResult,
@@ -47,6 +48,7 @@ from vru.editions import (
 from vru.editions import (
     load_download as load_edition_download,
 )
+from vru.feed import Feed, Freshness, Mart
 from vru.http import HttpClient
 from vru.loader import Noted, Parsed, Quarantined
 from vru.tables import (
@@ -258,3 +260,52 @@ def load_download(conn: psycopg.Connection, download: Download, run_id: str | No
 def load_file(conn: psycopg.Connection, archive: Archive, path: Path, run_id: str | None = None) -> EditionResult:
     """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
     return load_local_file(conn, archive, EDITIONS, path, parse, run_id=run_id)
+
+
+def ingest_edition(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str, run_id: str | None,
+                   cfg: Settings) -> EditionResult:
+    """The nightly check (the feed's declared `ingest`)."""
+    return ingest(conn, http, archive, url, run_id)
+
+
+def load_edition_file(conn: psycopg.Connection, archive: Archive, path: Path, run_id: str | None,
+                      cfg: Settings) -> EditionResult:
+    """`vru load-hes FILE` (the feed's declared `load_file`)."""
+    return load_file(conn, archive, path, run_id)
+
+
+FEED = Feed(
+    name="hes",
+    dataset=DATASET,
+    kind="edition",
+    label="Hospital admissions for assault by sharp object",
+    source_label="Hospital admissions for assault by sharp object (NHS HES)",
+    raw_table=TABLE,
+    schedule="45 2 * * *",
+    tags=("nhs", "hes", "sharp-object-admissions", "ingest"),
+    url_setting="hes_url",
+    ingest=ingest_edition,
+    load_file=load_edition_file,
+    doc_md=("NHS Digital's Hospital Episode Statistics (HES) admitted patient care \"external causes\" "
+            "table: admissions for assault by sharp object (ICD-10 X99) in England, by financial year, "
+            "into `raw.sharp_object_admissions`. Rows of other causes are kept as notes, not loaded. "
+            "HES is published once a year, so on almost every night nothing changes."),
+    marts=(Mart("sharp_object_admissions_yearly", "nhs.sharp_object_admissions_yearly",
+                "Hospital admissions for assault by sharp object (yearly figures)"),),
+    # NHS Digital (now NHS England) publishes HES admitted patient care once a year, for the
+    # financial year ended 31 March, in the autumn after it (September to November in recent
+    # years, about 6-8 months on): allow 275 days (to the end of December) for a late release,
+    # and one year (366 days) between releases. Just before a release on time the latest year
+    # held ended at most 275 + 366 = 641 days ago: 2019/20 (ended 31 March 2020) is stale from
+    # 1 January 2022, when 2020/21 should have been out for a while. A financial year ends on
+    # 31 March of fy_start + 1.
+    freshness=Freshness(
+        publisher="NHS England (HES)",
+        period="financial year",
+        publication_lag_days=275,
+        cycle_days=366,
+        latest_period_end_sql=(
+            "select max(make_date(fy_start + 1, 3, 31)) from raw.sharp_object_admissions where value is not null"
+        ),
+    ),
+)

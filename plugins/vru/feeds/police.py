@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 
 from vru.archive import Archive, Archived
+from vru.feed import SUCCESSFUL_LOADS, Feed, Freshness, Mart
 from vru.http import FetchError, HttpClient, RetryPolicy
 from vru.loader import (
     Chunk,
@@ -459,9 +460,9 @@ def plan(conn: psycopg.Connection, api: PoliceApi, archive: Archive) -> Plan:
                 from raw.police_availability a
                 where exists (select 1 from audit.loads l
                               where l.dataset = %s and l.force_id = a.force_id and l.month = a.month
-                                and l.status in ('loaded', 'replaced'))
+                                and l.status = any(%s))
                 """,
-                (DATASET,),
+                (DATASET, list(SUCCESSFUL_LOADS)),
             )
         }
     todo = [
@@ -491,7 +492,7 @@ def ingest_api_partition(conn: psycopg.Connection, api: PoliceApi, archive: Arch
     kept = archive.put_bytes(DATASET, data, ".json")
     where = f"stops-force force={part.force_id} date={part.month:%Y-%m} (sha256 {kept.sha256[:12]})"
     result = _load_if_changed(conn, part, "api", kept, lambda: parse_api_json(data, where), run_id)
-    if result.status in ("loaded", "replaced", "unchanged"):
+    if result.status in (*SUCCESSFUL_LOADS, "unchanged"):
         conn.execute(
             "update raw.police_availability set checked_version = %s, checked_at = now() "
             "where force_id = %s and month = %s",
@@ -555,3 +556,33 @@ def remember_last_updated(conn: psycopg.Connection, value: str | None) -> None:
             """,
             (DATASET, value),
         )
+
+
+FEED = Feed(
+    name="police",
+    dataset=DATASET,
+    kind="api",
+    label="Stop and search",
+    source_label="Stop and search (data.police.uk)",
+    raw_table=TABLE,
+    staging_table="staging.stg_police__stop_searches",
+    schedule="0 2 * * *",
+    retries=1,
+    retry_delay_minutes=2,
+    tags=("police", "stop-and-search", "ingest"),
+    url_setting="police_api_url",
+    marts=(Mart("stop_search_monthly", "police.stop_search_monthly", "Stop and search (monthly figures)"),),
+    # data.police.uk publishes a month about 1-2 months after it ends (61 days at the latest),
+    # one month per monthly release (31 days). Just before a release on time, the latest month
+    # held ended at most 61 + 31 = 92 days ago; older means a release was missed.
+    freshness=Freshness(
+        publisher="data.police.uk",
+        period="month",
+        publication_lag_days=61,
+        cycle_days=31,
+        latest_period_end_sql=(
+            "select (max(month) + interval '1 month' - interval '1 day')::date from audit.loads "
+            "where dataset = 'police.stop_searches' and status = any(%(successful)s)"
+        ),
+    ),
+)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import psycopg
 
+from vru.feed import SUCCESSFUL_LOADS, Feed, Freshness, Mart
 from vru.loader import Parsed, Quarantined, copy_records
 from vru.names import safe_name
 from vru.tables import Column, ColumnMap, normalise_header
@@ -346,12 +347,13 @@ def load_extract(conn: psycopg.Connection, *, file_name: str, sha256: str, archi
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{DATASET}/{x.site_code}",))
         overlap = conn.execute(
             """select file_name, reporting_period_start, reporting_period_end from audit.landed_files
-               where dataset = %s and site_code = %s and outcome in ('loaded', 'replaced')
+               where dataset = %s and site_code = %s and outcome = any(%s)
                  and daterange(reporting_period_start, reporting_period_end, '[]')
                      && daterange(%s, %s, '[]')
                  and (reporting_period_start, reporting_period_end) <> (%s, %s)
                order by landed_id desc limit 1""",
-            (DATASET, x.site_code, x.period_start, x.period_end, x.period_start, x.period_end),
+            (DATASET, x.site_code, list(SUCCESSFUL_LOADS), x.period_start, x.period_end, x.period_start,
+             x.period_end),
         ).fetchone()
         if overlap:
             raise Rejected(
@@ -362,9 +364,9 @@ def load_extract(conn: psycopg.Connection, *, file_name: str, sha256: str, archi
         previous = conn.execute(
             """select load_id from audit.landed_files
                where dataset = %s and site_code = %s and reporting_period_start = %s
-                 and reporting_period_end = %s and outcome in ('loaded', 'replaced')
+                 and reporting_period_end = %s and outcome = any(%s)
                order by landed_id desc limit 1""",
-            (DATASET, x.site_code, x.period_start, x.period_end),
+            (DATASET, x.site_code, x.period_start, x.period_end, list(SUCCESSFUL_LOADS)),
         ).fetchone()
         load_id = int(conn.execute("select nextval('audit.loads_load_id_seq')").fetchone()[0])  # type: ignore[index]
         conn.execute(
@@ -396,3 +398,31 @@ def load_extract(conn: psycopg.Connection, *, file_name: str, sha256: str, archi
              previous[0] if previous else None, run_id),
         )
     return ExtractLoad(outcome, load_id, x, loaded, len(quarantined), previous[0] if previous else None)
+
+
+FEED = Feed(
+    name="ae",
+    dataset=DATASET,
+    kind="files",
+    label="A&E assault attendances",
+    source_label="A&E assault attendances (ISTV extracts)",
+    raw_table=TABLE,
+    schedule="30 2 * * *",
+    retry_delay_minutes=2,
+    tags=("nhs", "a&e", "istv", "ingest", "event-driven"),
+    marts=(Mart("ae_assault_monthly", "ae.ae_assault_monthly", "A&E assault attendances (monthly figures)"),),
+    # Emergency departments send ISTV extracts at least monthly (the standard's minimum), usually
+    # in the first weeks after the month: allow 31 days for a month's extract to arrive and one
+    # month (31 days) between extracts. The latest period held ending more than 62 days ago means
+    # at least one monthly extract is overdue from every department.
+    freshness=Freshness(
+        publisher="the emergency departments",
+        period="month",
+        publication_lag_days=31,
+        cycle_days=31,
+        latest_period_end_sql=(
+            "select max(reporting_period_end) from audit.landed_files "
+            "where dataset = 'ae.attendances' and outcome = any(%(successful)s)"
+        ),
+    ),
+)

@@ -23,6 +23,7 @@ import psycopg
 
 from vru import editions
 from vru.archive import Archive
+from vru.config import Settings
 from vru.editions import (
     Download,
     EditionResult,
@@ -31,6 +32,7 @@ from vru.editions import (
     check_and_load,
     load_local_file,
 )
+from vru.feed import Feed, Freshness, Mart
 from vru.http import HttpClient
 from vru.loader import Noted, Parsed, Quarantined
 from vru.tables import (
@@ -206,3 +208,51 @@ def load_file(conn: psycopg.Connection, archive: Archive, path: Path, forces: di
     """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
     return load_local_file(conn, archive, EDITIONS, path, _parser(forces), refusals=(UnknownForce,),
                            run_id=run_id)
+
+
+def ingest_edition(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str, run_id: str | None,
+                   cfg: Settings) -> EditionResult:
+    """The nightly check (the feed's declared `ingest`): forces named as the dbt seed knows them."""
+    return ingest(conn, http, archive, url, force_names(cfg.dbt_project_dir), run_id)
+
+
+def load_edition_file(conn: psycopg.Connection, archive: Archive, path: Path, run_id: str | None,
+                      cfg: Settings) -> EditionResult:
+    """`vru load-knife-crime FILE` (the feed's declared `load_file`)."""
+    return load_file(conn, archive, path, force_names(cfg.dbt_project_dir), run_id)
+
+
+FEED = Feed(
+    name="knife_crime",
+    dataset=DATASET,
+    kind="edition",
+    label="Knife crime",
+    source_label="Knife crime (Home Office)",
+    raw_table=TABLE,
+    staging_table="staging.stg_home_office__knife_offences",
+    schedule="15 2 * * *",
+    tags=("home-office", "knife-crime", "ingest"),
+    url_setting="knife_crime_url",
+    ingest=ingest_edition,
+    load_file=load_edition_file,
+    doc_md=("the Home Office's police recorded crime open data table of offences involving a knife or "
+            "sharp instrument, by police force area and financial quarter, into `raw.knife_offences`. "
+            "A table naming a force that is not one of the 43 is refused whole, naming the force."),
+    marts=(Mart("knife_crime_quarterly", "home_office.knife_crime_quarterly", "Knife crime (quarterly figures)"),),
+    # The Home Office refreshes its police recorded crime open data tables with the quarterly
+    # crime statistics, about 4 months (123 days) after a quarter ends, one quarter (92 days) per
+    # release: at most 123 + 92 = 215 days just before a release on time. (200 days would call the
+    # feed stale in the last fortnight before every normal release.) Financial quarters: Q1 is
+    # April-June of fy_start ... Q4 January-March of fy_start + 1; a quarter ends the day before
+    # the first day of the month after it.
+    freshness=Freshness(
+        publisher="the Home Office",
+        period="quarter",
+        publication_lag_days=123,
+        cycle_days=92,
+        latest_period_end_sql=(
+            "select max(make_date(fy_start + financial_quarter / 3, (financial_quarter * 3 + 3) %% 12 + 1, 1) - 1) "
+            "from raw.knife_offences where offences is not null"
+        ),
+    ),
+)

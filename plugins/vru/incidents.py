@@ -1,5 +1,9 @@
 """Incidents and alerts: tell people once when something needs them, and keep the record in `audit`.
 
+Three parts, in this order below: the record (`audit.incidents`), delivery (e-mail, webhook), and
+the task callbacks every DAG sets through `task_defaults`. Freshness, which opens `feed_stale`
+incidents through `report_stale`, is `vru.freshness`.
+
 An incident is one problem, from the first time it is seen until it is resolved:
 * a task that failed for good (after its last retry): a failed critical validation
   (`validation_failed`), a step of a feed's ingest DAG (`feed_failed`), or any other step
@@ -27,15 +31,14 @@ import html
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowFailException
 
-from vru import warehouse
-from vru.airflow_local import AE_DAG, HES_DAG, INGEST_DAG, KNIFE_CRIME_DAG, TRANSFORM_DAG
+from vru import registry, warehouse
 from vru.config import Settings, settings
 from vru.names import safe_text
 
@@ -52,20 +55,8 @@ FILE_REJECTED = "file_rejected"
 EDITION_REFUSED = "edition_refused"
 
 # What monitoring staff call each dataset (the names they see in the data quality report).
-DATASET_LABELS = {
-    "police.stop_searches": "Stop and search",
-    "police.stop_search_monthly": "Stop and search (monthly figures)",
-    "home_office.knife_offences": "Knife crime",
-    "home_office.knife_crime_quarterly": "Knife crime (quarterly figures)",
-    "nhs.sharp_object_admissions": "Hospital admissions for assault by sharp object",
-    "nhs.sharp_object_admissions_yearly": "Hospital admissions for assault by sharp object (yearly figures)",
-    "ae.attendances": "A&E assault attendances",
-    "ae.ae_assault_monthly": "A&E assault attendances (monthly figures)",
-}
-# The dataset each ingest DAG feeds: a failure there is that feed failing.
-DAG_FEEDS = {INGEST_DAG: "police.stop_searches", KNIFE_CRIME_DAG: "home_office.knife_offences",
-             HES_DAG: "nhs.sharp_object_admissions", AE_DAG: "ae.attendances"}
-DAG_LABELS = {TRANSFORM_DAG: "Transform and validation"}
+DATASET_LABELS = registry.dataset_labels()
+DAG_LABELS = {registry.TRANSFORM_DAG: "Transform and validation"}
 
 _DETAIL_LIMIT = 4000  # characters of error text kept: the log has the rest
 
@@ -323,7 +314,7 @@ def deliver(incident: Incident, incident_id: int | None, opened_at: datetime, or
     return Outcome(incident_id, True, via, error), bool(sent)
 
 
-def _open_and_alert(conn: psycopg.Connection | None, incident: Incident, origin: Origin, cfg: Settings,
+def open_and_alert(conn: psycopg.Connection | None, incident: Incident, origin: Origin, cfg: Settings,
                     context: Mapping[str, Any] | None) -> Outcome:
     """Record the incident; alert only if this call opened it. Never raises."""
     recorded: tuple[int, bool, datetime] | None = None
@@ -357,7 +348,7 @@ def report_incident(incident: Incident, origin: Origin, *, cfg: Settings | None 
         log.error("warehouse unreachable for incident %s: %s", incident.key, exc)
         conn = None
     try:
-        return _open_and_alert(conn, incident, origin, cfg, context)
+        return open_and_alert(conn, incident, origin, cfg, context)
     finally:
         if conn is not None:
             conn.close()
@@ -436,8 +427,9 @@ def incident_from_context(context: Mapping[str, Any]) -> tuple[Incident, Origin]
                    "the figures already held are unchanged.")
         return Incident(key, EDITION_REFUSED, summary, detail, error.dataset, "ingest"), origin
 
-    feed = DAG_FEEDS.get(origin.dag_id or "")
-    if feed:
+    ingest = registry.by_dag_id(origin.dag_id)
+    if ingest:
+        feed = ingest.dataset
         if task_id == "check_failures":
             what = "some force-months could not be loaded after all retries; the next nightly run retries them"
         else:
@@ -448,7 +440,7 @@ def incident_from_context(context: Mapping[str, Any]) -> tuple[Incident, Origin]
     consequence = ("the data quality report was not rewritten" if task_id == "report" else
                    "figures from this batch were not published")
     summary = f"{label}: step '{task_id}' failed{attempts}; {consequence}."
-    return Incident(key, TASK_FAILED, summary, detail, None, "transform" if origin.dag_id == TRANSFORM_DAG
+    return Incident(key, TASK_FAILED, summary, detail, None, "transform" if origin.dag_id == registry.TRANSFORM_DAG
                     else None), origin
 
 
@@ -501,152 +493,3 @@ def task_defaults(retries: int, retry_delay: timedelta | None = None) -> dict[st
     if retry_delay is not None:
         defaults["retry_delay"] = retry_delay
     return defaults
-
-
-# ------------------------------------------------------------------------------------------------
-# Freshness: is each feed's latest period as recent as its publisher's schedule says it should be?
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Feed:
-    dataset: str
-    publisher: str
-    period: str  # month | quarter | financial year
-    publication_lag_days: int  # from the end of a period to its publication, at the latest
-    cycle_days: int  # between two releases: how much older the latest period gets before the next
-    latest_period_end_sql: str  # one row, one column: the last day of the latest period held (or null)
-
-    @property
-    def max_age_days(self) -> int:
-        """Stale past this: the release after the one we hold is overdue."""
-        return self.publication_lag_days + self.cycle_days
-
-    @property
-    def label(self) -> str:
-        return DATASET_LABELS.get(self.dataset, self.dataset)
-
-
-FEEDS = (
-    # data.police.uk publishes a month about 1-2 months after it ends (61 days at the latest),
-    # one month per monthly release (31 days). Just before a release on time, the latest month
-    # held ended at most 61 + 31 = 92 days ago; older means a release was missed.
-    Feed(
-        dataset="police.stop_searches",
-        publisher="data.police.uk",
-        period="month",
-        publication_lag_days=61,
-        cycle_days=31,
-        latest_period_end_sql=(
-            "select (max(month) + interval '1 month' - interval '1 day')::date from audit.loads "
-            "where dataset = 'police.stop_searches' and status in ('loaded', 'replaced')"
-        ),
-    ),
-    # The Home Office refreshes its police recorded crime open data tables with the quarterly
-    # crime statistics, about 4 months (123 days) after a quarter ends, one quarter (92 days) per
-    # release: at most 123 + 92 = 215 days just before a release on time. (200 days would call the
-    # feed stale in the last fortnight before every normal release.) Financial quarters: Q1 is
-    # April-June of fy_start ... Q4 January-March of fy_start + 1; a quarter ends the day before
-    # the first day of the month after it.
-    Feed(
-        dataset="home_office.knife_offences",
-        publisher="the Home Office",
-        period="quarter",
-        publication_lag_days=123,
-        cycle_days=92,
-        latest_period_end_sql=(
-            "select max(make_date(fy_start + financial_quarter / 3, (financial_quarter * 3 + 3) % 12 + 1, 1) - 1) "
-            "from raw.knife_offences where offences is not null"
-        ),
-    ),
-    # NHS Digital (now NHS England) publishes HES admitted patient care once a year, for the
-    # financial year ended 31 March, in the autumn after it (September to November in recent
-    # years, about 6-8 months on): allow 275 days (to the end of December) for a late release,
-    # and one year (366 days) between releases. Just before a release on time the latest year
-    # held ended at most 275 + 366 = 641 days ago: 2019/20 (ended 31 March 2020) is stale from
-    # 1 January 2022, when 2020/21 should have been out for a while. A financial year ends on
-    # 31 March of fy_start + 1.
-    Feed(
-        dataset="nhs.sharp_object_admissions",
-        publisher="NHS England (HES)",
-        period="financial year",
-        publication_lag_days=275,
-        cycle_days=366,
-        latest_period_end_sql=(
-            "select max(make_date(fy_start + 1, 3, 31)) from raw.sharp_object_admissions where value is not null"
-        ),
-    ),
-    # Emergency departments send ISTV extracts at least monthly (the standard's minimum), usually
-    # in the first weeks after the month: allow 31 days for a month's extract to arrive and one
-    # month (31 days) between extracts. The latest period held ending more than 62 days ago means
-    # at least one monthly extract is overdue from every department.
-    Feed(
-        dataset="ae.attendances",
-        publisher="the emergency departments",
-        period="month",
-        publication_lag_days=31,
-        cycle_days=31,
-        latest_period_end_sql=(
-            "select max(reporting_period_end) from audit.landed_files "
-            "where dataset = 'ae.attendances' and outcome in ('loaded', 'replaced')"
-        ),
-    ),
-)
-
-
-def _period_name(feed: Feed, end: date) -> str:
-    if feed.period == "month":
-        return f"{end:%B %Y}"
-    if feed.period == "financial year":  # ends 31 March: 2020-03-31 -> '2019/20'
-        return f"{end.year - 1}/{end.year % 100:02d}"
-    start = date(end.year, end.month - 2, 1)  # quarters end in March, June, September, December
-    return f"{start:%B}-{end:%B %Y}"
-
-
-def check_freshness(conn: psycopg.Connection, now: datetime | None = None, datasets: Iterable[str] | None = None,
-                    *, cfg: Settings | None = None, context: Mapping[str, Any] | None = None,
-                    ) -> list[dict[str, Any]]:
-    """Per feed: open (and alert once) or resolve `stale:<dataset>`. Staleness is reported, not raised."""
-    cfg = cfg or settings()
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    wanted = set(datasets) if datasets is not None else None
-    origin = origin_of(context or {})
-    results = []
-    for feed in FEEDS:
-        if wanted is not None and feed.dataset not in wanted:
-            continue
-        row = conn.execute(feed.latest_period_end_sql).fetchone()
-        end: date | None = row[0] if row else None
-        age = (today - end).days if end else None
-        stale = age is None or age > feed.max_age_days
-        key = f"stale:{feed.dataset}"
-        result: dict[str, Any] = {"dataset": feed.dataset, "latest_period_end": end.isoformat() if end else None,
-                                  "age_days": age, "max_age_days": feed.max_age_days, "stale": stale}
-        if stale:
-            if end is None:
-                summary = (f"{feed.label}: no {feed.period} has been loaded yet; figures are missing, "
-                           f"not just late.")
-            else:
-                summary = (f"{feed.label}: the latest {feed.period} held ({_period_name(feed, end)}) ended {age} "
-                           f"days ago; {feed.publisher} normally has a newer {feed.period} out within "
-                           f"{feed.max_age_days} days, so figures are overdue.")
-            detail = (f"latest {feed.period} held ends {end or 'never'}; checked {today}; stale after "
-                      f"{feed.max_age_days} days ({feed.publication_lag_days} days publication delay + "
-                      f"{feed.cycle_days} days between releases)")
-            incident = Incident(key, FEED_STALE, summary, detail, feed.dataset, "ingest")
-            outcome = _open_and_alert(conn, incident, origin, cfg, context)
-            result.update(incident_id=outcome.incident_id, new_incident=outcome.is_new,
-                          notified_via=outcome.notified_via, notify_error=outcome.notify_error)
-            log.warning("%s", summary)
-        else:
-            result["resolved_incident_id"] = resolve(conn, key)
-        results.append(result)
-    return results
-
-
-def run_freshness_check(datasets: Iterable[str], context: Mapping[str, Any] | None = None,
-                        cfg: Settings | None = None) -> list[dict[str, Any]]:
-    """The `check_freshness` task of an ingest DAG."""
-    cfg = cfg or settings()
-    with psycopg.connect(warehouse.warehouse_url(cfg), autocommit=True) as conn:
-        return check_freshness(conn, datasets=datasets, cfg=cfg, context=context)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -31,23 +32,50 @@ from vru.feeds.police import CSV_COLUMNS, archive_file_partition
 
 
 def bundled_sample_dir() -> Path:
-    return Path(str(resources.files("vru").joinpath("sample/police_uk")))
+    return Path(str(resources.files("vru_sample").joinpath("data/police")))
 
 
 def bundled_knife_crime_editions() -> list[Path]:
     """The two bundled (synthetic) editions of the knife crime table, oldest first."""
-    folder = Path(str(resources.files("vru").joinpath("sample/home_office")))
+    folder = Path(str(resources.files("vru_sample").joinpath("data/knife_crime")))
     return sorted(folder.glob("knife-crime-edition-*"))
 
 
 def bundled_hes_editions() -> list[Path]:
     """The two bundled (synthetic) editions of the HES sharp object admissions table, oldest first."""
-    folder = Path(str(resources.files("vru").joinpath("sample/nhs")))
+    folder = Path(str(resources.files("vru_sample").joinpath("data/hes")))
     return sorted(folder.glob("hes-sharp-object-edition-*"))
 
 
+@dataclass(frozen=True)
+class SampleEditions:
+    """What the stand-in serves for an edition feed (`vru.registry` name `feed`): the bundled
+    editions, published one after the other at /<folder>/<served_name>."""
+
+    feed: str
+    served_name: str
+    folder: str
+    publisher: str  # who publishes a revision, in the demo's words
+    what: str
+    editions: Callable[[], list[Path]]
+    replay: bool  # serve every edition in turn (a revision is picked up), or only the latest
+
+    def url(self, base: str) -> str:
+        return f"{base}/{self.folder}/{self.served_name}"
+
+
+# The edition feeds' sample. Knife crime replays its timeline (edition 1, then the revised
+# edition 2 published while Airflow runs). HES serves its latest edition only: a second revision
+# replay would start a fourth transform run (events seconds apart are not coalesced), about 4
+# minutes for nothing new to see; tests/test_hes.py checks its revision over HTTP instead.
+SAMPLE_EDITIONS = (
+    SampleEditions("knife_crime", "knife-crime", "home-office", "the Home Office", "knife crime table",
+                   bundled_knife_crime_editions, replay=True),
+    SampleEditions("hes", "hes-sharp-object", "nhs", "NHS Digital",
+                   "HES table of admissions for assault by sharp object", bundled_hes_editions, replay=False),
+)
 # Folders under which the server publishes edition files, one per publisher.
-EDITION_FOLDERS = ("home-office", "nhs")
+EDITION_FOLDERS = tuple(s.folder for s in SAMPLE_EDITIONS)
 
 
 @dataclass(frozen=True)
@@ -250,11 +278,15 @@ class SampleServer:
 
     @property
     def knife_crime_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/home-office/knife-crime"
+        return f"{self.base}/home-office/knife-crime"
 
     @property
     def hes_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/nhs/hes-sharp-object"
+        return f"{self.base}/nhs/hes-sharp-object"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> SampleServer:
         self.thread.start()

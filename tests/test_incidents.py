@@ -30,8 +30,9 @@ import structlog
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from airflow.sdk import DAG, task
-from vru import alerts
-from vru.alerts import VruIncidentNotifier, check_freshness, open_or_touch, resolve, resolve_task_incident
+from vru import incidents
+from vru.freshness import check_freshness
+from vru.incidents import VruIncidentNotifier, open_or_touch, resolve, resolve_task_incident
 from vru.pipeline import ValidationFailed
 
 # the test SMTP server takes AUTH without TLS (loopback only); aiosmtpd warns about that
@@ -327,7 +328,7 @@ def test_no_channel_configured_is_recorded_as_such(
 ])
 def test_the_key_and_kind_come_from_the_context(dag_id: str, task_id: str, error: BaseException | None,
                                                 extra: dict[str, Any], key: str, kind: str) -> None:
-    incident, origin = alerts.incident_from_context(_context(dag_id, task_id, "r", error, **extra))
+    incident, origin = incidents.incident_from_context(_context(dag_id, task_id, "r", error, **extra))
     assert (incident.key, incident.kind) == (key, kind)
     assert (origin.dag_id, origin.task_id, origin.run_id) == (dag_id, task_id, "r")
     assert incident.detail  # never empty: "no exception" is said in words

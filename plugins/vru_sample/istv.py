@@ -14,7 +14,7 @@ contract's layout, at realistic levels and shapes, not real counts:
   exercises the mart's 'not known' band; small departments give small cells, which exercises
   suppression.
 
-`python -m vru.sample_istv FOLDER [FIRST_MONTH LAST_MONTH]` writes them (each written to a .part
+`python -m vru_sample.istv FOLDER [FIRST_MONTH LAST_MONTH]` writes them (each written to a .part
 name and renamed, as departments are told to do).
 """
 
@@ -33,7 +33,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from vru.config import settings
-from vru.feeds.istv import HEADER
+from vru.feeds.ae import HEADER
 
 FIRST_MONTH = date(2018, 4, 1)  # the 2018/19 baseline year of the VRU programme...
 LAST_MONTH = date(2021, 3, 1)  # ...to the end of 2020/21
@@ -166,7 +166,7 @@ def write_extracts(folder: Path, first: date = FIRST_MONTH, last: date = LAST_MO
 if __name__ == "__main__":
     args = sys.argv[1:]
     if not args:
-        sys.exit("usage: python -m vru.sample_istv FOLDER [FIRST_MONTH LAST_MONTH]  (months as YYYY-MM)")
+        sys.exit("usage: python -m vru_sample.istv FOLDER [FIRST_MONTH LAST_MONTH]  (months as YYYY-MM)")
     first, last = [date.fromisoformat(a + "-01") for a in args[1:3]] if len(args) >= 3 else [FIRST_MONTH, LAST_MONTH]
     paths = write_extracts(Path(args[0]), first, last)
     print(f"{len(paths)} synthetic ISTV extracts written to {args[0]}")

@@ -1,0 +1,89 @@
+"""The feed registry: each feed declared once, and nothing else disagreeing with it.
+
+Fast, no database: these read the declarations, the expectations folder, the dbt manifest and the
+package's own source (the import rules between its modules).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from vru import registry
+from vru.config import REPO_ROOT, settings
+from vru.feed import SUCCESSFUL_LOADS
+from vru.publish import BUILD_SCHEMA, manifest_marts
+
+EXPECTATIONS = REPO_ROOT / "expectations"
+PACKAGE = REPO_ROOT / "plugins" / "vru"
+# The local-run harness: it drives Airflow and serves the sample. Production code never imports it.
+HARNESS = {"vru.airflow_local", "vru.runner"}
+
+
+def test_every_declared_check_has_its_suite_and_every_suite_is_declared() -> None:
+    checks = registry.raw_checks() + registry.mart_checks(BUILD_SCHEMA)
+    declared = {f"{c.stage}.{c.dataset}.json" for c in checks}
+    on_disk = {p.name for p in EXPECTATIONS.glob("*.json")}
+    assert declared - on_disk == set(), "a feed declares a check whose suite is missing"
+    assert on_disk - declared == set(), "a suite no feed declares: it would never run"
+
+
+def test_the_registry_marts_are_the_marts_dbt_builds() -> None:
+    manifest = Path(settings().dbt_project_dir) / "target" / "manifest.json"
+    built = set(manifest_marts(manifest))
+    assert {m.name for m in registry.marts()} == built
+
+
+def test_names_are_unique_and_each_feed_has_its_dag_file() -> None:
+    names = [f.name for f in registry.FEEDS]
+    assert len(set(names)) == len(names)
+    assert len({f.dataset for f in registry.FEEDS}) == len(names)
+    for feed in registry.FEEDS:
+        dag_file = REPO_ROOT / "dags" / f"{feed.dag_id}.py"
+        assert dag_file.exists(), f"{feed.name}: no {dag_file.name}"
+        assert registry.feed(feed.name) is feed
+        assert registry.by_dag_id(feed.dag_id) is feed
+    with pytest.raises(KeyError, match="no feed called 'nope'; the feeds are police"):
+        registry.feed("nope")
+
+
+def test_edition_feeds_declare_their_source_and_loaders() -> None:
+    for feed in registry.edition_feeds():
+        assert feed.ingest is not None and feed.load_file is not None, feed.name
+        assert feed.url_env is not None and feed.source_url(settings()).startswith("http")
+
+
+def test_every_dataset_a_check_names_has_a_label() -> None:
+    labels = registry.dataset_labels()
+    for check in registry.raw_checks() + registry.mart_checks(BUILD_SCHEMA):
+        assert check.dataset in labels, check
+
+
+def test_dbt_and_python_agree_on_a_successful_load() -> None:
+    macro = (REPO_ROOT / "dbt_project" / "macros" / "successful_load_statuses.sql").read_text()
+    assert all(f"'{status}'" in macro for status in SUCCESSFUL_LOADS)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_production_modules_import_neither_the_harness_nor_the_sample() -> None:
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = "vru." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        if module in HARNESS or module == "vru.cli":  # the CLI is the entry point of both
+            continue
+        bad = sorted(i for i in _imports(path) if i in HARNESS or i.split(".")[0] == "vru_sample")
+        if bad:
+            offenders[module] = bad
+    assert offenders == {}
