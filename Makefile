@@ -55,7 +55,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy plugins/vru
 
-## The loader against psql \copy on 1M synthetic rows (figures go in the README).
+## The loader against psql \copy on 1M synthetic rows (figures go in docs/decisions.md).
 bench: setup
 	$(BIN)/python benchmarks/load_stop_searches.py
 

@@ -2,7 +2,7 @@
 
 Builds marts of national size and larger in a private embedded PostgreSQL, publishes them once,
 then times promotions of tonight's build: nothing changed, one month changed (43 force rows per
-mart), one revised force-month, and every row changed. Prints a table for the README.
+mart), one revised force-month, and every row changed. Prints a table for docs/decisions.md.
 
     .venv/bin/python benchmarks/promotion.py [--rows-scale 1 10 100]
 

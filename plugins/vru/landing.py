@@ -340,7 +340,7 @@ def _reject(conn: psycopg.Connection, entry: Entry, landing: Path, stored: Archi
                 f"File: {shown}\nReceived: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n"
                 f"sha256: {sha256 or 'not read'}\n"
                 f"Rejected: nothing in this file was loaded.\nReason: {reason}\n\n"
-                "Correct the extract (the file contract is in the README, \"A&E extracts: the file contract\") "
+                "Correct the extract (the file contract is in docs/ae-file-contract.md) "
                 "and drop the corrected file into the landing folder again.\n")
     log.warning("%s rejected: %s", shown, reason)
     return o

@@ -1,6 +1,6 @@
 """A&E assault attendances: ISTV extracts sent by emergency departments as CSV files.
 
-The file contract (README, "A&E extracts: the file contract") follows the NHS Data Dictionary's
+The file contract (docs/ae-file-contract.md) follows the NHS Data Dictionary's
 Information Sharing to Tackle Violence Minimum Data Set: a submission header (reporting period
 start and end date, site code of treatment) repeated on every row, then per assault the arrival
 date and time, the assault date and time, assault method (and other method description), assault
