@@ -87,3 +87,14 @@ def test_production_modules_import_neither_the_harness_nor_the_sample() -> None:
         if bad:
             offenders[module] = bad
     assert offenders == {}
+
+
+def test_the_readme_lists_every_module_of_both_packages() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    plugins = REPO_ROOT / "plugins"
+    for package in ("vru", "vru_sample"):
+        for path in sorted((plugins / package).rglob("*.py")):
+            relative = path.relative_to(plugins / package).as_posix()
+            if path.name == "__init__.py":
+                continue
+            assert f"`{relative}`" in readme, f"README's What is where does not list {package}/{relative}"
