@@ -46,14 +46,17 @@ $(REDIS_SERVER):
 
 ## Sets up and runs every test (real PostgreSQL, real Airflow scheduler, real HTTP on 127.0.0.1,
 ## a real headless browser, a real Redis with two Celery workers).
-test: setup $(CHROMIUM) $(REDIS_SERVER)
+## The linters and the type checker first (seconds), then the tests; `pytest -m "not e2e"` runs
+## the fast ones only.
+test: setup lint typecheck $(CHROMIUM) $(REDIS_SERVER)
 	VRU_CHROMIUM=$(CHROMIUM) VRU_REDIS_SERVER=$(REDIS_SERVER) $(BIN)/pytest
 
 lint: setup
-	$(BIN)/ruff check plugins dags tests benchmarks
+	$(BIN)/ruff check plugins dags tests benchmarks scripts
 
+# strict on plugins/vru and plugins/vru_sample (pyproject.toml [tool.mypy])
 typecheck: setup
-	$(BIN)/mypy plugins/vru
+	$(BIN)/mypy
 
 ## The loader against psql \copy on 1M synthetic rows (figures go in docs/decisions.md).
 bench: setup

@@ -22,12 +22,12 @@ def main() -> None:
     os.environ.pop("VRU_WAREHOUSE_URL", None)
     os.environ["VRU_AE_SETTLE_SECONDS"] = "0"  # the files are written just before: take them at once
     import psycopg
+    from vru import warehouse
     from vru.archive import Archive
     from vru.config import settings
     from vru.feeds import ae
     from vru.landing import process_landing
     from vru_sample import istv as sample_istv
-    from vru_sample import warehouse
 
     cfg = settings()
     server = warehouse.embedded(cfg)

@@ -36,6 +36,8 @@ from vru.config import settings
 from vru.feeds.police import FEED as POLICE
 from vru_sample.server import SampleApi, SampleServer
 
+pytestmark = pytest.mark.e2e  # through a real Airflow scheduler: `pytest -m "not e2e"` skips it
+
 POLICE_DAG = POLICE.dag_id
 
 REDIS = os.environ.get("VRU_REDIS_SERVER", "/usr/bin/redis-server")

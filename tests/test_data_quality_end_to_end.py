@@ -34,6 +34,8 @@ from vru.dbt import ensure_manifest
 from vru.feeds.police import FEED as POLICE
 from vru_sample.server import SampleApi, SampleServer, csv_row_to_api
 
+pytestmark = pytest.mark.e2e  # through a real Airflow scheduler: `pytest -m "not e2e"` skips it
+
 FILES = ("2020-01-durham-stop-and-search.csv", "2020-01-essex-stop-and-search.csv")
 
 

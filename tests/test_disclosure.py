@@ -45,12 +45,12 @@ import psycopg
 import pytest
 from conftest import publish_built
 from test_dbt_ae import BANDS, DATASET, DBT, FLAGS, MEASURES, PROJECT
+from vru import warehouse
 from vru.archive import Archive
 from vru.config import dbt_env, settings
 from vru.feeds import ae
 from vru.landing import Limits, process_landing
 from vru_sample import istv as sample_istv
-from vru_sample import warehouse
 
 AGE_OF_BAND = {"under 25": "18-24", "25 and over": "35-44", "not known": None}
 NO_SETTLE = Limits(settle_seconds=0, max_file_bytes=10_000_000)  # files are dropped and taken at once

@@ -20,10 +20,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import SAMPLE, asset_event_extras, home_with_warehouse
+from vru import warehouse
 from vru.config import REPO_ROOT, settings
 from vru.runner import execute
 from vru_sample import istv as sample_istv
-from vru_sample import warehouse
+
+pytestmark = pytest.mark.e2e  # through a real Airflow scheduler: `pytest -m "not e2e"` skips it
 
 S60 = "Criminal Justice and Public Order Act 1994 (section 60)"
 WEAPON_OBJECTS = {"Offensive weapons", "Anything to threaten or harm anyone", "Firearms"}

@@ -36,9 +36,10 @@ def period_name(feed: Feed, end: date) -> str:
 
 
 def latest_period_end(conn: psycopg.Connection, feed: Feed) -> date | None:
-    row = conn.execute(feed.freshness.latest_period_end_sql,  # type: ignore[arg-type]  # declared SQL
+    row = conn.execute(feed.freshness.latest_period_end_sql,
                        {"successful": list(SUCCESSFUL_LOADS)}).fetchone()
-    return row[0] if row else None
+    end: date | None = row[0] if row else None
+    return end
 
 
 def check_freshness(conn: psycopg.Connection, now: datetime | None = None, datasets: Iterable[str] | None = None,

@@ -461,17 +461,17 @@ class VruIncidentNotifier(BaseNotifier):
 
     def notify(self, context: Context) -> None:
         try:
-            incident, origin = incident_from_context(context)  # type: ignore[arg-type]
+            incident, origin = incident_from_context(context)
         except Exception:
             log.exception("could not describe the failure for an alert")
             return
-        report_incident(incident, origin, context=context)  # type: ignore[arg-type]
+        report_incident(incident, origin, context=context)
 
 
 def resolve_task_incident(context: Context) -> None:
     """on_success_callback for every task: close the task's open incident, if it has one."""
     try:
-        key = task_key(context)  # type: ignore[arg-type]
+        key = task_key(context)
         with _connect(settings()) as conn:
             resolve(conn, key)
     except Exception as exc:  # a success must stay a success

@@ -376,7 +376,8 @@ def _nice(top: float) -> float:
     if top <= 0:
         return 1.0
     magnitude = 10 ** math.floor(math.log10(top))
-    return next(step * magnitude for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if step * magnitude >= top)
+    return float(next(step * magnitude for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
+                      if step * magnitude >= top))
 
 
 def _chart(m: Measure, labels: list[str], values: dict[str, list[Any]]) -> str:

@@ -215,13 +215,13 @@ def _cell_text(cell: object) -> str:
 def _cell_value(cell: object) -> str:
     value_type = cell.get(_O_VALUE_TYPE)  # type: ignore[attr-defined]
     if value_type in ("float", "percentage", "currency"):
-        raw = cell.get(_O_VALUE, "")  # type: ignore[attr-defined]
+        raw = str(cell.get(_O_VALUE, ""))  # type: ignore[attr-defined]
         # integers stored as floats ("12" or "12.0") read as "12"
         if raw.endswith(".0"):
             raw = raw[:-2]
         return raw
     if value_type == "date":
-        return cell.get(_O_DATE, "")  # type: ignore[attr-defined]
+        return str(cell.get(_O_DATE, ""))  # type: ignore[attr-defined]
     return _cell_text(cell)
 
 

@@ -54,7 +54,7 @@ class LandingFileTrigger(BaseEventTrigger):
     """Fire once for each new file in `directory`, leaving the file where it is."""
 
     def __init__(self, *, directory: str, poke_interval: float = 5.0, settle_seconds: float = 0.0) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is untyped
         self.directory = directory
         self.poke_interval = poke_interval
         self.settle_seconds = settle_seconds
@@ -96,6 +96,6 @@ class LandingFileTrigger(BaseEventTrigger):
                 await self._save(announced)
             if new:
                 log.info("landing watcher: %d new file(s) in %s", len(new), self.directory)
-                yield TriggerEvent({"directory": self.directory, "files": sorted(new)})
+                yield TriggerEvent({"directory": self.directory, "files": sorted(new)})  # type: ignore[no-untyped-call]
             previous = current
             await asyncio.sleep(self.poke_interval)

@@ -270,7 +270,7 @@ def _run_suite(
 ) -> tuple[list[_ExpectationResult], Path | None]:
     with _quiet_gx():
         import great_expectations as gx
-        from great_expectations.checkpoint import UpdateDataDocsAction
+        from great_expectations.checkpoint.actions import UpdateDataDocsAction
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.data_context.types.base import (
             DataContextConfig,
