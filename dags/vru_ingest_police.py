@@ -50,7 +50,7 @@ def vru_ingest_police() -> None:
     @task
     def plan() -> dict[str, Any]:
         """Read what data.police.uk lists as published; return tonight's force-months by month."""
-        from vru.pipeline import plan_police
+        from vru.ingest import plan_police
 
         return plan_police()
 
@@ -66,7 +66,7 @@ def vru_ingest_police() -> None:
         doc_md="Fetch, archive and load each force-month of one month; failures are returned, not raised.",
     )
     def ingest(batch: list[dict[str, str]]) -> list[dict[str, Any]]:
-        from vru.pipeline import ingest_police_batch
+        from vru.ingest import ingest_police_batch
 
         context = get_current_context()
         context["batch_month"] = batch[0]["month"]  # type: ignore[typeddict-unknown-key]
@@ -76,7 +76,7 @@ def vru_ingest_police() -> None:
     def publish_raw(results: list[list[dict[str, Any]]], planned: dict[str, Any]):  # type: ignore[no-untyped-def]
         """Emit the raw asset event when something was loaded or replaced; skip otherwise."""
         from airflow.sdk.exceptions import AirflowSkipException
-        from vru.pipeline import finish_police
+        from vru.ingest import finish_police
 
         summary = finish_police([r for batch in results for r in batch], planned["last_updated"])
         if not summary.changed:

@@ -88,7 +88,7 @@ def vru_transform() -> None:
     @task
     def validate_raw() -> dict[str, object]:
         """Run the raw-stage suites in PostgreSQL; a critical failure stops the run here."""
-        from vru.pipeline import raw_snapshot, run_validations
+        from vru.gates import raw_snapshot, run_validations
 
         # taken before the checks: a load committed after this is one "under this run"
         snapshot = raw_snapshot()
@@ -144,7 +144,7 @@ def vru_transform() -> None:
         the failure is skipped (no incident) and the transform run that load queued decides.
         """
         from airflow.sdk.exceptions import AirflowSkipException
-        from vru.pipeline import RawChangedDuringRun, validate_marts_gate
+        from vru.gates import RawChangedDuringRun, validate_marts_gate
 
         try:
             return validate_marts_gate(MART_CHECKS, get_current_context()["run_id"], str(raw["raw_snapshot"]))

@@ -23,8 +23,8 @@ from vru.config import REPO_ROOT, settings
 from vru.feeds import hes
 from vru.freshness import check_freshness
 from vru.http import HttpClient, RetryPolicy
+from vru.ingest import ingest_edition
 from vru.loader import Noted, Quarantined
-from vru.pipeline import ingest_edition
 from vru.tables import MissingColumns, detect_format, read_rows
 from vru_sample.server import SampleApi, SampleServer, bundled_hes_editions, bundled_sample_dir
 

@@ -32,8 +32,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from airflow.sdk import DAG, task
 from vru import incidents
 from vru.freshness import check_freshness
+from vru.gates import ValidationFailed
 from vru.incidents import VruIncidentNotifier, open_or_touch, resolve, resolve_task_incident
-from vru.pipeline import ValidationFailed
 
 # the test SMTP server takes AUTH without TLS (loopback only); aiosmtpd warns about that
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")

@@ -14,8 +14,8 @@ from conftest import SAMPLE
 from vru.archive import Archive
 from vru.feeds import police
 from vru.http import HttpClient, RateLimiter, RetryPolicy
+from vru.ingest import summarise
 from vru.loader import Partition
-from vru.pipeline import summarise
 from vru_sample.server import Fault, SampleApi, SampleServer
 
 FORCES = ("city-of-london", "derbyshire", "durham", "leicestershire")

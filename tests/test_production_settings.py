@@ -265,7 +265,7 @@ def test_tasks_run_no_ddl(ddl_log: psycopg.Connection, clean_warehouse: str, tmp
     """The first task of each ingest DAG (police plan, knife crime, HES, A&E take-in) ran
     apply_schema, whose ALTER TABLEs take ACCESS EXCLUSIVE locks BI readers queue behind. Now the
     schema is applied once at start-up and a task runs no DDL at all."""
-    from vru import landing, pipeline
+    from vru import ingest, landing
     from vru_sample.server import (
         SampleApi,
         SampleServer,
@@ -284,9 +284,9 @@ def test_tasks_run_no_ddl(ddl_log: psycopg.Connection, clean_warehouse: str, tmp
             knife_crime_url=server.knife_crime_url, hes_url=server.hes_url, home=tmp_path,
             ae_landing=tmp_path / "landing", http_max_attempts=2)
         ddl_log.execute("truncate public.prod_settings_ddl")
-        plan = pipeline.plan_police(cfg)
-        knife = pipeline.ingest_edition("knife_crime", "prod-settings", cfg)
-        hes = pipeline.ingest_edition("hes", "prod-settings", cfg)
+        plan = ingest.plan_police(cfg)
+        knife = ingest.ingest_edition("knife_crime", "prod-settings", cfg)
+        hes = ingest.ingest_edition("hes", "prod-settings", cfg)
         landed = landing.ingest_landed("prod-settings", cfg=cfg)
     assert plan["listed"] and knife["status"] == "loaded" and hes["status"] == "loaded", (plan, knife, hes)
     assert landed["loaded"] == 0

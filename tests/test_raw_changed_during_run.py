@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from test_validation import bad_batch, load_stops
-from vru.pipeline import RawChangedDuringRun, ValidationFailed, loads_since, raw_snapshot, validate_marts_gate
+from vru.gates import RawChangedDuringRun, ValidationFailed, loads_since, raw_snapshot, validate_marts_gate
 
 CHECKS = [("raw", "police.stop_searches", "raw.stop_searches")]
 

@@ -403,7 +403,7 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 def incident_from_context(context: Mapping[str, Any]) -> tuple[Incident, Origin]:
     """What failed, in words, from an on_failure_callback context."""
-    from vru.pipeline import ValidationFailed
+    from vru.gates import ValidationFailed
 
     origin = origin_of(context)
     key = task_key(context)

@@ -69,7 +69,7 @@ def edition_ingest_dag(feed: Feed) -> DAG:
         def check_and_load() -> dict[str, Any]:
             """Load the table if the publisher put out a new edition; fail naming what was wrong."""
             from vru.incidents import EditionRefused
-            from vru.pipeline import ingest_edition
+            from vru.ingest import ingest_edition
 
             result = ingest_edition(feed.name, get_current_context()["run_id"])
             if result["status"] == "refused":  # bad data: a retry would refuse it again

@@ -22,7 +22,7 @@ class IngestsSettledSensor(BaseSensorOperator):
     while the others may still be loading: waiting here lets the run start from raw that no ingest
     is changing. Reschedule mode: the wait holds no worker slot, so the ingests it waits for can
     run. A load that starts after this (an A&E file landing mid-run) is met at the mart gate
-    (`vru.pipeline.validate_marts_gate`). An ingest running past `timeout` (default 2 hours) fails
+    (`vru.gates.validate_marts_gate`). An ingest running past `timeout` (default 2 hours) fails
     this task, which opens an incident naming it.
     """
 
