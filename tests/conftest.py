@@ -8,16 +8,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import pytest
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
-from vru import warehouse  # noqa: E402
+from vru import registry, warehouse  # noqa: E402
 from vru.config import settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "plugins" / "vru_sample" / "data" / "police"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Settings that point at a developer's warehouse or the real sources: never inherited by a test.
+OUTSIDE = ("VRU_WAREHOUSE_URL", *(f.url_env for f in registry.FEEDS if f.url_env))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,10 +29,8 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("vru_home")
     patch = pytest.MonkeyPatch()
     patch.setenv("VRU_HOME", str(home))
-    patch.delenv("VRU_WAREHOUSE_URL", raising=False)
-    patch.delenv("VRU_POLICE_API_URL", raising=False)
-    patch.delenv("VRU_KNIFE_CRIME_URL", raising=False)
-    patch.delenv("VRU_HES_URL", raising=False)
+    for variable in OUTSIDE:
+        patch.delenv(variable, raising=False)
     yield home
     warehouse.EmbeddedWarehouse(home / "warehouse").stop()  # in case code under test started one
     patch.undo()
@@ -50,14 +51,17 @@ def warehouse_url(pg_server: warehouse.EmbeddedWarehouse) -> str:
     return url
 
 
+# What tests load besides each feed's raw table: the shared raw, audit and restricted records.
+SHARED_TABLES = ("raw.quarantine", "raw.police_availability", "raw.source_notes", "audit.loads", "audit.feed_state",
+                 "audit.validation_results", "audit.editions", "audit.revisions", "audit.incidents",
+                 "audit.landed_files", "restricted.ae_quarantine", "restricted.ae_published_cells")
+
+
 def _truncate(url: str) -> None:
+    tables = [f.raw_table for f in registry.FEEDS] + list(SHARED_TABLES)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "truncate raw.stop_searches, raw.quarantine, raw.police_availability, audit.loads, "
-            "audit.feed_state, audit.validation_results, raw.knife_offences, raw.source_notes, "
-            "audit.editions, audit.revisions, audit.incidents, raw.sharp_object_admissions, "
-            "restricted.ae_attendances, restricted.ae_quarantine, audit.landed_files, restricted.ae_published_cells"
-        )
+        conn.execute(psycopg.sql.SQL("truncate {}").format(
+            psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(*t.split(".")) for t in tables)))
 
 
 @contextmanager
@@ -66,7 +70,7 @@ def home_with_warehouse(tmp_path_factory: pytest.TempPathFactory, name: str) -> 
     home = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VRU_HOME", str(home))
-        for variable in ("VRU_WAREHOUSE_URL", "VRU_POLICE_API_URL", "VRU_KNIFE_CRIME_URL", "VRU_HES_URL"):
+        for variable in OUTSIDE:
             mp.delenv(variable, raising=False)
         server = warehouse.embedded(settings())
         server.start()
