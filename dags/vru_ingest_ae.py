@@ -35,7 +35,6 @@ from airflow.sdk import (
     Asset,
     AssetOrTimeSchedule,
     AssetWatcher,
-    CronTriggerTimetable,
     Metadata,
     TriggerRule,
     dag,
@@ -45,7 +44,7 @@ from airflow.sdk import (
 from vru.assets import raw_asset
 from vru.config import settings
 from vru.feeds.ae import FEED
-from vru.ingest_dags import START_DATE, TIMEZONE, defaults
+from vru.ingest_dags import dag_arguments, schedule
 from vru.triggers import LandingFileTrigger
 
 RAW_AE_ATTENDANCES = raw_asset(FEED)
@@ -64,17 +63,11 @@ AE_LANDING = Asset(
 
 
 @dag(
-    dag_id=FEED.dag_id,
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(FEED.schedule, timezone=TIMEZONE), assets=AE_LANDING
-    ),
-    start_date=START_DATE,
-    catchup=False,
-    # one taker at a time: files arriving during a run start the next one (events are queued)
-    max_active_runs=1,
-    default_args=defaults(FEED),  # owner, retries, the incident callbacks on every task
-    tags=list(FEED.tags),
+    # nightly, and whenever files land; one taker at a time (max_active_runs=1): files arriving
+    # during a run start the next one (events are queued)
+    schedule=AssetOrTimeSchedule(timetable=schedule(FEED), assets=AE_LANDING),
     doc_md=__doc__,
+    **dag_arguments(FEED),
 )
 def vru_ingest_ae() -> None:
     @task

@@ -31,21 +31,13 @@ from typing import Any
 from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
 from vru.assets import raw_asset
 from vru.feeds.police import FEED
-from vru.ingest_dags import START_DATE, defaults, schedule
+from vru.ingest_dags import dag_arguments, schedule
 
 RAW_STOP_SEARCHES = raw_asset(FEED)
 
 
-@dag(
-    dag_id=FEED.dag_id,
-    schedule=schedule(FEED),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=defaults(FEED),  # owner, retries, the incident callbacks on every task
-    tags=list(FEED.tags),
-    doc_md=__doc__,
-)
+# id, retries and the incident callbacks on every task, tags: from the feed's declaration
+@dag(schedule=schedule(FEED), doc_md=__doc__, **dag_arguments(FEED))
 def vru_ingest_police() -> None:
     @task
     def plan() -> dict[str, Any]:

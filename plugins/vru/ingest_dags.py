@@ -43,6 +43,20 @@ def defaults(feed: Feed) -> dict[str, Any]:
     return task_defaults(feed.retries, pendulum.duration(minutes=feed.retry_delay_minutes))
 
 
+def dag_arguments(feed: Feed) -> dict[str, Any]:
+    """What every ingest DAG takes from its feed's declaration (its schedule is its own: a files
+    feed also starts on files landing). One run at a time; no catch-up: a night missed is loaded
+    by the next, which asks the source what is new."""
+    return {
+        "dag_id": feed.dag_id,
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": defaults(feed),
+        "tags": list(feed.tags),
+    }
+
+
 def edition_ingest_dag(feed: Feed) -> DAG:
     """The nightly check-and-load DAG of an edition feed."""
     raw = raw_asset(feed)
@@ -54,16 +68,7 @@ def edition_ingest_dag(feed: Feed) -> DAG:
            + f"\nSource: `{feed.url_env}` (the table itself, or the page that links it). "
            f"Declared in `vru.feeds.{feed.name}` (FEED).")
 
-    @dag(
-        dag_id=feed.dag_id,
-        schedule=schedule(feed),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        default_args=defaults(feed),
-        tags=list(feed.tags),
-        doc_md=doc,
-    )
+    @dag(schedule=schedule(feed), doc_md=doc, **dag_arguments(feed))
     def ingest_dag() -> None:
         @task
         def check_and_load() -> dict[str, Any]:
