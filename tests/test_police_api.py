@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import time
@@ -169,8 +168,9 @@ def test_rate_limiter_spaces_requests_at_most_ten_per_second(sample: SampleApi) 
         elapsed = time.monotonic() - started
     assert elapsed >= 2.0  # 21 requests, 20 gaps of 0.1 s
     limiter = RateLimiter(10)
-    stamps = []
+    before = time.monotonic()
     for _ in range(5):
         limiter.wait()
-        stamps.append(time.monotonic())
-    assert min(b - a for a, b in itertools.pairwise(stamps)) >= 0.095
+    # 5 waits take at least 4 intervals. (Not each gap between stamps taken after the waits: a
+    # stamp the OS delays under load makes the next gap look short although the limiter held.)
+    assert time.monotonic() - before >= 0.4

@@ -1,15 +1,19 @@
 """Shared HTTP mechanics for every feed: a global rate limit, retries with backoff and jitter.
 
 A feed client knows its source's URLs and formats; this module knows how to be a polite, patient
-HTTP client. It retries 429, 5xx and timeouts with exponential backoff and full jitter, honours
-Retry-After, and gives up after a bounded number of attempts with an error naming the URL.
+HTTP client. Retries are tenacity's (bounded attempts, exponential backoff with full jitter, and a
+wait of our own that honours Retry-After), ending in an error naming the URL:
+* a GET is retried after 429, 5xx, timeouts and transport errors: reading twice is harmless;
+* a POST (the alert webhook) is delivered at most once: it is retried only when the receiver
+  certainly did not take it (the connection was never made, or 429 / 503, which refuse the
+  request), never after a timeout or a 500, when it may have been delivered already. The incident
+  record, not a second POST, is what makes an alert certain.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import threading
 import time
 from collections.abc import Mapping
@@ -17,10 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity.wait import wait_base
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A POST is retried only where the server refused it, so it was not delivered.
+POST_RETRY_STATUSES = frozenset({429, 503})
 
 
 class FetchError(RuntimeError):
@@ -63,11 +71,31 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay)
-        # "Full jitter" backoff: spreads retries of many clients (AWS architecture blog).
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+class _Retry(Exception):
+    """One attempt that may be tried again: what went wrong, and how long the server asked to wait."""
+
+    def __init__(self, problem: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.status = status
+        self.retry_after = retry_after
+
+
+class wait_retry_after_or_jitter(wait_base):  # noqa: N801 - named like tenacity's own waits
+    """The server's Retry-After when it gave one (capped at max_delay), else "full jitter":
+    uniform between 0 and min(max_delay, base_delay * 2^(attempt-1)) (AWS architecture blog)."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.cap = policy.max_delay
+        self.jitter = wait_random_exponential(multiplier=policy.base_delay, max=policy.max_delay)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, _Retry) and error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), self.cap)
+        return float(self.jitter(retry_state))
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -146,30 +174,40 @@ class HttpClient:
 
     def _send(self, method: str, url: str, *, label: str, failure: str, max_bytes: int | None = None,
               **kwargs: Any) -> httpx.Response:
-        last_problem = ""
-        last_status: int | None = None
-        for attempt in range(1, self.retry.max_attempts + 1):
+        at_most_once = method != "GET"
+
+        def attempt() -> httpx.Response:
             self.limiter.wait()
-            retry_after: float | None = None
             try:
                 response = self._request(method, url, max_bytes, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached the server
+                raise _Retry(f"{type(exc).__name__}: {exc}") from exc
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last_status = None
-                last_problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-                last_status = response.status_code
-                last_problem = f"HTTP {last_status}"
-                retry_after = _retry_after(response.headers)
-            if attempt == self.retry.max_attempts:
-                break
-            pause = self.retry.delay(attempt, retry_after)
-            log.warning("%s: %s (attempt %d/%d); retrying in %.1fs", label, last_problem,
-                        attempt, self.retry.max_attempts, pause)
-            time.sleep(pause)
-        raise FetchError(
-            f"{failure} failed after {self.retry.max_attempts} attempts: {last_problem}",
-            url=url,
-            status=last_status,
+                if at_most_once:  # it may have arrived: do not send it again
+                    raise FetchError(f"{failure} failed: {type(exc).__name__}: {exc} (not retried: it may "
+                                     "have been delivered)", url=url) from exc
+                raise _Retry(f"{type(exc).__name__}: {exc}") from exc
+            retry_on = POST_RETRY_STATUSES if at_most_once else RETRY_STATUSES
+            if response.status_code in retry_on:
+                raise _Retry(f"HTTP {response.status_code}", response.status_code, _retry_after(response.headers))
+            return response
+
+        def before_sleep(state: RetryCallState) -> None:
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            pause = state.next_action.sleep if state.next_action else 0.0
+            log.warning("%s: %s (attempt %d/%d); retrying in %.1fs", label, error, state.attempt_number,
+                        self.retry.max_attempts, pause)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.max_attempts),
+            wait=wait_retry_after_or_jitter(self.retry),
+            retry=retry_if_exception_type(_Retry),
+            before_sleep=before_sleep,
+            reraise=True,
         )
+        try:
+            return retrying(attempt)
+        except _Retry as last:
+            raise FetchError(f"{failure} failed after {self.retry.max_attempts} attempts: {last.problem}",
+                             url=url, status=last.status) from None
