@@ -28,7 +28,8 @@ from psycopg.rows import dict_row
 
 from vru import warehouse
 from vru.config import Settings, settings
-from vru.report import STYLE, write_page
+from vru.report import write_page
+from vru.templating import render
 
 COMPARISON = "marts.vru_programme_comparison"
 AREAS = "marts.vru_outcomes_quarterly"
@@ -139,16 +140,10 @@ def _exists(conn: psycopg.Connection, relation: str) -> bool:
 
 
 def _page(body: str) -> str:
-    now = datetime.now(UTC)
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
-<title>{html.escape(TITLE)}</title><style>{STYLE}{_EXTRA_STYLE}</style></head><body>
-<h1>{html.escape(TITLE)}</h1>
-<p class="muted">Written {now:%Y-%m-%d %H:%M} UTC from the warehouse tables {COMPARISON} and {AREAS}
-(the same tables BI tools read). <a href="index.html">Data quality report</a>: whether last night's
-figures can be trusted.</p>
-{body}
-</body></html>"""
+    from markupsafe import Markup
+
+    return render("outcomes_report.html.j2", title=TITLE, written=f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+                  comparison=COMPARISON, areas=AREAS, body=Markup(body))  # noqa: S704 - interim
 
 
 def _render(conn: psycopg.Connection) -> str:
