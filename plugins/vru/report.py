@@ -309,7 +309,7 @@ def _stale_datasets(conn: psycopg.Connection) -> set[str]:
 
 
 @dataclass(frozen=True)
-class Incident:
+class IncidentRecord:
     summary: str
     dataset: str | None
     opened_at: datetime
@@ -334,7 +334,7 @@ class IncidentRow:
 def _incidents(conn: psycopg.Connection) -> list[IncidentRow]:
     if not _exists(conn, "audit.incidents"):
         return []
-    rows = _fetch(conn, Incident, """
+    rows = _fetch(conn, IncidentRecord, """
         select summary, dataset, opened_at, last_seen_at, occurrences, resolved_at,
                coalesce(notified_via, '') as notified_via, notify_error
         from audit.incidents
