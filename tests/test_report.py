@@ -100,3 +100,31 @@ def test_report_renders_in_a_real_browser_without_errors(conn: psycopg.Connectio
     assert shown.values["lights"] == ["red", "red", "amber"]  # ingest, raw, marts of stop and search
     assert shown.values["trend"] == [["amber", "amber", "red"], ["green", "green", "red"], ["green", "amber"]]
     assert "must not be used" in shown.values["verdict"] and shown.values["visible"] is True
+
+
+def test_the_freshness_table_has_a_row_for_every_feed_that_loaded(conn: psycopg.Connection, clean_warehouse: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each feed's row comes from its declared freshness rule (the HES row was once missing)."""
+    import re
+
+    from vru import registry
+    from vru.archive import Archive
+    from vru_sample.server import SAMPLE_EDITIONS
+
+    monkeypatch.setenv("VRU_WAREHOUSE_URL", clean_warehouse)
+    cfg = settings()
+    for sample in SAMPLE_EDITIONS:  # the knife crime and HES tables, loaded as `vru load-<feed>` does
+        feed = registry.feed(sample.feed)
+        assert feed.load_file is not None
+        loaded = feed.load_file(conn, Archive(cfg.archive_dir), sample.editions()[0], "report-test", cfg)
+        assert loaded.status == "loaded"
+    conn.execute("insert into audit.feed_state values ('police.stop_searches', 'last_updated', '2020-03-31')")
+    page = write_report(cfg=cfg).read_text()
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>",
+                      page.split("<h2>Freshness</h2>", 1)[1].split("</table>", 1)[0])
+    by_feed = {feed: (held, published) for feed, held, published, _ in rows}
+    hes, knife = registry.feed("hes").source_label, registry.feed("knife_crime").source_label
+    assert set(by_feed) == {registry.feed("police").source_label, knife, hes}
+    assert re.fullmatch(r"\d{4}/\d{2}", by_feed[hes][0]) and by_feed[hes][0] == by_feed[hes][1]
+    assert re.fullmatch(r"[A-Z][a-z]+-[A-Z][a-z]+ \d{4}", by_feed[knife][0])
+    assert by_feed[registry.feed("police").source_label] == ("none", "unknown")

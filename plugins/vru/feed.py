@@ -47,6 +47,9 @@ class Freshness:
     # One row, one column: the last day of the latest period held (or null). Run with the parameter
     # %(successful)s (SUCCESSFUL_LOADS, as an array), so a literal % is written %%.
     latest_period_end_sql: str
+    # The same for the latest period the source itself lists (its availability, or its latest
+    # edition), where the feed records it; None: the source lists nothing (files sent to us).
+    published_period_end_sql: str | None = None
 
     @property
     def max_age_days(self) -> int:
@@ -97,6 +100,7 @@ class Feed:
     ingest: Callable[[psycopg.Connection, HttpClient, Archive, str, str | None, Settings], EditionResult] | None = None
     load_file: Callable[[psycopg.Connection, Archive, Path, str | None, Settings], EditionResult] | None = None
     doc_md: str = ""
+    edition_label: str = ""  # an edition feed: what one edition is, in the run summary ("knife crime table")
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

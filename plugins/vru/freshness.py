@@ -20,7 +20,6 @@ import psycopg
 from vru import registry, warehouse
 from vru.config import Settings, settings
 from vru.feed import SUCCESSFUL_LOADS, Feed
-from vru.incidents import FEED_STALE, Incident, open_and_alert, origin_of, resolve
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +35,18 @@ def period_name(feed: Feed, end: date) -> str:
 
 
 def latest_period_end(conn: psycopg.Connection, feed: Feed) -> date | None:
-    row = conn.execute(feed.freshness.latest_period_end_sql,
-                       {"successful": list(SUCCESSFUL_LOADS)}).fetchone()
+    """The last day of the latest period held (with a figure)."""
+    return _period_end(conn, feed.freshness.latest_period_end_sql)
+
+
+def published_period_end(conn: psycopg.Connection, feed: Feed) -> date | None:
+    """The last day of the latest period the source lists, where the feed records it."""
+    sql = feed.freshness.published_period_end_sql
+    return _period_end(conn, sql) if sql else None
+
+
+def _period_end(conn: psycopg.Connection, sql: str) -> date | None:
+    row = conn.execute(sql, {"successful": list(SUCCESSFUL_LOADS)}).fetchone()
     end: date | None = row[0] if row else None
     return end
 
@@ -46,6 +55,9 @@ def check_freshness(conn: psycopg.Connection, now: datetime | None = None, datas
                     *, cfg: Settings | None = None, context: Mapping[str, Any] | None = None,
                     ) -> list[dict[str, Any]]:
     """Per feed: open (and alert once) or resolve `stale:<dataset>`. Staleness is reported, not raised."""
+    # here, not at the top: the report reads periods from this module without Airflow's SDK
+    from vru.incidents import FEED_STALE, Incident, open_and_alert, origin_of, resolve
+
     cfg = cfg or settings()
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     wanted = set(datasets) if datasets is not None else None

@@ -27,7 +27,6 @@ recorded on the incident; a delivery error never fails the task it reports on.
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -196,30 +195,10 @@ def _subject(incident: Incident) -> str:
 
 def _email_body(incident: Incident, incident_id: int | None, opened_at: datetime, origin: Origin,
                 cfg: Settings) -> str:
-    def row(name: str, value: object) -> str:
-        return f"<tr><td>{name}</td><td>{html.escape(str(value))}</td></tr>" if value not in (None, "") else ""
+    from vru.alert_email import html_body
 
-    where = " / ".join(str(x) for x in (origin.dag_id, origin.task_id) if x)
-    return "".join([
-        "<html><body>",
-        f"<p><strong>{html.escape(incident.summary)}</strong></p>",
-        f"<p>{html.escape(_ADVICE.get(incident.kind, _ADVICE[TASK_FAILED]))}</p>",
-        "<table>",
-        row("Dataset", incident.dataset),
-        row("Stage", incident.stage),
-        row("Where", where),
-        row("Run", origin.run_id),
-        row("First seen", f"{opened_at:%Y-%m-%d %H:%M} UTC"),
-        row("Incident", f"{incident_id} ({incident.key})" if incident_id else f"not recorded ({incident.key})"),
-        row("Data quality report", cfg.reports_dir / "index.html"),
-        "</table>",
-        "<p>You will not get another message about this while it stays open: it closes by itself when "
-        "the step next succeeds (or the data is up to date again), and a new failure after that "
-        "opens a new incident.</p>",
-        (f"<p>Technical detail for the data engineers:</p><pre>{html.escape(incident.detail)}</pre>"
-         if incident.detail else ""),
-        "</body></html>",
-    ])
+    return html_body(incident, incident_id, opened_at, origin, cfg.reports_dir / "index.html",
+                     _ADVICE.get(incident.kind, _ADVICE[TASK_FAILED]))
 
 
 def _send_email(incident: Incident, incident_id: int | None, opened_at: datetime, origin: Origin,

@@ -14,21 +14,21 @@ table of every area's latest quarter.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg.rows import dict_row
 
 from vru import warehouse
 from vru.config import Settings, settings
-from vru.report import STYLE, write_page
+from vru.report import write_page
+from vru.templating import render
 
 COMPARISON = "marts.vru_programme_comparison"
 AREAS = "marts.vru_outcomes_quarterly"
@@ -36,14 +36,6 @@ GROUPS = ("VRU areas", "non-VRU areas")
 # Blue solid and orange dashed: told apart without colour too.
 GROUP_STYLE = {"VRU areas": ("#1d70b8", ""), "non-VRU areas": ("#f47738", "6 4")}
 TITLE = "Programme outcomes: VRU areas against the other areas"
-
-_EXTRA_STYLE = """
-.lead{font-size:1.05rem;max-width:60rem} .chart{max-width:48rem;width:100%;height:auto;display:block}
-.chart text{font-family:system-ui,Arial,sans-serif;font-size:12px;fill:#1b1b1b}
-.words{color:#505a5f;font-style:italic} td.num{text-align:right;font-variant-numeric:tabular-nums}
-details{margin:.5rem 0} summary{cursor:pointer}
-"""
-
 
 @dataclass(frozen=True)
 class Measure:
@@ -117,8 +109,7 @@ _BASELINE_WORDS = {
 }
 
 
-class _Html(str):
-    """Markup this module wrote itself; every other cell is escaped."""
+Row: TypeAlias = dict[str, Any]  # a mart row by column name (the Measure says which columns)
 
 
 def write_outcomes_report(cfg: Settings | None = None) -> Path:
@@ -128,7 +119,7 @@ def write_outcomes_report(cfg: Settings | None = None) -> Path:
     return write_page(cfg.reports_dir / "outcomes.html", page)
 
 
-def _rows(conn: psycopg.Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+def _rows(conn: psycopg.Connection, sql: str, params: Sequence[Any] = ()) -> list[Row]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(sql, params)
         return cur.fetchall()
@@ -138,64 +129,29 @@ def _exists(conn: psycopg.Connection, relation: str) -> bool:
     return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone() == (True,)
 
 
-def _page(body: str) -> str:
-    now = datetime.now(UTC)
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
-<title>{html.escape(TITLE)}</title><style>{STYLE}{_EXTRA_STYLE}</style></head><body>
-<h1>{html.escape(TITLE)}</h1>
-<p class="muted">Written {now:%Y-%m-%d %H:%M} UTC from the warehouse tables {COMPARISON} and {AREAS}
-(the same tables BI tools read). <a href="index.html">Data quality report</a>: whether last night's
-figures can be trusted.</p>
-{body}
-</body></html>"""
-
-
 def _render(conn: psycopg.Connection) -> str:
+    page = {"title": TITLE, "written": f"{datetime.now(UTC):%Y-%m-%d %H:%M}", "comparison": COMPARISON,
+            "areas": AREAS}
     if not (_exists(conn, COMPARISON) and _exists(conn, AREAS)):
-        return _page(f"""<p class="summary" id="not-built">The outcome tables ({COMPARISON} and {AREAS}) have
-not been built yet, so there is nothing to show. The nightly transform builds them once the feeds have
-loaded (<code>vru run</code>; <code>make run</code> with the bundled sample); this page is rewritten after
-every run.</p>""")
+        return render("outcomes_report.html.j2", **page, state="not built")
     groups = _rows(conn, f"select * from {COMPARISON} where group_name = any(%s) order by quarter_start",
                    (list(GROUPS),))
     if not groups:
-        return _page("""<p class="summary" id="not-built">The outcome tables exist but hold no quarter yet:
-no feed has loaded figures the transform could use. This page is rewritten after every run.</p>""")
+        return render("outcomes_report.html.j2", **page, state="empty")
     quarters = sorted({(r["quarter_start"], _quarter(r)) for r in groups})
     by_group = {(r["group_name"], r["quarter_start"]): r for r in groups}
     series = {g: [by_group.get((g, q)) for q, _ in quarters] for g in GROUPS}
     labels = [label for _, label in quarters]
-    source = groups[0]["population_source"]
     ae_areas = [r["force_name"] for r in _rows(conn, f"""
         select distinct force_name from {AREAS} where ae_coverage <> 'no A&E data for this area'
         order by force_name""")]
-    sections = "\n".join(_section(conn, m, series, labels) for m in MEASURES)
-    contents = "".join(f'<li><a href="#{m.key}">{html.escape(m.title)}</a></li>' for m in MEASURES)
-    ae_words = ", ".join(ae_areas) if ae_areas else "none yet"
-    return _page(f"""<p class="lead">How the Home Office's measures of the Violence Reduction Unit programme
-moved in the force areas with a VRU against the other areas, quarter by quarter ({html.escape(labels[0])}
-to {html.escape(labels[-1])}). Rates are per resident, so areas of different sizes compare; each group's
-index sets its own 2018/19 average (before any VRU) to 100, and the gap is the VRU areas' index minus the
-other areas' index: a negative gap means the VRU areas fell further, or rose less, than the others.</p>
-<h2>Read with care</h2>
-<ul id="caveats">
-<li>Denominators are the {html.escape(source)}: mid-year population estimates by force area are not held,
-so rates are per 2011 resident.</li>
-<li>Under-25 rates are not available: there is no under-25 population by force area. Under-25 A&amp;E
-counts are in the warehouse, without a rate.</li>
-<li>A&amp;E figures cover only the areas with an emergency department in the ae_sites seed
-({html.escape(ae_words)}); the other areas have no A&amp;E figure, which is not the same as none.</li>
-<li>A group's figure adds up only its areas whose figure is shown and complete for the quarter; the
-chart tables say how many areas that was. A missing or withheld figure is said in words, never shown as 0.</li>
-<li>Rates are quarterly, not annualised. Hospital admissions (HES) are published yearly for England only
-and are not on this page.</li>
-</ul>
-<ul>{contents}</ul>
-{sections}""")
+    return render("outcomes_report.html.j2", **page, state="built", labels=labels,
+                  population_source=groups[0]["population_source"],
+                  ae_areas=", ".join(ae_areas) if ae_areas else "none yet", measures=MEASURES,
+                  sections=[_section(conn, m, series, labels) for m in MEASURES])
 
 
-def _quarter(row: dict[str, Any]) -> str:
+def _quarter(row: Row) -> str:
     return f"{row['financial_year']} Q{row['financial_quarter']}"
 
 
@@ -206,33 +162,64 @@ def _num(value: Any, suffix: str = "", sign: bool = False) -> str:
     return f"{value}{suffix}"
 
 
-def _words(text: str) -> _Html:
-    return _Html(f'<span class="words">{html.escape(text)}</span>')
+# ------------------------------------------------------------------------------------------------
+# What the page shows, per measure: cells, the lead in words, the chart's geometry
+# ------------------------------------------------------------------------------------------------
 
 
-def _value_cell(value: Any, missing: str, suffix: str = "", sign: bool = False) -> _Html:
+@dataclass(frozen=True)
+class Cell:
+    """A table cell; templates/outcomes_report.html.j2 writes each kind."""
+
+    kind: str  # num | missing (a figure the mart lacks, in words) | words | force | text
+    text: str
+    value: Any = None  # num: the mart's value as is (data-value); force: its id (data-force)
+    note: str = ""  # num: words after the figure
+
+
+def _value_cell(value: Any, missing: str, suffix: str = "", sign: bool = False) -> Cell:
     if value is None:
-        return _Html(f'<td data-missing="true">{_words(missing)}</td>')
-    return _Html(f'<td class="num" data-value="{html.escape(str(value))}">'
-                 f"{html.escape(_num(value, suffix, sign))}</td>")
+        return Cell("missing", missing)
+    return Cell("num", _num(value, suffix, sign), value)
 
 
-def _table(headers: list[str], rows: list[list[Any]], table_id: str) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(c if isinstance(c, _Html) else f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-        for row in rows)
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+@dataclass(frozen=True)
+class Gap:
+    """The latest quarter with an index for both groups, as the mart gives it."""
+
+    quarter: str
+    vru_index: str
+    other_index: str
+    gap: Any  # the mart's value (data-gap)
+    gap_text: str
+    how: str
 
 
-def _section(conn: psycopg.Connection, m: Measure, series: dict[str, list[dict[str, Any] | None]],
-             labels: list[str]) -> str:
+@dataclass(frozen=True)
+class Lead:
+    indexed: bool  # the marts index this measure: there is a gap to tell (or to say is missing)
+    gap: Gap | None
+    latest_rate: str | None  # the latest rates in words; None: no quarter has one
+
+
+@dataclass(frozen=True)
+class Section:
+    measure: Measure
+    lead: Lead
+    chart: Chart | None  # None: no group has a rate for any quarter
+    data_headers: list[str]
+    data_rows: list[list[Cell]]
+    area_headers: list[str]
+    area_rows: list[list[Cell]]
+
+
+def _section(conn: psycopg.Connection, m: Measure, series: dict[str, list[Row | None]],
+             labels: list[str]) -> Section:
     values = {g: [r[m.group_rate] if r else None for r in rows] for g, rows in series.items()}
-    chart = _chart(m, labels, values)
     data_rows = []
     for i, label in enumerate(labels):
         vru, other = series["VRU areas"][i], series["non-VRU areas"][i]
-        row: list[Any] = [label]
+        row = [Cell("text", label)]
         for r in (vru, other):
             row.append(_value_cell(r[m.group_rate] if r else None, _no_rate(m, r)))
         if m.index:
@@ -241,27 +228,19 @@ def _section(conn: psycopg.Connection, m: Measure, series: dict[str, list[dict[s
             row.append(_value_cell(vru[m.gap] if vru and m.gap else None, "no gap: an index is missing",
                                    sign=True))
         for r in (vru, other):
-            row.append(_Html(f"<td>{_words('no row for the group')}</td>") if r is None else
-                       _Html(f'<td class="num" data-value="{r[m.contributing]}">'
-                             f"{r[m.contributing]} of {r['areas_in_group']}</td>"))
+            row.append(Cell("words", "no row for the group") if r is None else
+                       Cell("num", f"{r[m.contributing]} of {r['areas_in_group']}", r[m.contributing]))
         data_rows.append(row)
     headers = ["Quarter", "VRU areas: rate", "Non-VRU areas: rate"]
     if m.index:
         headers += ["VRU areas: index", "Non-VRU areas: index", "Gap (index points)"]
     headers += ["VRU areas counted", "Non-VRU areas counted"]
-    return f"""<section id="{m.key}">
-<h2>{html.escape(m.title)}</h2>
-<p class="lead" id="{m.key}-lead">{_lead(m, series, labels)}</p>
-<p class="muted">{html.escape(m.note)}</p>
-{chart}
-<details><summary>The chart's figures ({html.escape(m.rate_unit)})</summary>
-{_table(headers, data_rows, f"{m.key}-data")}
-</details>
-{_area_table(conn, m)}
-</section>"""
+    area_headers, area_rows = _area_table(conn, m)
+    return Section(m, _lead(m, series, labels), _chart(m, labels, values), headers, data_rows, area_headers,
+                   area_rows)
 
 
-def _no_rate(m: Measure, row: dict[str, Any] | None) -> str:
+def _no_rate(m: Measure, row: Row | None) -> str:
     if row is None:
         return "no row for the group"
     if not row[m.contributing]:
@@ -269,7 +248,7 @@ def _no_rate(m: Measure, row: dict[str, Any] | None) -> str:
     return "no figure"
 
 
-def _no_index(m: Measure, row: dict[str, Any] | None) -> str:
+def _no_index(m: Measure, row: Row | None) -> str:
     if row is None:
         return "no row for the group"
     if m.baseline_rate and row[m.baseline_rate] is None:
@@ -277,30 +256,23 @@ def _no_index(m: Measure, row: dict[str, Any] | None) -> str:
     return "no index: no rate this quarter"
 
 
-def _lead(m: Measure, series: dict[str, list[dict[str, Any] | None]], labels: list[str]) -> str:
+def _lead(m: Measure, series: dict[str, list[Row | None]], labels: list[str]) -> Lead:
     """The latest gap and rates in words, each number as the mart holds it."""
     vru, other = series["VRU areas"], series["non-VRU areas"]
-    esc = html.escape
-    parts = []
+    gap = None
     if m.gap and m.index:
         both = [i for i, r in enumerate(vru) if r is not None and r[m.gap] is not None]
         if both:
             i = both[-1]
             v, o = vru[i], other[i]
             assert v is not None and o is not None  # a gap needs both groups' index
-            gap = v[m.gap]
-            how = ("VRU areas did better against 2018/19" if gap < 0 else
-                   "VRU areas did worse against 2018/19" if gap > 0 else "no difference between the groups")
-            parts.append(
-                f"In {esc(labels[i])}, the latest quarter with an index for both groups, VRU areas stood at "
-                f"{esc(_num(v[m.index]))} and the other areas at {esc(_num(o[m.index]))} (2018/19 = 100): "
-                f'a gap of <strong data-gap="{esc(str(gap))}">{esc(_num(gap, sign=True))} index points</strong> '
-                f"({how}).")
-        else:
-            parts.append("No quarter has an index for both groups yet, so the marts give no VRU vs non-VRU "
-                         "gap: a group's index needs all four quarters of 2018/19.")
+            value = v[m.gap]
+            how = ("VRU areas did better against 2018/19" if value < 0 else
+                   "VRU areas did worse against 2018/19" if value > 0 else "no difference between the groups")
+            gap = Gap(labels[i], _num(v[m.index]), _num(o[m.index]), value, _num(value, sign=True), how)
     rated = [i for i in range(len(labels))
              if any(r is not None and r[m.group_rate] is not None for r in (vru[i], other[i]))]
+    latest_rate = None
     if rated:
         i = rated[-1]
         shown = []
@@ -310,28 +282,24 @@ def _lead(m: Measure, series: dict[str, list[dict[str, Any] | None]], labels: li
             else:
                 shown.append(f"{name} {_num(r[m.group_rate])} ({r[m.contributing]} of {r['areas_in_group']} "
                              "areas counted)")
-        parts.append(esc(f"Latest rate ({labels[i]}, {m.rate_unit}): {'; '.join(shown)}."))
-    else:
-        parts.append("No quarter has a rate for either group yet.")
-    return " ".join(parts)
+        latest_rate = f"Latest rate ({labels[i]}, {m.rate_unit}): {'; '.join(shown)}."
+    return Lead(bool(m.gap and m.index), gap, latest_rate)
 
 
-def _area_table(conn: psycopg.Connection, m: Measure) -> str:
-    latest = conn.execute(
+def _area_table(conn: psycopg.Connection, m: Measure) -> tuple[list[str], list[list[Cell]]]:
+    (latest,) = conn.execute(
         f"select coalesce(max(quarter_start) filter (where {m.value} is not null), max(quarter_start)) from {AREAS}"
-    ).fetchone()
-    rows = _rows(conn, f"select * from {AREAS} where quarter_start = %s order by in_vru_programme desc, force_name",
-                 (latest[0] if latest else None,))
+    ).fetchone() or (None,)
     out = []
-    for r in rows:
+    for r in _rows(conn, f"select * from {AREAS} where quarter_start = %s order by in_vru_programme desc, force_name",
+                   (latest,)):
         coverage = r[m.coverage]
         missing = _MISSING.get(m.coverage, {}).get(coverage, "withheld or not published")
         value = _value_cell(r[m.value], missing)
         if r[m.value] is not None and coverage == "partial":
-            value = _Html(f'<td class="num" data-value="{r[m.value]}">at least {_num(r[m.value])} '
-                          f'{_words("(lower bound)")}</td>')
-        row: list[Any] = [_Html(f'<td data-force="{html.escape(r["force_id"])}">{html.escape(r["force_name"])}</td>'),
-                          "yes" if r["in_vru_programme"] else "no", _quarter(r), value]
+            value = Cell("num", f"at least {_num(r[m.value])}", r[m.value], "(lower bound)")
+        row = [Cell("force", r["force_name"], r["force_id"]), Cell("text", "yes" if r["in_vru_programme"] else "no"),
+               Cell("text", _quarter(r)), value]
         if m.area_rate:
             row.append(_value_cell(r[m.area_rate], "no rate (figure not complete)" if r[m.value] is not None
                                    else missing))
@@ -341,7 +309,7 @@ def _area_table(conn: psycopg.Connection, m: Measure) -> str:
             row.append(_value_cell(r[m.baseline], words))
             row.append(_value_cell(r[m.change], words if state in _BASELINE_WORDS
                                    else "no change: this quarter is not complete", "%", sign=True))
-        row.append(_coverage_words(m, r))
+        row.append(Cell("text", _coverage_words(m, r)))
         out.append(row)
     headers = ["Area", "VRU programme", "Quarter", "Figure"]
     if m.area_rate:
@@ -349,12 +317,11 @@ def _area_table(conn: psycopg.Connection, m: Measure) -> str:
     if m.baseline:
         headers += ["2018/19 baseline (mean per quarter)", "Change against the baseline"]
     headers.append("Coverage")
-    return f"""<h3>By area, latest quarter</h3>
-{_table(headers, out, f"{m.key}-areas")}"""
+    return headers, out
 
 
-def _coverage_words(m: Measure, r: dict[str, Any]) -> str:
-    coverage = r[m.coverage]
+def _coverage_words(m: Measure, r: Row) -> str:
+    coverage: str = r[m.coverage]
     words = {
         "complete": "complete",
         "partial": "partial: a lower bound, no rate or change",
@@ -372,6 +339,62 @@ def _coverage_words(m: Measure, r: dict[str, Any]) -> str:
     return str(words)
 
 
+# ------------------------------------------------------------------------------------------------
+# The chart: both groups' rates over the quarters, as coordinates for the SVG in the template
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tick:
+    y: str  # the gridline
+    label_y: str
+    label: str
+
+
+@dataclass(frozen=True)
+class QuarterTick:
+    x: str
+    label: str | None  # None: not labelled (too many quarters to label each)
+
+
+@dataclass(frozen=True)
+class Marker:
+    x: str
+    y: str
+    quarter: str
+    value: Any  # the mart's value (data-value)
+    text: str
+
+
+@dataclass(frozen=True)
+class Series:
+    group: str
+    colour: str
+    dash: str  # stroke-dasharray; '' for a solid line
+    lines: list[str]  # polyline points, one per run of quarters with a figure
+    markers: list[Marker]
+    legend_x: int
+
+
+@dataclass(frozen=True)
+class Chart:
+    key: str
+    quarters: int
+    width: int
+    height: int
+    left: int
+    right_end: int  # x where the plot ends
+    top: int
+    bottom_y: int  # y of the x axis
+    ticks: list[Tick]
+    quarter_ticks: list[QuarterTick]
+    x_title_x: str
+    series: list[Series]
+    rate_unit: str
+    unit_x: int
+    description: str
+
+
 def _nice(top: float) -> float:
     if top <= 0:
         return 1.0
@@ -380,12 +403,11 @@ def _nice(top: float) -> float:
                       if step * magnitude >= top))
 
 
-def _chart(m: Measure, labels: list[str], values: dict[str, list[Any]]) -> str:
-    """Both groups' rates as an inline SVG line chart; a quarter without a figure breaks the line."""
+def _chart(m: Measure, labels: list[str], values: dict[str, list[Any]]) -> Chart | None:
+    """Both groups' rates as a line chart; a quarter without a figure breaks the line."""
     shown = [float(v) for vs in values.values() for v in vs if v is not None]
     if not shown:
-        return (f'<p class="words" id="{m.key}-chart-empty">No chart: neither group has a rate for any '
-                "quarter yet.</p>")
+        return None
     width, height, left, right, top, bottom = 760, 320, 64, 40, 36, 64
     plot_w, plot_h = width - left - right, height - top - bottom
     y_max = _nice(max(shown) * 1.05)
@@ -397,55 +419,29 @@ def _chart(m: Measure, labels: list[str], values: dict[str, list[Any]]) -> str:
     def y(v: Any) -> float:
         return top + plot_h * (1 - float(v) / y_max)
 
-    parts = [f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#505a5f"/>',
-             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#505a5f"/>']
-    for k in range(5):
-        tick = y_max * k / 4
-        ty = y(tick)
-        parts.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{left + plot_w}" y2="{ty:.1f}" stroke="#e5e5e5"/>'
-                     f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end">{tick:,.{_decimals(y_max)}f}</text>')
+    ticks = [Tick(f"{y(tick):.1f}", f"{y(tick) + 4:.1f}", f"{tick:,.{_decimals(y_max)}f}")
+             for tick in (y_max * k / 4 for k in range(5))]
     step = max(1, math.ceil(n / 8))
     labelled = set(range(n - 1, -1, -step))  # counted back from the latest quarter, always labelled
-    for i, label in enumerate(labels):
-        parts.append(f'<line x1="{x(i):.1f}" y1="{top + plot_h}" x2="{x(i):.1f}" y2="{top + plot_h + 4}" '
-                     'stroke="#505a5f"/>')
-        if i in labelled:
-            parts.append(f'<text class="quarter" x="{x(i):.1f}" y="{top + plot_h + 18}" text-anchor="middle">'
-                         f"{html.escape(label)}</text>")
-    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 8}" text-anchor="middle">Financial quarter</text>')
+    quarter_ticks = [QuarterTick(f"{x(i):.1f}", label if i in labelled else None) for i, label in enumerate(labels)]
+    series = []
     for g, vs in values.items():
-        colour, dash = GROUP_STYLE[g]
-        dashes = f' stroke-dasharray="{dash}"' if dash else ""
-        group = [f'<g class="series" data-group="{g}">']
-        run: list[str] = []
+        lines, run = [], []
         for i, v in enumerate([*vs, None]):
             if v is not None:
                 run.append(f"{x(i):.1f},{y(v):.1f}")
                 continue
             if len(run) >= 2:  # a run of one quarter is shown by its marker only
-                group.append(f'<polyline data-group="{g}" fill="none" stroke="{colour}" stroke-width="2.5"'
-                             f'{dashes} points="{" ".join(run)}"/>')
+                lines.append(" ".join(run))
             run = []
-        for i, v in enumerate(vs):
-            if v is not None:
-                group.append(f'<circle data-group="{g}" data-quarter="{html.escape(labels[i])}" '
-                             f'data-value="{v}" cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
-                             f"<title>{g}, {html.escape(labels[i])}: {html.escape(_num(v))}</title></circle>")
-        group.append("</g>")
-        parts.append("".join(group))
-    for j, g in enumerate(GROUPS):  # legend, above the plot
+        markers = [Marker(f"{x(i):.1f}", f"{y(v):.1f}", labels[i], v, _num(v)) for i, v in enumerate(vs)
+                   if v is not None]
         colour, dash = GROUP_STYLE[g]
-        lx = left + j * 170
-        dashes = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<g class="legend"><line x1="{lx}" y1="14" x2="{lx + 28}" y2="14" stroke="{colour}" '
-                     f'stroke-width="2.5"{dashes}/><text x="{lx + 34}" y="18">{g}</text></g>')
-    parts.append(f'<text x="{width - right}" y="18" text-anchor="end">{html.escape(m.rate_unit)}</text>')
+        series.append(Series(g, colour, dash, lines, markers, left + GROUPS.index(g) * 170))
     description = (f"{m.title}: {m.rate_unit}, VRU areas against non-VRU areas, {labels[0]} to {labels[-1]}. "
                    "A break in a line is a quarter without a figure. The figures are in the table below.")
-    return (f'<svg class="chart" id="{m.key}-chart" data-measure="{m.key}" data-quarters="{n}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-labelledby="{m.key}-chart-title" '
-            f'xmlns="http://www.w3.org/2000/svg"><title id="{m.key}-chart-title">{html.escape(description)}</title>'
-            + "".join(parts) + "</svg>")
+    return Chart(m.key, n, width, height, left, left + plot_w, top, top + plot_h, ticks, quarter_ticks,
+                 str(left + plot_w / 2), series, m.rate_unit, width - right, description)
 
 
 def _decimals(y_max: float) -> int:

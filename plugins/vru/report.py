@@ -12,20 +12,23 @@ the trend of each over recent runs.
 
 from __future__ import annotations
 
-import html
-import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.rows import class_row
 
-from vru import registry, warehouse
+from vru import freshness, registry, warehouse
+from vru import report_rules as rules
 from vru.config import Settings, settings
+from vru.feed import SUCCESSFUL_LOADS
 from vru.names import safe_name
+from vru.report_rules import Light
+from vru.templating import render
 
 # Each feed's datasets (by their audit-name prefix) and how monitoring staff know it, from the
 # feeds' declarations (vru.feeds.<name>).
@@ -42,89 +45,13 @@ STAGE_WORDS = {
 }
 TREND_RUNS = 14
 
-STYLE = """
-body{font-family:system-ui,Arial,sans-serif;margin:2rem;max-width:72rem;color:#1b1b1b}
-h1{font-size:1.6rem} h2{font-size:1.2rem;margin-top:2rem}
-table{border-collapse:collapse;width:100%;margin:.5rem 0}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top} th{background:#f2f2f2}
-.light{display:inline-block;width:.9rem;height:.9rem;border-radius:50%;vertical-align:middle;margin-right:.4rem}
-.dot{display:inline-block;width:.7rem;height:.7rem;border-radius:50%;margin-right:.15rem}
-.green{background:#00703c}.amber{background:#ffbf47}.red{background:#d4351c}.grey{background:#b1b4b6}
-.muted{color:#505a5f} .summary{font-size:1.1rem;padding:.6rem;border-left:.4rem solid #b1b4b6}
-.summary.red{border-color:#d4351c;background:#fbeae8}.summary.amber{border-color:#ffbf47;background:#fff7e6}
-.summary.green{border-color:#00703c;background:#e6f4ec}
-"""
+AE_COUNT_WITHHELD = "some (A&E: not counted here)"
 
-
-class _Html(str):
-    """Markup this module wrote itself; every other cell is escaped (errors quote the source)."""
-
-
-@dataclass(frozen=True)
-class Light:
-    colour: str  # green | amber | red | grey
-    words: str
-
-    def html(self) -> _Html:
-        return _Html(f'<span class="light {self.colour}" data-light="{self.colour}"></span>'
-                     f"{html.escape(self.words)}")
-
-
-GREEN = "green"
-AMBER = "amber"
-RED = "red"
-GREY = "grey"
-_RANK = {GREY: 0, GREEN: 1, AMBER: 2, RED: 3}
-
-
-def _rows(conn: psycopg.Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    return conn.execute(sql, params).fetchall()
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, _Html):
-        return value
-    return html.escape("" if value is None else str(value))
-
-
-def _table(headers: list[str], rows: list[tuple[Any, ...]], empty: str, table_id: str = "") -> str:
-    if not rows:
-        return f'<p class="muted">{html.escape(empty)}</p>'
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
-    ident = f' id="{table_id}"' if table_id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+T = TypeVar("T")
 
 
 def feed_of(dataset: str) -> str:
     return FEEDS.get(dataset.split(".", 1)[0], dataset)
-
-
-def _validation_light(critical: int, warnings: int) -> Light:
-    if critical:
-        return Light(RED, f"Do not use: {critical} critical check(s) failed")
-    if warnings:
-        return Light(AMBER, f"Usable, with {warnings} warning(s)")
-    return Light(GREEN, "All checks passed")
-
-
-def _ingest_light(failed: int, refused: int, quarantined: int, stale: bool, exact: bool = True) -> Light:
-    if failed or refused:
-        parts = [f"{failed} could not be fetched" if failed else "",
-                 f"{refused} refused as malformed" if refused else ""]
-        return Light(RED, "Not all loaded: " + ", ".join(p for p in parts if p))
-    if quarantined:
-        if not exact:  # A&E: a count of rows set aside in a run is a count of attendances (issue 12)
-            return Light(AMBER, "Loaded; rows set aside (see below)")
-        return Light(AMBER, f"Loaded; {quarantined:,} row(s) set aside (see below)")
-    if stale:
-        return Light(AMBER, "Loaded, but the data is older than the source's usual publication delay")
-    return Light(GREEN, "Loaded as published")
-
-
-def _dots(states: list[str]) -> _Html:
-    words = {GREEN: "passed", AMBER: "warnings", RED: "critical failure", GREY: "not run"}
-    return _Html("".join(f'<span class="dot {s}" title="{words[s]}"></span>' for s in states))
 
 
 def write_report(run_id: str | None = None, cfg: Settings | None = None) -> Path:
@@ -145,334 +72,453 @@ def write_page(target: Path, page: str) -> Path:
 
 
 def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
-    # --- the latest validation of each stage and dataset, and their trend ---------------------
-    validations = _rows(conn, """
-        select validation_id, stage, dataset, min(validated_at),
-               count(*) filter (where not success and severity = 'critical'),
-               count(*) filter (where not success and severity <> 'critical'),
-               count(*),
-               dense_rank() over (partition by stage, dataset order by min(validated_at) desc)
-        from audit.validation_results
-        group by validation_id, stage, dataset""")
-    validations = [v for v in validations if v[7] <= TREND_RUNS]
-    latest = {(v[1], v[2]): v for v in validations if v[7] == 1}
-    trend: dict[tuple[str, str], list[str]] = {}
-    for v in sorted(validations, key=lambda v: v[3]):
-        trend.setdefault((v[1], v[2]), []).append(RED if v[4] else AMBER if v[5] else GREEN)
+    validations = _validations(conn)
+    nights = _ingest_nights(conn)
+    stale = _stale_datasets(conn)
+    lights = _lights(validations, nights, stale)
+    worst = rules.worst([row.light.colour for row in lights])
+    return render(
+        "report.html.j2",
+        written=f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+        run_id=run_id,
+        dot_words=rules.DOT_WORDS,
+        worst=worst,
+        verdict=rules.VERDICTS[worst],
+        publication=_publication(conn),
+        lights=lights,
+        incidents=_incidents(conn),
+        failures=_failures(conn, validations),
+        freshness=_freshness(conn, stale),
+        gaps=_fetch(conn, Gap, """
+            select a.force_id, to_char(a.month, 'YYYY-MM') as month
+            from raw.police_availability a
+            where not exists (select 1 from audit.loads l where l.dataset = 'police.stop_searches'
+                              and l.force_id = a.force_id and l.month = a.month
+                              and l.status in ('loaded', 'replaced'))
+            order by 2, 1"""),
+        not_published=_not_published(conn),
+        quarantine=_quarantine(conn),
+        landed=_landed(conn),
+        landed_counts=_fetch(conn, LandedCount,
+                             "select outcome, count(*) as files from audit.landed_files group by 1 order by 1"),
+        editions=_fetch(conn, Edition, """
+            select e.load_id, to_char(e.fetched_at, 'YYYY-MM-DD HH24:MI') as fetched_at, e.file_format,
+                   coalesce(e.last_modified, '') as last_modified, e.figures, e.figures_added,
+                   e.figures_revised, e.figures_dropped, l.rows_quarantined
+            from audit.editions e join audit.loads l using (load_id)
+            order by e.load_id desc limit 20"""),
+        recent=_fetch(conn, RecentLoad, """
+            select dataset, coalesce(force_id, 'all') as force_id,
+                   coalesce(to_char(month, 'YYYY-MM'), 'edition') as month, status, rows_read, rows_loaded,
+                   rows_quarantined, coalesce(error, '') as error,
+                   to_char(finished_at, 'YYYY-MM-DD HH24:MI') as finished_at
+            from audit.loads where dataset <> 'ae.attendances'  -- A&E: counts per extract (issue 12)
+            order by load_id desc limit 60"""),
+        docs_note="" if (cfg.data_docs_dir / "index.html").exists() else " (not written yet)",
+        dbt_docs_note="" if (cfg.reports_dir / "dbt_docs" / "index.html").exists() else " (written by `make run`)",
+        outcomes_note="" if (cfg.reports_dir / "outcomes.html").exists() else " (written after the next run)",
+    )
 
-    failures = []
-    for (stage, dataset), v in sorted(latest.items()):
-        for severity, meaning, check, column, observed in _rows(conn, """
-                select severity, meaning, expectation, column_name, observed
-                from audit.validation_results where validation_id = %s and not success
-                order by severity, expectation""", (v[0],)):
-            failures.append((feed_of(dataset), STAGE_WORDS.get(stage, stage), dataset,
-                             "Critical: not published" if severity == "critical" else "Warning",
-                             meaning or check, column or "", _observed_words(check, observed)))
 
-    # --- loading: the latest night's loads per dataset, and the trend per night --------------
-    loads = _rows(conn, """
+# ------------------------------------------------------------------------------------------------
+# Queries: each returns named rows (the column aliases are the fields)
+# ------------------------------------------------------------------------------------------------
+
+
+def _fetch(conn: psycopg.Connection, row: type[T], sql: str,
+           params: Sequence[Any] | Mapping[str, Any] = ()) -> list[T]:
+    with conn.cursor(row_factory=class_row(row)) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _exists(conn: psycopg.Connection, relation: str) -> bool:
+    return conn.execute("select to_regclass(%s)", (relation,)).fetchone() != (None,)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One validation (one suite run) of a stage and dataset."""
+
+    validation_id: str
+    stage: str
+    dataset: str
+    validated_at: datetime
+    critical: int  # failed critical expectations
+    warnings: int  # failed warning expectations
+    checks: int
+    recency: int  # 1: the latest of its stage and dataset
+
+
+def _validations(conn: psycopg.Connection) -> list[Validation]:
+    """The validations of each stage and dataset, the latest TREND_RUNS of them."""
+    return _fetch(conn, Validation, """
+        select * from (
+            select validation_id, stage, dataset, min(validated_at) as validated_at,
+                   count(*) filter (where not success and severity = 'critical') as critical,
+                   count(*) filter (where not success and severity <> 'critical') as warnings,
+                   count(*) as checks,
+                   dense_rank() over (partition by stage, dataset order by min(validated_at) desc) as recency
+            from audit.validation_results
+            group by validation_id, stage, dataset) v
+        where recency <= %s""", (TREND_RUNS,))
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    severity: str
+    meaning: str | None
+    expectation: str
+    column_name: str | None
+    observed: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class IngestNight:
+    """One dataset's loads of one run."""
+
+    dataset: str
+    failed: int
+    refused: int
+    quarantined: int
+    recency: int  # 1: the latest run that loaded the dataset
+    finished_at: datetime
+
+
+def _ingest_nights(conn: psycopg.Connection) -> list[IngestNight]:
+    return _fetch(conn, IngestNight, """
         with nights as (
-            select dataset, run_id, max(finished_at) as at,
+            select dataset, run_id, max(finished_at) as finished_at,
                    count(*) filter (where status = 'failed') as failed,
                    count(*) filter (where status = 'refused') as refused,
                    coalesce(sum(rows_quarantined) filter (where status in ('loaded', 'replaced')), 0)
                        as quarantined,
                    dense_rank() over (partition by dataset order by max(finished_at) desc) as recency
             from audit.loads where run_id is not null group by dataset, run_id)
-        select dataset, failed, refused, quarantined, recency, at from nights where recency <= %s""",
+        select dataset, failed, refused, quarantined, recency, finished_at from nights where recency <= %s""",
         (TREND_RUNS,))
-    stale = _stale_datasets(conn)
-    ingest_latest = {r[0]: r for r in loads if r[4] == 1}
-    ingest_trend: dict[str, list[str]] = {}
-    for r in sorted(loads, key=lambda r: r[5]):
-        ingest_trend.setdefault(r[0], []).append(RED if r[1] or r[2] else AMBER if r[3] else GREEN)
 
-    # --- one light per feed and stage --------------------------------------------------------
-    lights = []
-    colours = []
-    feeds_seen = sorted({d.split(".", 1)[0] for (_, d) in latest} | {d.split(".", 1)[0] for d in ingest_latest})
-    for feed in feeds_seen:
-        for stage in STAGES:
-            if stage == "ingest":
-                rows = [r for d, r in ingest_latest.items() if d.startswith(feed + ".")]
-                if not rows:
-                    continue
-                refused = sum(r[2] for r in rows)
-                light = _ingest_light(sum(r[1] for r in rows), 0 if feed in FILE_FEEDS else refused,
-                                      sum(r[3] for r in rows), any(d.startswith(feed + ".") for d in stale),
-                                      exact=feed != "ae")
-                if feed in FILE_FEEDS and refused and light.colour != RED:
-                    light = Light(AMBER, f"{refused} file(s) rejected whole, the others loaded (see "
-                                         "\"A&E extracts received\" below)")
-                checked = max(r[5] for r in rows)
-                dots = _dots([s for d, t in ingest_trend.items() if d.startswith(feed + ".") for s in t][-TREND_RUNS:])
-                lights.append((FEEDS.get(feed, feed), STAGE_WORDS[stage], light.html(), "",
-                               _when(checked), dots))
-                colours.append(light.colour)
-            else:
-                for (s, dataset), v in sorted(latest.items()):
-                    if s != stage or not dataset.startswith(feed + "."):
-                        continue
-                    light = _validation_light(v[4], v[5])
-                    lights.append((FEEDS.get(feed, feed), STAGE_WORDS[stage], light.html(),
-                                   f"{v[6]} checks on {dataset}", _when(v[3]), _dots(trend[(s, dataset)])))
-                    colours.append(light.colour)
-    worst = max(colours, key=_RANK.__getitem__) if colours else GREY
-    verdict = {
-        RED: "Some of last night's figures must not be used: a critical check failed or a source could "
-             "not be loaded. The failed batch was not published to the tables BI tools read.",
-        AMBER: "Last night's figures can be used, with the warnings below in mind.",
-        GREEN: "Last night's figures can be trusted: every check passed and every source loaded.",
-        GREY: "No feed has run yet.",
-    }[worst]
 
-    incidents = _incidents(conn)
+@dataclass(frozen=True)
+class Gap:
+    """A force-month the source lists as published that is not loaded."""
 
-    # --- freshness, gaps, quarantine, editions, recent loads ---------------------------------
-    freshness = _freshness(conn, stale)
-    listed_not_loaded = _rows(conn, """
-        select a.force_id, to_char(a.month, 'YYYY-MM')
-        from raw.police_availability a
-        where not exists (select 1 from audit.loads l where l.dataset = 'police.stop_searches'
-                          and l.force_id = a.force_id and l.month = a.month
-                          and l.status in ('loaded', 'replaced'))
-        order by 2, 1""")
-    not_published = _not_published(conn)
-    quarantine = _quarantine(conn)
-    landed = _rows(conn, """
-        select file_name, outcome, coalesce(site_code, ''),
+    force_id: str
+    month: str
+
+
+@dataclass(frozen=True)
+class NotPublished:
+    force_id: str
+    months: int
+    first_month: str
+    last_month: str
+
+
+def _not_published(conn: psycopg.Connection) -> list[NotPublished]:
+    if not _exists(conn, "marts.stop_search_monthly"):
+        return []
+    return _fetch(conn, NotPublished, """
+        select force_id, count(*) as months, to_char(min(month), 'YYYY-MM') as first_month,
+               to_char(max(month), 'YYYY-MM') as last_month
+        from marts.stop_search_monthly where coverage = 'not_published'
+        group by force_id order by force_id""")
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    file_name: str
+    outcome: str
+    site_code: str
+    period: str
+    set_aside: str  # yes | no, for a loaded file; never how many rows
+    reason: str
+    processed_at: str
+
+
+def _landed(conn: psycopg.Connection) -> list[LandedFile]:
+    rows = _fetch(conn, LandedFile, """
+        select file_name, outcome, coalesce(site_code, '') as site_code,
                coalesce(to_char(reporting_period_start, 'YYYY-MM-DD') || ' to '
-                        || to_char(reporting_period_end, 'YYYY-MM-DD'), ''),
+                        || to_char(reporting_period_end, 'YYYY-MM-DD'), '') as period,
                case when outcome in ('loaded', 'replaced')
-                    then case when rows_quarantined > 0 then 'yes' else 'no' end else '' end,
-               coalesce(reason, ''), to_char(processed_at, 'YYYY-MM-DD HH24:MI')
+                    then case when rows_quarantined > 0 then 'yes' else 'no' end else '' end as set_aside,
+               coalesce(reason, '') as reason, to_char(processed_at, 'YYYY-MM-DD HH24:MI') as processed_at
         from audit.landed_files
         order by (outcome = 'rejected') desc, landed_id desc limit 40""")
-    landed = [(safe_name(r[0]), *r[1:]) for r in landed]  # rows recorded before names were made safe
-    landed_counts = _rows(conn, "select outcome, count(*) from audit.landed_files group by 1 order by 1")
-    editions = _rows(conn, """
-        select e.load_id, to_char(e.fetched_at, 'YYYY-MM-DD HH24:MI'), e.file_format,
-               coalesce(e.last_modified, ''), e.figures, e.figures_added, e.figures_revised,
-               e.figures_dropped, l.rows_quarantined
-        from audit.editions e join audit.loads l using (load_id)
-        order by e.load_id desc limit 20""")
-    recent = _rows(conn, """
-        select dataset, coalesce(force_id, 'all'), coalesce(to_char(month, 'YYYY-MM'), 'edition'),
-               status, rows_read, rows_loaded, rows_quarantined, coalesce(error, ''),
-               to_char(finished_at, 'YYYY-MM-DD HH24:MI')
-        from audit.loads where dataset <> 'ae.attendances'  -- A&E: counts per extract (issue 12)
-        order by load_id desc limit 60""")
+    # rows recorded before names were made safe
+    return [replace(r, file_name=safe_name(r.file_name)) for r in rows]
 
-    docs = cfg.data_docs_dir / "index.html"
-    docs_note = "" if docs.exists() else " (not written yet)"
-    dbt_docs_note = "" if (cfg.reports_dir / "dbt_docs" / "index.html").exists() else " (written by `make run`)"
-    outcomes_note = "" if (cfg.reports_dir / "outcomes.html").exists() else " (written after the next run)"
-    now = datetime.now(UTC)
-    after = f" after run {html.escape(run_id)}" if run_id else ""
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
-<title>Data quality report: serious violence monitoring</title><style>{STYLE}</style></head><body>
-<h1>Data quality report: serious violence monitoring</h1>
-<p class="muted">Written {now:%Y-%m-%d %H:%M} UTC{after}. Green: the figures can be used. Amber: usable,
-but read the warnings. Red: do not use the figures from this stage until the problem is fixed; they
-were not published to the tables BI tools read. The dots show the most recent runs, oldest first.</p>
-<p class="summary {worst}" id="verdict">{html.escape(verdict)}</p>
-<p id="published">{html.escape(_publication(conn))}</p>
-<h2>Can last night's figures be trusted?</h2>
-{_table(["Feed", "Stage", "Result", "What was checked", "When (UTC)", "Recent runs"], lights,
-        "Nothing has run yet.", "lights")}
-<h2>Open alerts</h2>
-{_table(["Alert", "Feed", "Opened (UTC)", "Last seen (UTC)", "Times seen", "Status", "Notified"], incidents,
-        "No alerts are open.", "incidents")}
-<h2>What failed, in words</h2>
-{_table(["Feed", "Stage", "Dataset", "Severity", "What the check means", "Column", "What was found"],
-        failures, "Nothing failed in the latest checks.", "failures")}
-<h2>Freshness</h2>
-{_table(["Feed", "Latest period held", "Latest period the source has published", "Source last updated",
-         "Verdict"], freshness, "No feeds yet.", "freshness")}
-<h2>Expected from the sources but not received</h2>
-<p class="muted">Listed by data.police.uk as published, but not (yet) loaded here: these are retried every night.</p>
-{_table(["Force", "Month"], listed_not_loaded, "Every force-month the source lists is loaded.", "gaps")}
-<p class="muted">Force-months data.police.uk has not published at all (counts are shown as missing, never as zero).</p>
-{_table(["Force", "Months not published", "From", "To"], not_published, "Every force published every month.",
-        "not-published")}
-<h2>Rows set aside (quarantined) because they could not be read</h2>
-{_table(["Feed", "Force", "Month or edition", "Reason", "Rows"], quarantine, "No rows were set aside.", "quarantine")}
-<h2>A&amp;E extracts received</h2>
-<p class="muted">Files emergency departments dropped into the landing folder, rejected ones first. A rejected
-file was not loaded at all: its reason names the line and column, and the file is in the landing folder's
-<code>rejected/</code> folder with a <code>.reason.txt</code> beside it. In all:
-{html.escape(", ".join(f"{n} {o}" for o, n in landed_counts) or "none yet")}.</p>
-<p class="muted">No row counts here: rows per extract are attendances per department and period, which
-only the suppressed figures of <code>marts.ae_assault_monthly</code> may show.</p>
-{_table(["File", "Outcome", "Site", "Reporting period", "Rows set aside", "Reason",
-         "When (UTC)"], landed, "No A&amp;E extract has arrived yet.", "landed")}
-<h2>Editions of published tables (knife crime, hospital admissions)</h2>
-<p class="muted">Each edition the publisher releases is kept beside the earlier ones; "revised" counts the
-figures it changed (listed in the warehouse table audit.revisions).</p>
-{_table(["Edition", "Fetched (UTC)", "Format", "Publisher's date", "Figures", "New", "Revised", "Dropped",
-         "Rows set aside"], editions, "No edition loaded yet.", "editions")}
-<h2>Recent loads</h2>
-{_table(["Dataset", "Force", "Month", "Status", "Rows read", "Rows loaded", "Set aside", "Error",
-         "Finished (UTC)"], recent, "Nothing loaded yet.", "loads")}
-<p>Detail of every check: <a href="data_docs/index.html">Great Expectations Data Docs</a>{docs_note}.
-What every table and column means, and which dashboards read them:
-<a href="dbt_docs/index.html">dbt docs</a>{dbt_docs_note}.
-The programme's outcomes, VRU areas against the others, in charts and words:
-<a href="outcomes.html">outcomes report</a>{outcomes_note}.</p>
-</body></html>"""
+
+@dataclass(frozen=True)
+class LandedCount:
+    outcome: str
+    files: int
+
+
+@dataclass(frozen=True)
+class Edition:
+    load_id: int
+    fetched_at: str
+    file_format: str
+    last_modified: str
+    figures: int
+    figures_added: int
+    figures_revised: int
+    figures_dropped: int
+    rows_quarantined: int
+
+
+@dataclass(frozen=True)
+class RecentLoad:
+    dataset: str
+    force_id: str
+    month: str
+    status: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    error: str
+    finished_at: str | None
+
+
+@dataclass(frozen=True)
+class Publication:
+    published_at: datetime
+    run_id: str | None
 
 
 def _publication(conn: psycopg.Connection) -> str:
-    """Which figures BI tools are showing: the marts are published only after every check passed
-    (write-audit-publish, `vru.publish`), so after a failed build they still show the last good one."""
-    last = _rows(conn, "select published_at, run_id from audit.publications order by publication_id desc limit 1")
-    failed = _rows(conn, """
-        select max(validated_at) from audit.validation_results where not success and severity = 'critical'""")
-    failed_at = failed[0][0] if failed else None
-    if not last:
-        if failed_at:
-            return ("Nothing has been published to the tables BI tools read yet: the first build failed its "
-                    "checks (see below), so BI tools show no figures rather than unchecked ones.")
-        return "Nothing has been published to the tables BI tools read yet."
-    published_at, run_id = last[0]
-    when = f"{_when(published_at)} UTC" + (f" (run {run_id})" if run_id else "")
-    if failed_at and failed_at > published_at:
-        return (f"BI tools still show the figures published {when}: a later batch failed a critical check "
-                f"at {_when(failed_at)} UTC (see below), so it was not published, and those earlier figures "
-                "were left exactly as they were.")
-    return f"BI tools show the figures published {when}, after every check on them passed."
-
-
-def _when(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M}" if value else ""
-
-
-def _observed_words(expectation: str, observed: dict[str, Any] | None) -> str:
-    """What the check found, in words: how many records broke the rule (never which ones)."""
-    if not observed:
-        return ""
-    if expectation == "unexpected_rows_expectation" and isinstance(observed.get("observed_value"), int):
-        return f"{observed['observed_value']:,} record(s) break the rule"
-    if "unexpected_count" in observed and observed.get("element_count"):
-        return f"{observed['unexpected_count']:,} of {observed['element_count']:,} rows"
-    if "unexpected_count" in observed:
-        return f"{observed['unexpected_count']:,} rows"
-    value = observed.get("observed_value")
-    if isinstance(value, (int, float)):
-        return f"found {value:,}"
-    return "" if value is None else f"found {str(value)[:120]}"
+    last = _fetch(conn, Publication,
+                  "select published_at, run_id from audit.publications order by publication_id desc limit 1")
+    (failed_at,) = conn.execute("""
+        select max(validated_at) from audit.validation_results
+        where not success and severity = 'critical'""").fetchone() or (None,)
+    return rules.publication_words(last[0].published_at if last else None, last[0].run_id if last else None,
+                                   failed_at)
 
 
 def _stale_datasets(conn: psycopg.Connection) -> set[str]:
-    if conn.execute("select to_regclass('audit.incidents')").fetchone() == (None,):
+    if not _exists(conn, "audit.incidents"):
         return set()
-    return {r[0] for r in _rows(conn, """
-        select dataset from audit.incidents where kind = 'feed_stale' and resolved_at is null""") if r[0]}
+    return {dataset for (dataset,) in conn.execute("""
+        select dataset from audit.incidents where kind = 'feed_stale' and resolved_at is null""") if dataset}
 
 
-def _incidents(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-    if conn.execute("select to_regclass('audit.incidents')").fetchone() == (None,):
+@dataclass(frozen=True)
+class IncidentRecord:
+    summary: str
+    dataset: str | None
+    opened_at: datetime
+    last_seen_at: datetime
+    occurrences: int
+    resolved_at: datetime | None
+    notified_via: str
+    notify_error: str | None
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    summary: str
+    feed: str
+    opened: str
+    last_seen: str
+    times: int
+    status: Light
+    notified: str
+
+
+def _incidents(conn: psycopg.Connection) -> list[IncidentRow]:
+    if not _exists(conn, "audit.incidents"):
         return []
-    rows = _rows(conn, """
+    rows = _fetch(conn, IncidentRecord, """
         select summary, dataset, opened_at, last_seen_at, occurrences, resolved_at,
-               coalesce(notified_via, ''), notify_error
+               coalesce(notified_via, '') as notified_via, notify_error
         from audit.incidents
         where resolved_at is null or resolved_at > now() - interval '7 days'
         order by resolved_at is not null, opened_at desc limit 50""")
-    out = []
-    for summary, dataset, opened, seen, times, resolved, via, error in rows:
-        status = Light(GREEN, f"Resolved {resolved:%Y-%m-%d %H:%M}") if resolved else Light(RED, "Open")
-        notified = f"delivery failed: {error}" if error else via
-        out.append((summary, feed_of(dataset) if dataset else "", _when(opened), _when(seen), times,
-                    status.html(), notified))
-    return out
+    return [IncidentRow(r.summary, feed_of(r.dataset) if r.dataset else "", rules.when(r.opened_at),
+                        rules.when(r.last_seen_at), r.occurrences, rules.incident_status(r.resolved_at),
+                        rules.notified_words(r.notified_via, r.notify_error)) for r in rows]
 
 
-def _freshness(conn: psycopg.Connection, stale: set[str]) -> list[tuple[Any, ...]]:
+@dataclass(frozen=True)
+class FreshnessRow:
+    feed: str
+    held: str
+    published: str
+    source_updated: str
+    light: Light
+
+
+@dataclass(frozen=True)
+class SourceUpdated:
+    when: str | None
+    last_checked: str | None = None
+
+
+# When the source last changed, by the kind of feed: an API says so (police: crime-last-updated);
+# a table's edition carries its Last-Modified; files are as recent as the last one taken in.
+_SOURCE_UPDATED = {
+    "api": """select value as when, null as last_checked from audit.feed_state
+              where dataset = %(dataset)s and key = 'last_updated'""",
+    "edition": """select (select coalesce(last_modified, to_char(fetched_at, 'YYYY-MM-DD HH24:MI'))
+                          from audit.editions where dataset = %(dataset)s order by load_id desc limit 1) as when,
+                         (select to_char(updated_at, 'YYYY-MM-DD HH24:MI') || ': ' || value from audit.feed_state
+                          where dataset = %(dataset)s and key = 'last_checked') as last_checked""",
+    "files": """select 'last extract taken in ' || to_char(max(processed_at), 'YYYY-MM-DD HH24:MI') as when,
+                       null as last_checked
+                from audit.landed_files where dataset = %(dataset)s and outcome = any(%(successful)s)""",
+}
+
+
+def _freshness(conn: psycopg.Connection, stale: set[str]) -> list[FreshnessRow]:
+    """One row per feed that has loaded something or whose source is known: the latest period held
+    and the latest the source lists (each feed's declared freshness rule), when the source last
+    changed, and the verdict."""
     rows = []
-    police = _rows(conn, """
-        select (select to_char(max(month), 'YYYY-MM') from audit.loads
-                where dataset = 'police.stop_searches' and status in ('loaded', 'replaced')),
-               (select to_char(max(month), 'YYYY-MM') from raw.police_availability),
-               (select value from audit.feed_state
-                where dataset = 'police.stop_searches' and key = 'last_updated')""")[0]
-    if any(police):
-        rows.append((FEEDS["police"], police[0] or "none", police[1] or "unknown", police[2] or "unknown",
-                     _freshness_light("police.stop_searches", police[0], police[1], stale)))
-    knife = _rows(conn, """
-        select (select max(financial_year || ' Q' || financial_quarter) from raw.knife_offences
-                where offences is not null),
-               (select max(k.financial_year || ' Q' || k.financial_quarter) from raw.knife_offences k
-                where k.load_id = (select max(load_id) from audit.editions
-                                   where dataset = 'home_office.knife_offences')),
-               (select coalesce(last_modified, to_char(fetched_at, 'YYYY-MM-DD HH24:MI'))
-                from audit.editions where dataset = 'home_office.knife_offences' order by load_id desc limit 1),
-               (select to_char(updated_at, 'YYYY-MM-DD HH24:MI') || ': ' || value from audit.feed_state
-                where dataset = 'home_office.knife_offences' and key = 'last_checked')""")[0]
-    if any(knife):
-        source = (knife[2] or "unknown") + (f" (last checked {knife[3]})" if knife[3] else "")
-        rows.append((FEEDS["home_office"], knife[0] or "none", knife[1] or "unknown", source,
-                     _freshness_light("home_office.knife_offences", knife[0], knife[1], stale)))
-    ae = _rows(conn, """
-        select to_char(max(reporting_period_end), 'YYYY-MM-DD'), count(distinct site_code),
-               to_char(max(processed_at), 'YYYY-MM-DD HH24:MI')
-        from audit.landed_files where outcome in ('loaded', 'replaced')""")[0]
-    if ae[0]:
-        rows.append((FEEDS["ae"], f"to {ae[0]} ({ae[1]} departments)", "sent by departments, at least monthly",
-                     f"last extract taken in {ae[2]}", _freshness_light("ae.attendances", ae[0], None, stale)))
+    for feed in registry.FEEDS:
+        held = freshness.latest_period_end(conn, feed)
+        published = freshness.published_period_end(conn, feed)
+        updated = next(iter(_fetch(conn, SourceUpdated, _SOURCE_UPDATED[feed.kind],
+                                   {"dataset": feed.dataset, "successful": list(SUCCESSFUL_LOADS)})),
+                       SourceUpdated(None))
+        if not (held or published or updated.when or updated.last_checked):
+            continue  # never loaded, source never seen: the incidents and the loading stage say so
+        held_words = freshness.period_name(feed, held) if held else "none"
+        if feed.kind == "files" and held:
+            departments = conn.execute(
+                "select count(distinct site_code) from audit.landed_files where dataset = %s and outcome = any(%s)",
+                (feed.dataset, list(SUCCESSFUL_LOADS))).fetchone()
+            held_words += f" ({departments[0] if departments else 0} departments)"
+        published_words = (freshness.period_name(feed, published) if published else
+                           "sent by departments, at least monthly" if feed.kind == "files" else "unknown")
+        source = (updated.when or "unknown") + (f" (last checked {updated.last_checked})"
+                                               if updated.last_checked else "")
+        rows.append(FreshnessRow(feed.source_label, held_words, published_words, source,
+                                 rules.freshness_light(held.isoformat() if held else None,
+                                                       published.isoformat() if published else None,
+                                                       feed.dataset in stale)))
     return rows
 
 
-def _freshness_light(dataset: str, held: str | None, published: str | None, stale: set[str]) -> _Html:
-    if held is None:
-        return Light(RED, "Nothing loaded yet").html()
-    if published and held < published:
-        return Light(AMBER, "Behind the source: the newest period is not loaded yet").html()
-    if dataset in stale:
-        return Light(AMBER, "Up to date with the source, but the source is late publishing").html()
-    return Light(GREEN, "Up to date with the source").html()
+@dataclass(frozen=True)
+class QuarantineGroup:
+    """Rows set aside for one kind of reason, in one place (force or site) and period."""
+
+    dataset: str
+    place: str
+    period: str
+    column_name: str  # '' when the reason names no column (or names it itself)
+    reason: str
+    rows: int
 
 
-_QUOTED = re.compile(r"(column |field )?'([^']*)'")
-_WHERE = re.compile(r" \((column|line)[^)]*\)$")
+@dataclass(frozen=True)
+class QuarantineRow:
+    feed: str
+    place: str
+    period: str
+    reason: str
+    rows: int | str  # A&E: words, never a count
 
 
-def _reason_kind(reason: str) -> str:
-    """The reason without the row's own values and line: rows with one problem group together."""
-    reason = _WHERE.sub("", reason)
-    return _QUOTED.sub(lambda m: m.group(0) if m.group(1) else "…", reason)
-
-
-AE_COUNT_WITHHELD = "some (A&E: not counted here)"
-
-
-def _quarantine(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+def _quarantine(conn: psycopg.Connection) -> list[QuarantineRow]:
     counts: Counter[tuple[str, str, str, str]] = Counter()
     ae_kinds: set[tuple[str, str, str, str]] = set()
-    for dataset, force, period, reason, n in _rows(conn, """
-            select dataset, coalesce(force_id, 'all forces'),
-                   coalesce(to_char(month, 'YYYY-MM'), 'edition ' || load_id), reason, count(*)
-            from raw.quarantine group by 1, 2, 3, 4 order by 1, 2, 3 limit 5000"""):
-        counts[(feed_of(dataset), force, period, _reason_kind(reason))] += n
+    for q in _fetch(conn, QuarantineGroup, """
+            select dataset, coalesce(force_id, 'all forces') as place,
+                   coalesce(to_char(month, 'YYYY-MM'), 'edition ' || load_id) as period, '' as column_name,
+                   reason, count(*) as rows
+            from raw.quarantine group by 1, 2, 3, 5 order by 1, 2, 3 limit 5000"""):
+        counts[(feed_of(q.dataset), q.place, q.period, rules.reason_kind(q.reason))] += q.rows
     # A&E rows are row-level data: only the kind of problem leaves the schema (no values, no counts)
-    for site, period, column, reason, n in _rows(conn, """
-            select coalesce(l.force_id, 'unknown site'), to_char(l.month, 'YYYY-MM'),
-                   coalesce(q.column_name, ''), split_part(q.reason, ': ', 2), count(*)
+    for q in _fetch(conn, QuarantineGroup, """
+            select 'ae.attendances' as dataset, coalesce(l.force_id, 'unknown site') as place,
+                   to_char(l.month, 'YYYY-MM') as period, coalesce(q.column_name, '') as column_name,
+                   split_part(q.reason, ': ', 2) as reason, count(*) as rows
             from restricted.ae_quarantine q join audit.loads l using (load_id)
-            group by 1, 2, 3, 4 order by 1, 2 limit 5000"""):
-        kind = f"{column}: {_reason_kind(reason)}" if column else _reason_kind(reason)
-        counts[(FEEDS["ae"], site, period, kind)] += n
-        ae_kinds.add((FEEDS["ae"], site, period, kind))
+            group by 1, 2, 3, 4, 5 order by 2, 3 limit 5000"""):
+        kind = f"{q.column_name}: {rules.reason_kind(q.reason)}" if q.column_name else rules.reason_kind(q.reason)
+        key = (FEEDS["ae"], q.place, q.period, kind)
+        counts[key] += q.rows
+        ae_kinds.add(key)
     # A&E: the kind of problem per force-month, never how many rows (a count of attendances)
-    return [(*key, AE_COUNT_WITHHELD if key in ae_kinds else n) for key, n in sorted(counts.items())][:200]
+    return [QuarantineRow(*key, AE_COUNT_WITHHELD if key in ae_kinds else n)
+            for key, n in sorted(counts.items())][:200]
 
 
-def _not_published(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-    if conn.execute("select to_regclass('marts.stop_search_monthly')").fetchone() == (None,):
-        return []
-    return _rows(conn, """
-        select force_id, count(*), to_char(min(month), 'YYYY-MM'), to_char(max(month), 'YYYY-MM')
-        from marts.stop_search_monthly where coverage = 'not_published'
-        group by force_id order by force_id""")
+# ------------------------------------------------------------------------------------------------
+# The front page: failed checks in words, one light per feed and stage
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    feed: str
+    stage: str
+    dataset: str
+    severity: str
+    meaning: str
+    column: str
+    found: str
+
+
+def _failures(conn: psycopg.Connection, validations: list[Validation]) -> list[FailureRow]:
+    rows = []
+    for v in sorted((v for v in validations if v.recency == 1), key=lambda v: (v.stage, v.dataset)):
+        for check in _fetch(conn, FailedCheck, """
+                select severity, meaning, expectation, column_name, observed
+                from audit.validation_results where validation_id = %s and not success
+                order by severity, expectation""", (v.validation_id,)):
+            rows.append(FailureRow(feed_of(v.dataset), STAGE_WORDS.get(v.stage, v.stage), v.dataset,
+                                   rules.severity_words(check.severity), check.meaning or check.expectation,
+                                   check.column_name or "", rules.observed_words(check.expectation, check.observed)))
+    return rows
+
+
+@dataclass(frozen=True)
+class LightRow:
+    feed: str
+    stage: str
+    light: Light
+    checked: str  # what was checked ('' for loading)
+    when: str
+    trend: list[str]  # the colours of the recent runs, oldest first
+
+
+def _lights(validations: list[Validation], nights: list[IngestNight], stale: set[str]) -> list[LightRow]:
+    latest = {(v.stage, v.dataset): v for v in validations if v.recency == 1}
+    trend: dict[tuple[str, str], list[str]] = {}
+    for v in sorted(validations, key=lambda v: v.validated_at):
+        trend.setdefault((v.stage, v.dataset), []).append(rules.validation_state(v.critical, v.warnings))
+    ingest_latest = {n.dataset: n for n in nights if n.recency == 1}
+    ingest_trend: dict[str, list[str]] = {}
+    for n in sorted(nights, key=lambda n: n.finished_at):
+        ingest_trend.setdefault(n.dataset, []).append(rules.night_state(n.failed, n.refused, n.quarantined))
+
+    def of(feed: str, dataset: str) -> bool:
+        return dataset.startswith(feed + ".")
+
+    rows = []
+    for feed in sorted({d.split(".", 1)[0] for (_, d) in latest} | {d.split(".", 1)[0] for d in ingest_latest}):
+        name = FEEDS.get(feed, feed)
+        for stage in STAGES:
+            if stage == "ingest":
+                loads = [n for d, n in ingest_latest.items() if of(feed, d)]
+                if not loads:
+                    continue
+                light = rules.feed_ingest_light(
+                    sum(n.failed for n in loads), sum(n.refused for n in loads), sum(n.quarantined for n in loads),
+                    any(of(feed, d) for d in stale), file_feed=feed in FILE_FEEDS, exact=feed != "ae")
+                dots = [s for d, t in ingest_trend.items() if of(feed, d) for s in t][-TREND_RUNS:]
+                rows.append(LightRow(name, STAGE_WORDS[stage], light, "",
+                                     rules.when(max(n.finished_at for n in loads)), dots))
+                continue
+            for (s, dataset), v in sorted(latest.items()):
+                if s == stage and of(feed, dataset):
+                    rows.append(LightRow(name, STAGE_WORDS[stage], rules.validation_light(v.critical, v.warnings),
+                                         f"{v.checks} checks on {dataset}", rules.when(v.validated_at),
+                                         trend[(s, dataset)]))
+    return rows
+

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg.rows import class_row
 from vru_sample.server import SAMPLE_EDITIONS
 
 from vru import registry, warehouse
@@ -29,145 +31,235 @@ from vru.airflow_local import (
 )
 from vru.config import Settings, redact, settings
 from vru.dbt import ensure_manifest
+from vru.feed import FAILED_LOADS, SUCCESSFUL_LOADS
 from vru.landing import pending_files
 from vru.outcomes_report import write_outcomes_report
 
 AE_DAG = registry.feed("ae").dag_id  # started by files landing, not triggered
+T = TypeVar("T")
 
 
 def summarise_chain(url: str, chain: ChainResult, cfg: Settings) -> list[str]:
+    """What the chain did, in lines for the terminal: read from the warehouse, then worded."""
+    with psycopg.connect(url) as conn:
+        figures = read_chain_figures(conn, chain)
+    return format_summary(chain, figures, cfg)
+
+
+# ------------------------------------------------------------------------------------------------
+# What the summary reads: named rows
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EditionLoad:
+    """One load of a feed's edition under the chain's ingest runs (edition fields None if not loaded)."""
+
+    status: str
+    load_id: int
+    error: str | None
+    file_format: str | None
+    figures: int | None
+    figures_added: int | None
+    figures_revised: int | None
+    figures_dropped: int | None
+    rows_quarantined: int
+    rows_skipped: int
+    edition: int  # counted from the first edition this warehouse loaded
+
+
+@dataclass(frozen=True)
+class LandedOutcome:
+    outcome: str  # loaded | replaced | duplicate | rejected
+    files: int
+    with_set_aside: int
+
+
+@dataclass(frozen=True)
+class LoadStatus:
+    """The chain's stop and search loads with one status."""
+
+    status: str
+    force_months: int
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+
+
+@dataclass(frozen=True)
+class ValidationCount:
+    stage: str
+    dataset: str
+    expectations: int
+    failed: int
+    critical: int
+
+
+@dataclass(frozen=True)
+class Publication:
+    marts: dict[str, dict[str, Any]]  # per mart: rows, inserted, deleted, replaced
+
+
+@dataclass(frozen=True)
+class KnifeMart:
+    force_quarters: int
+    forces: int
+    first_year: str | None
+    last_year: str | None
+    offences: int
+    revised: int
+
+
+@dataclass(frozen=True)
+class HesMart:
+    years: int
+    first_year: str | None
+    last_year: str | None
+    latest_episodes: int | None
+
+
+@dataclass(frozen=True)
+class AeMart:
+    areas: int
+    months: int
+    attendances: int
+    suppressed: int
+
+
+@dataclass(frozen=True)
+class StopSearchMart:
+    force_months: int
+    published: int
+    searches: int
+
+
+@dataclass(frozen=True)
+class ChainFigures:
+    editions: dict[str, list[EditionLoad]]  # per dataset of the edition feeds
+    landed: list[LandedOutcome]
+    police: dict[str, LoadStatus]  # per status
+    validations: dict[str, list[ValidationCount]]  # per transform run
+    published: dict[str, dict[str, dict[str, Any]] | None]  # per transform run: audit.publications.marts
+    knife: KnifeMart | None  # None: the mart is not built
+    hes: HesMart | None
+    ae: AeMart | None
+    stop_search: StopSearchMart | None
+
+
+def _fetch(conn: psycopg.Connection, row: type[T], sql: str, params: Sequence[Any] = ()) -> list[T]:
+    with conn.cursor(row_factory=class_row(row)) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _mart(conn: psycopg.Connection, relation: str, row: type[T], sql: str) -> T | None:
+    if conn.execute("select to_regclass(%s)", (relation,)).fetchone() == (None,):
+        return None
+    return _fetch(conn, row, sql)[0]
+
+
+def read_chain_figures(conn: psycopg.Connection, chain: ChainResult) -> ChainFigures:
+    runs = chain.ingest_run_ids
+    editions = {dataset: _fetch(conn, EditionLoad, """
+        select l.status, l.load_id, l.error, e.file_format, e.figures, e.figures_added,
+               e.figures_revised, e.figures_dropped, l.rows_quarantined, l.rows_skipped,
+               (select count(*) from audit.editions n
+                where n.dataset = l.dataset and n.load_id <= l.load_id) as edition
+        from audit.loads l left join audit.editions e using (load_id)
+        where l.dataset = %s and l.run_id = any(%s) order by l.load_id""", (dataset, runs))
+        for dataset in (f.dataset for f in registry.edition_feeds())}
+    landed = _fetch(conn, LandedOutcome, """
+        select outcome, count(*) as files, count(*) filter (where rows_quarantined > 0) as with_set_aside
+        from audit.landed_files where run_id = any(%s) group by outcome""", (runs,))
+    police = {r.status: r for r in _fetch(conn, LoadStatus, """
+        select status, count(*) as force_months, coalesce(sum(rows_read), 0) as rows_read,
+               coalesce(sum(rows_loaded), 0) as rows_loaded, coalesce(sum(rows_quarantined), 0) as rows_quarantined
+        from audit.loads where run_id = any(%s) and dataset = 'police.stop_searches'
+        group by status""", (runs,))}
+    validations = {run: _fetch(conn, ValidationCount, """
+        select stage, dataset, count(*) as expectations, count(*) filter (where not success) as failed,
+               count(*) filter (where not success and severity = 'critical') as critical
+        from audit.validation_results where run_id = %s
+        group by stage, dataset order by stage, dataset""", (run,)) for run in chain.transform_run_ids}
+    published: dict[str, dict[str, dict[str, Any]] | None] = {}
+    for run in chain.transform_run_ids:
+        publication = _fetch(conn, Publication, "select marts from audit.publications where run_id = %s", (run,))
+        published[run] = publication[0].marts if publication else None
+    return ChainFigures(
+        editions, landed, police, validations, published,
+        knife=_mart(conn, "marts.knife_crime_quarterly", KnifeMart, """
+            select count(*) as force_quarters, count(distinct force_id) as forces,
+                   min(financial_year) as first_year, max(financial_year) as last_year,
+                   coalesce(sum(total_offences), 0) as offences, count(*) filter (where is_revised) as revised
+            from marts.knife_crime_quarterly"""),
+        hes=_mart(conn, "marts.sharp_object_admissions_yearly", HesMart, """
+            select count(*) as years, min(financial_year) as first_year, max(financial_year) as last_year,
+                   (array_agg(finished_consultant_episodes order by fy_start desc))[1] as latest_episodes
+            from marts.sharp_object_admissions_yearly"""),
+        ae=_mart(conn, "marts.ae_assault_monthly", AeMart, """
+            select count(distinct force_id) as areas, count(distinct month) as months,
+                   coalesce(sum(attendances) filter (where age_band = 'all ages'), 0) as attendances,
+                   count(*) filter (where attendances_suppressed or knife_or_sharp_suppressed) as suppressed
+            from marts.ae_assault_monthly"""),
+        stop_search=_mart(conn, "marts.stop_search_monthly", StopSearchMart, """
+            select count(*) as force_months, count(*) filter (where coverage = 'published') as published,
+                   coalesce(sum(searches), 0) as searches
+            from marts.stop_search_monthly"""),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The summary's words: no queries
+# ------------------------------------------------------------------------------------------------
+
+
+def format_summary(chain: ChainResult, figures: ChainFigures, cfg: Settings) -> list[str]:
     lines = [f"Ingest run {r['dag_id']} {r['dag_run_id']}: {r['state']}"
              + (" (started by files landing)" if r["dag_id"] == AE_DAG and r["run_type"] == "asset_triggered" else "")
              for r in chain.ingest_runs]
-    with psycopg.connect(url) as conn:
-        lines += _edition_lines(conn, chain)
-        lines += _ae_lines(conn, chain, cfg)
-        rows = conn.execute(
-            """select status, count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
-                      coalesce(sum(rows_quarantined), 0)
-               from audit.loads where run_id = any(%s) and dataset = 'police.stop_searches'
-               group by status""", (chain.ingest_run_ids,)
-        ).fetchall()
-        by_status = {r[0]: r for r in rows}
-        changed = [by_status[s] for s in ("loaded", "replaced") if s in by_status]
-        lines.append(
-            f"  stop and search force-months loaded: {sum(r[1] for r in changed)} "
-            f"(new {by_status['loaded'][1] if 'loaded' in by_status else 0}, "
-            f"revised {by_status['replaced'][1] if 'replaced' in by_status else 0}); "
-            f"rows read {sum(r[2] for r in changed):,}, loaded {sum(r[3] for r in changed):,}, "
-            f"quarantined {sum(r[4] for r in changed):,}"
-        )
-        for status in ("failed", "refused"):
-            if status in by_status:
-                lines.append(f"  force-months {status}: {by_status[status][1]} "
-                             "(named in the report; retried by the next run)")
-        if not chain.emitted:
-            lines.append("  nothing new was published: no asset event; the marts were not rebuilt "
-                         "and are unchanged")
-        for run in chain.transform_runs:
-            lines.append(f"Transform run {run['dag_run_id']}: {run['state']}")
-            results = conn.execute(
-                """select stage, dataset, count(*), count(*) filter (where not success),
-                          count(*) filter (where not success and severity = 'critical')
-                   from audit.validation_results where run_id = %s
-                   group by stage, dataset order by stage, dataset""",
-                (run["dag_run_id"],),
-            ).fetchall()
-            for stage, dataset, n, failed, critical in results:
-                verdict = "passed" if not failed else f"{failed} failed ({critical} critical)"
-                lines.append(f"  validation {stage} {dataset}: {n} expectations, {verdict}")
-            tasks = chain.transform_tasks.get(run["dag_run_id"], {})
-            bad = sorted(t for t, s in tasks.items() if s not in ("success", "skipped"))
-            if bad:
-                lines.append(f"  tasks not successful: {', '.join(bad)}")
-            published = conn.execute("select marts from audit.publications where run_id = %s",
-                                     (run["dag_run_id"],)).fetchone()
-            if published:
-                moved = {m: c for m, c in published[0].items() if c["inserted"] or c["deleted"]}
-                lines.append("  published to the marts BI tools read (rows inserted/deleted): " + (
-                    ", ".join(f"{m} +{c['inserted']}/-{c['deleted']}" for m, c in sorted(moved.items()))
-                    or "no row changed"))
-            elif tasks.get("publish_marts") in ("failed", "upstream_failed"):
-                lines.append("  nothing published: the marts BI tools read still show the previous figures")
-            if tasks.get("validate_marts") == "skipped":
-                lines.append("  marts not published: checks failed while a feed loaded under this run, so "
-                             "they were not trusted; the run that load started decided (see its task log)")
-        knife = conn.execute("select to_regclass('marts.knife_crime_quarterly') is not null").fetchone()
-        if knife and knife[0]:
-            k = conn.execute(
-                """select count(*), count(distinct force_id), min(financial_year), max(financial_year),
-                          coalesce(sum(total_offences), 0), count(*) filter (where is_revised)
-                   from marts.knife_crime_quarterly""").fetchone()
-            assert k is not None
-            lines.append(f"Mart marts.knife_crime_quarterly: {k[0]} force-quarters, {k[1]} forces, "
-                         f"{k[2]} to {k[3]}, {k[4]:,} knife offences; {k[5]} force-quarters revised "
-                         "since first published")
-        if conn.execute("select to_regclass('marts.sharp_object_admissions_yearly')").fetchone() != (None,):
-            h = conn.execute("""select count(*), min(financial_year), max(financial_year),
-                                       (array_agg(finished_consultant_episodes order by fy_start desc))[1]
-                                from marts.sharp_object_admissions_yearly""").fetchone()
-            assert h is not None
-            lines.append(f"Mart marts.sharp_object_admissions_yearly: {h[0]} years ({h[1]} to {h[2]}), "
-                         f"England; {h[3] or 0:,} finished consultant episodes in the latest year")
-        if conn.execute("select to_regclass('marts.ae_assault_monthly')").fetchone() != (None,):
-            a = conn.execute("""select count(distinct force_id), count(distinct month),
-                                       coalesce(sum(attendances) filter (where age_band = 'all ages'), 0),
-                                       count(*) filter (where attendances_suppressed or knife_or_sharp_suppressed)
-                                from marts.ae_assault_monthly""").fetchone()
-            assert a is not None
-            lines.append(f"Mart marts.ae_assault_monthly: {a[0]} force areas x {a[1]} months, "
-                         f"{a[2]:,} assault attendances shown; {a[3]} cells suppressed (1 to 4, or to "
-                         "stop one being worked out by subtraction)")
-        exists = conn.execute("select to_regclass('marts.stop_search_monthly') is not null").fetchone()
-        if exists and exists[0]:
-            m = conn.execute(
-                """select count(*), count(*) filter (where coverage = 'published'),
-                          coalesce(sum(searches), 0) from marts.stop_search_monthly""").fetchone()
-            assert m is not None
-            lines.append(f"Mart marts.stop_search_monthly: {m[0]} force-months "
-                         f"({m[1]} published), {m[2]:,} searches")
+    lines += _edition_lines(chain, figures.editions)
+    lines += _ae_lines(figures.landed, cfg)
+    lines += _police_lines(figures.police)
+    if not chain.emitted:
+        lines.append("  nothing new was published: no asset event; the marts were not rebuilt "
+                     "and are unchanged")
+    for run in chain.transform_runs:
+        run_id = run["dag_run_id"]
+        lines += _transform_lines(run, figures.validations[run_id], chain.transform_tasks.get(run_id, {}),
+                                  figures.published[run_id])
+    lines += _mart_lines(figures)
     lines.append(f"Data quality report: {cfg.reports_dir / 'index.html'}")
     lines.append(f"Great Expectations Data Docs: {cfg.data_docs_dir / 'index.html'}")
     lines.append(f"Airflow logs: {cfg.airflow_home / 'logs'}")
     return lines
 
 
-def _edition_lines(conn: psycopg.Connection, chain: ChainResult) -> list[str]:
+def _edition_lines(chain: ChainResult, editions: dict[str, list[EditionLoad]]) -> list[str]:
     lines: list[str] = []
-    for dataset, _, _, dag_id, _, what in SAMPLE_EDITION_FEEDS:
-        before = len(lines)
-        for row in conn.execute(
-            """select l.status, l.load_id, l.error, e.file_format, e.figures, e.figures_added,
-                      e.figures_revised, e.figures_dropped, l.rows_quarantined, l.rows_skipped,
-                      (select count(*) from audit.editions n
-                       where n.dataset = l.dataset and n.load_id <= l.load_id) as edition
-               from audit.loads l left join audit.editions e using (load_id)
-               where l.dataset = %s and l.run_id = any(%s) order by l.load_id""",
-            (dataset, chain.ingest_run_ids),
-        ):
-            status, load_id, error, fmt, figures, added, revised, dropped, quarantined, skipped, edition = row
-            if status == "loaded":  # editions counted from the first one this warehouse loaded
-                lines.append(f"  {what} edition {edition} loaded ({fmt}, load {load_id}): {figures:,} figures; "
-                             f"{added:,} new, {revised:,} revised, {dropped:,} dropped; "
-                             f"{quarantined} quarantined, {skipped} rows recognised as notes or totals")
+    for feed in registry.edition_feeds():
+        dataset, dag_id, what = feed.dataset, feed.dag_id, feed.edition_label
+        for e in editions.get(dataset, []):
+            if e.status == "loaded":  # editions counted from the first one this warehouse loaded
+                lines.append(f"  {what} edition {e.edition} loaded ({e.file_format}, load {e.load_id}): "
+                             f"{e.figures:,} figures; {e.figures_added:,} new, {e.figures_revised:,} revised, "
+                             f"{e.figures_dropped:,} dropped; {e.rows_quarantined} quarantined, "
+                             f"{e.rows_skipped} rows recognised as notes or totals")
             else:
-                lines.append(f"  {what} edition {status}: {error}")
-        if chain.tasks_of(dag_id) and len(lines) == before:
+                lines.append(f"  {what} edition {e.status}: {e.error}")
+        if chain.tasks_of(dag_id) and not editions.get(dataset):
             lines.append(f"  {what}: no new edition (unchanged since the last one loaded)")
     return lines
 
 
-def _ae_lines(conn: psycopg.Connection, chain: ChainResult, cfg: Settings) -> list[str]:
+def _ae_lines(landed: list[LandedOutcome], cfg: Settings) -> list[str]:
     # Files, not rows: a count of rows per extract (or per run, which is often one extract) is a
     # count of A&E attendances by site and period, which only the suppressed mart may show.
-    counts = dict.fromkeys(("loaded", "replaced", "duplicate", "rejected"), 0)
+    counts = dict.fromkeys((*SUCCESSFUL_LOADS, "duplicate", "rejected"), 0)
     set_aside = 0
-    for outcome, n, with_set_aside in conn.execute(
-        """select outcome, count(*), count(*) filter (where rows_quarantined > 0) from audit.landed_files
-           where run_id = any(%s) group by outcome""", (chain.ingest_run_ids,)):
-        counts[outcome] = n
-        if outcome in ("loaded", "replaced"):
-            set_aside += with_set_aside
+    for f in landed:
+        counts[f.outcome] = f.files
+        if f.outcome in SUCCESSFUL_LOADS:
+            set_aside += f.with_set_aside
     if not any(counts.values()):
         return []
     lines = [f"  A&E extracts taken in from {cfg.ae_landing_dir}: {counts['loaded']} loaded, "
@@ -179,24 +271,74 @@ def _ae_lines(conn: psycopg.Connection, chain: ChainResult, cfg: Settings) -> li
     return lines
 
 
+def _police_lines(by_status: dict[str, LoadStatus]) -> list[str]:
+    changed = [by_status[s] for s in SUCCESSFUL_LOADS if s in by_status]
+    new, revised = (by_status[s].force_months if s in by_status else 0 for s in SUCCESSFUL_LOADS)
+    lines = [f"  stop and search force-months loaded: {sum(r.force_months for r in changed)} "
+             f"(new {new}, revised {revised}); "
+             f"rows read {sum(r.rows_read for r in changed):,}, loaded {sum(r.rows_loaded for r in changed):,}, "
+             f"quarantined {sum(r.rows_quarantined for r in changed):,}"]
+    for status in FAILED_LOADS:
+        if status in by_status:
+            lines.append(f"  force-months {status}: {by_status[status].force_months} "
+                         "(named in the report; retried by the next run)")
+    return lines
+
+
+def _transform_lines(run: dict[str, Any], validations: list[ValidationCount], tasks: dict[str, str],
+                     published: dict[str, dict[str, Any]] | None) -> list[str]:
+    lines = [f"Transform run {run['dag_run_id']}: {run['state']}"]
+    for v in validations:
+        verdict = "passed" if not v.failed else f"{v.failed} failed ({v.critical} critical)"
+        lines.append(f"  validation {v.stage} {v.dataset}: {v.expectations} expectations, {verdict}")
+    bad = sorted(t for t, s in tasks.items() if s not in ("success", "skipped"))
+    if bad:
+        lines.append(f"  tasks not successful: {', '.join(bad)}")
+    if published is not None:  # published, even when no mart changed
+        moved = {m: c for m, c in published.items() if c["inserted"] or c["deleted"]}
+        lines.append("  published to the marts BI tools read (rows inserted/deleted): " + (
+            ", ".join(f"{m} +{c['inserted']}/-{c['deleted']}" for m, c in sorted(moved.items()))
+            or "no row changed"))
+    elif tasks.get("publish_marts") in ("failed", "upstream_failed"):
+        lines.append("  nothing published: the marts BI tools read still show the previous figures")
+    if tasks.get("validate_marts") == "skipped":
+        lines.append("  marts not published: checks failed while a feed loaded under this run, so "
+                     "they were not trusted; the run that load started decided (see its task log)")
+    return lines
+
+
+def _mart_lines(figures: ChainFigures) -> list[str]:
+    lines = []
+    if k := figures.knife:
+        lines.append(f"Mart marts.knife_crime_quarterly: {k.force_quarters} force-quarters, {k.forces} forces, "
+                     f"{k.first_year} to {k.last_year}, {k.offences:,} knife offences; {k.revised} force-quarters "
+                     "revised since first published")
+    if h := figures.hes:
+        lines.append(f"Mart marts.sharp_object_admissions_yearly: {h.years} years ({h.first_year} to "
+                     f"{h.last_year}), England; {h.latest_episodes or 0:,} finished consultant episodes in the "
+                     "latest year")
+    if a := figures.ae:
+        lines.append(f"Mart marts.ae_assault_monthly: {a.areas} force areas x {a.months} months, "
+                     f"{a.attendances:,} assault attendances shown; {a.suppressed} cells suppressed (1 to 4, or to "
+                     "stop one being worked out by subtraction)")
+    if m := figures.stop_search:
+        lines.append(f"Mart marts.stop_search_monthly: {m.force_months} force-months "
+                     f"({m.published} published), {m.searches:,} searches")
+    return lines
+
+
 def _land_sample_extracts(url: str, cfg: Settings, out: Callable[[str], Any]) -> int:
     """Drop the synthetic ISTV extracts not loaded yet into the landing area, as departments would."""
     from vru_sample import istv as sample_istv
 
     with psycopg.connect(url) as conn:
         loaded = {r[0] for r in conn.execute(
-            "select sha256 from audit.landed_files where outcome in ('loaded', 'replaced')")}
+            "select sha256 from audit.landed_files where outcome = any(%s)", (list(SUCCESSFUL_LOADS),))}
     dropped = len(sample_istv.write_extracts(cfg.ae_landing_dir, skip_sha256=loaded))
     if dropped:
         out(f"Sample: {dropped} synthetic A&E extracts (ISTV) dropped into {cfg.ae_landing_dir}; the "
             "landing watcher starts the A&E ingest")
     return dropped
-
-
-# The sample's edition feeds: (dataset, served name, folder, DAG, who publishes it, what it is)
-SAMPLE_EDITION_FEEDS = tuple(
-    (registry.feed(s.feed).dataset, s.served_name, s.folder, registry.feed(s.feed).dag_id, s.publisher, s.what)
-    for s in SAMPLE_EDITIONS)
 
 
 def _sample_editions(url: str, dataset: str, editions: list[Path]) -> tuple[Path, list[Path]]:
@@ -210,12 +352,13 @@ def _sample_editions(url: str, dataset: str, editions: list[Path]) -> tuple[Path
 def _publish_next(api: Any, later: dict[str, list[Path]], out: Callable[[str], Any]) -> tuple[str, ...]:
     """Publish each feed's next edition; the ingest DAGs to run again for them."""
     dags = []
-    for dataset, name, folder, dag_id, publisher, what in SAMPLE_EDITION_FEEDS:
-        if later.get(dataset):
-            path = later[dataset].pop(0)
-            out(f"Sample: {publisher} publishes a revised {what} ({path.name}); running its ingest again")
-            api.publish(name, path, formatdate(usegmt=True), folder=folder)
-            dags.append(dag_id)
+    for sample in SAMPLE_EDITIONS:
+        feed = registry.feed(sample.feed)
+        if later.get(feed.dataset):
+            path = later[feed.dataset].pop(0)
+            out(f"Sample: {sample.publisher} publishes a revised {sample.what} ({path.name}); running its ingest again")
+            api.publish(sample.served_name, path, formatdate(usegmt=True), folder=sample.folder)
+            dags.append(feed.dag_id)
     return tuple(dags)
 
 

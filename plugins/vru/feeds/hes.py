@@ -286,6 +286,7 @@ FEED = Feed(
     url_setting="hes_url",
     ingest=ingest_edition,
     load_file=load_edition_file,
+    edition_label="HES table of admissions for assault by sharp object",
     doc_md=("NHS Digital's Hospital Episode Statistics (HES) admitted patient care \"external causes\" "
             "table: admissions for assault by sharp object (ICD-10 X99) in England, by financial year, "
             "into `raw.sharp_object_admissions`. Rows of other causes are kept as notes, not loaded. "
@@ -306,6 +307,10 @@ FEED = Feed(
         cycle_days=366,
         latest_period_end_sql=(
             "select max(make_date(fy_start + 1, 3, 31)) from raw.sharp_object_admissions where value is not null"
+        ),
+        published_period_end_sql=(
+            "select max(make_date(fy_start + 1, 3, 31)) from raw.sharp_object_admissions "
+            "where load_id = (select max(load_id) from audit.editions where dataset = 'nhs.sharp_object_admissions')"
         ),
     ),
 )

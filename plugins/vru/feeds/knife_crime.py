@@ -235,6 +235,7 @@ FEED = Feed(
     url_setting="knife_crime_url",
     ingest=ingest_edition,
     load_file=load_edition_file,
+    edition_label="knife crime table",
     doc_md=("the Home Office's police recorded crime open data table of offences involving a knife or "
             "sharp instrument, by police force area and financial quarter, into `raw.knife_offences`. "
             "A table naming a force that is not one of the 43 is refused whole, naming the force."),
@@ -253,6 +254,11 @@ FEED = Feed(
         latest_period_end_sql=(
             "select max(make_date(fy_start + financial_quarter / 3, (financial_quarter * 3 + 3) %% 12 + 1, 1) - 1) "
             "from raw.knife_offences where offences is not null"
+        ),
+        published_period_end_sql=(
+            "select max(make_date(fy_start + financial_quarter / 3, (financial_quarter * 3 + 3) %% 12 + 1, 1) - 1) "
+            "from raw.knife_offences where load_id = (select max(load_id) from audit.editions "
+            "where dataset = 'home_office.knife_offences')"
         ),
     ),
 )

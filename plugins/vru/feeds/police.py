@@ -584,5 +584,8 @@ FEED = Feed(
             "select (max(month) + interval '1 month' - interval '1 day')::date from audit.loads "
             "where dataset = 'police.stop_searches' and status = any(%(successful)s)"
         ),
+        published_period_end_sql=(
+            "select (max(month) + interval '1 month' - interval '1 day')::date from raw.police_availability"
+        ),
     ),
 )
