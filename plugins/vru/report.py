@@ -94,8 +94,8 @@ def _render(conn: psycopg.Connection, run_id: str | None, cfg: Settings) -> str:
             from raw.police_availability a
             where not exists (select 1 from audit.loads l where l.dataset = 'police.stop_searches'
                               and l.force_id = a.force_id and l.month = a.month
-                              and l.status in ('loaded', 'replaced'))
-            order by 2, 1"""),
+                              and l.status = any(%s))
+            order by 2, 1""", (list(SUCCESSFUL_LOADS),)),
         not_published=_not_published(conn),
         quarantine=_quarantine(conn),
         landed=_landed(conn),
@@ -191,12 +191,11 @@ def _ingest_nights(conn: psycopg.Connection) -> list[IngestNight]:
             select dataset, run_id, max(finished_at) as finished_at,
                    count(*) filter (where status = 'failed') as failed,
                    count(*) filter (where status = 'refused') as refused,
-                   coalesce(sum(rows_quarantined) filter (where status in ('loaded', 'replaced')), 0)
-                       as quarantined,
+                   coalesce(sum(rows_quarantined) filter (where status = any(%s)), 0) as quarantined,
                    dense_rank() over (partition by dataset order by max(finished_at) desc) as recency
             from audit.loads where run_id is not null group by dataset, run_id)
         select dataset, failed, refused, quarantined, recency, finished_at from nights where recency <= %s""",
-        (TREND_RUNS,))
+        (list(SUCCESSFUL_LOADS), TREND_RUNS))
 
 
 @dataclass(frozen=True)
@@ -241,11 +240,11 @@ def _landed(conn: psycopg.Connection) -> list[LandedFile]:
         select file_name, outcome, coalesce(site_code, '') as site_code,
                coalesce(to_char(reporting_period_start, 'YYYY-MM-DD') || ' to '
                         || to_char(reporting_period_end, 'YYYY-MM-DD'), '') as period,
-               case when outcome in ('loaded', 'replaced')
+               case when outcome = any(%s)
                     then case when rows_quarantined > 0 then 'yes' else 'no' end else '' end as set_aside,
                coalesce(reason, '') as reason, to_char(processed_at, 'YYYY-MM-DD HH24:MI') as processed_at
         from audit.landed_files
-        order by (outcome = 'rejected') desc, landed_id desc limit 40""")
+        order by (outcome = 'rejected') desc, landed_id desc limit 40""", (list(SUCCESSFUL_LOADS),))
     # rows recorded before names were made safe
     return [replace(r, file_name=safe_name(r.file_name)) for r in rows]
 
