@@ -203,7 +203,7 @@ def test_the_same_failure_three_nights_running_is_one_incident_and_one_alert(
                                    "nothing from this batch was published.")
     assert incident["occurrences"] == 3 and incident["resolved_at"] is None
     assert incident["last_seen_at"] > incident["opened_at"]
-    assert incident["notified_via"] == "email,webhook" and incident["notify_error"] is None
+    assert incident["notified_via"] == "email,webhook (chat not configured)" and incident["notify_error"] is None
     assert incident["notified_at"] is not None
 
     [message] = channels.inbox.messages()
@@ -425,3 +425,54 @@ def test_knife_crime_is_stale_a_publication_cycle_after_its_quarter(
     conn.execute(insert, (4, 4, 5))  # Q4 2021/22 ends 31 March 2022
     assert check_freshness(conn, now=datetime(2022, 9, 1, tzinfo=UTC), datasets=knife)[0][
         "latest_period_end"] == "2022-03-31"
+
+
+CHAT_TOKEN = "T0KEN-chat-7f3a"  # noqa: S105 - a made-up token the logs must not show
+
+
+@pytest.fixture
+def chat(monkeypatch: pytest.MonkeyPatch, clean_warehouse: str,
+         webhook: tuple[list[Any], int]) -> SimpleNamespace:
+    """Chat alerts only: an Apprise `json://` URL (any Apprise URL works the same: slack://,
+    msteams://...) to a receiver on 127.0.0.1, in an Airflow connection from the environment."""
+    posts, port = webhook
+    monkeypatch.setenv("VRU_WAREHOUSE_URL", clean_warehouse)
+    for variable in ("VRU_ALERT_EMAIL_TO", "VRU_ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("VRU_ALERT_APPRISE_CONN_ID", "vru_chat")
+    config = [{"path": f"json://127.0.0.1:{port}/chat/{CHAT_TOKEN}", "tag": "alerts"}]
+    monkeypatch.setenv("AIRFLOW_CONN_VRU_CHAT", json.dumps({"conn_type": "apprise", "extra": {"config": config}}))
+    return SimpleNamespace(posts=posts)
+
+
+def test_a_chat_channel_gets_one_plain_message_per_incident(chat: SimpleNamespace, conn: psycopg.Connection,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    notifier = VruIncidentNotifier()
+    for night in ("2026-03-01", "2026-03-02"):
+        notifier(_context("vru_transform", "validate_raw", f"scheduled__{night}", _raw_validation_failure()))
+    [incident] = _incidents(conn)
+    assert incident["notified_via"] == "chat (email, webhook not configured)" and incident["notify_error"] is None
+    [(path, content_type, payload)] = chat.posts  # two nights, one incident, one message
+    assert path == f"/chat/{CHAT_TOKEN}" and content_type.startswith("application/json")
+    assert payload["title"] == "VRU alert: Stop and search: critical data quality checks failed at the raw stage"
+    assert payload["type"] == "failure"
+    assert incident["summary"] in payload["message"]
+    assert f"Incident: {incident['incident_id']} (task:vru_transform.validate_raw)" in payload["message"]
+    assert "rows fail" not in payload["message"]  # the error detail stays in the incident record
+    assert CHAT_TOKEN not in caplog.text
+
+
+def test_a_chat_channel_that_refuses_is_recorded_and_never_raised(
+        chat: SimpleNamespace, conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    closed = _free_port()  # nothing listens there: the message cannot be delivered
+    config = [{"path": f"json://127.0.0.1:{closed}/chat/{CHAT_TOKEN}"}]
+    monkeypatch.setenv("AIRFLOW_CONN_VRU_CHAT", json.dumps({"conn_type": "apprise", "extra": {"config": config}}))
+    VruIncidentNotifier()(_context("vru_transform", "validate_raw", "scheduled__x", _raw_validation_failure()))
+    [incident] = _incidents(conn)
+    assert incident["notified_via"] is None and incident["notified_at"] is None
+    assert incident["notify_error"].startswith("chat: AlertDeliveryError: Apprise could not deliver")
+    assert CHAT_TOKEN not in incident["notify_error"] and chat.posts == []
+    assert CHAT_TOKEN not in caplog.text and "could not deliver" in caplog.text

@@ -45,6 +45,9 @@ ENV_VARS = {
     "VRU_ALERT_SMTP_CONN_ID": "Airflow connection of the SMTP server for alert email (default smtp_default, "
                               "i.e. AIRFLOW_CONN_SMTP_DEFAULT)",
     "VRU_ALERT_WEBHOOK_URL": "URL that receives each new incident as a JSON POST; unset = no webhook",
+    "VRU_ALERT_APPRISE_CONN_ID": "Airflow connection (conn type apprise) whose config lists Apprise URLs "
+                                 "(Slack, Teams, generic JSON...); each new incident goes to each; unset = no "
+                                 "chat alerts",
     # Limits on what a published table may cost to read: past one, the edition is refused.
     "VRU_MAX_DOWNLOAD_BYTES": "bytes of one downloaded table or page, counted while streaming (the read "
                               "stops past it), and of an edition file loaded by hand (default 104857600, 100 MiB)",
@@ -148,6 +151,7 @@ class Settings:
     alert_email_to: str | None = None  # None: no alert email
     alert_smtp_conn_id: str = DEFAULT_ALERT_SMTP_CONN_ID
     alert_webhook_url: str | None = None  # None: no alert webhook
+    alert_apprise_conn_id: str | None = None  # None: no chat alerts
     hes_url: str = DEFAULT_HES_URL
     ae_landing: Path | None = None  # None: VRU_HOME/landing/ae
     warehouse_admin_url: str | None = None  # None: VRU_WAREHOUSE_URL (or the embedded superuser)
@@ -206,6 +210,7 @@ def settings() -> Settings:
         alert_email_to=_env("VRU_ALERT_EMAIL_TO"),
         alert_smtp_conn_id=_env("VRU_ALERT_SMTP_CONN_ID", DEFAULT_ALERT_SMTP_CONN_ID) or DEFAULT_ALERT_SMTP_CONN_ID,
         alert_webhook_url=_env("VRU_ALERT_WEBHOOK_URL"),
+        alert_apprise_conn_id=_env("VRU_ALERT_APPRISE_CONN_ID"),
         hes_url=_env("VRU_HES_URL", DEFAULT_HES_URL) or DEFAULT_HES_URL,
         ae_landing=Path(landing).expanduser().resolve() if (landing := _env("VRU_AE_LANDING")) else None,
         warehouse_admin_url=_env("VRU_WAREHOUSE_ADMIN_URL"),

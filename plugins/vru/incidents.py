@@ -1,6 +1,6 @@
 """Incidents and alerts: tell people once when something needs them, and keep the record in `audit`.
 
-Three parts, in this order below: the record (`audit.incidents`), delivery (e-mail, webhook), and
+Three parts, in this order below: the record (`audit.incidents`), delivery (e-mail, webhook, chat), and
 the task callbacks every DAG sets through `task_defaults`. Freshness, which opens `feed_stale`
 incidents through `report_stale`, is `vru.freshness`.
 
@@ -180,7 +180,7 @@ def _connect(cfg: Settings) -> psycopg.Connection:
 
 
 # ------------------------------------------------------------------------------------------------
-# Delivery: email (SmtpNotifier) and webhook
+# Delivery: email (SmtpNotifier), webhook (JSON) and chat (Apprise URLs)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -220,6 +220,47 @@ def _send_email(incident: Incident, incident_id: int | None, opened_at: datetime
         "body": Markup(_email_body(incident, incident_id, opened_at, origin, cfg)),  # noqa: S704
     }
     notifier({**context, "vru_alert": alert})  # a copy: the notifier adds its fields to the context
+
+
+def chat_message(incident: Incident, incident_id: int | None, opened_at: datetime, origin: Origin,
+                 cfg: Settings) -> tuple[str, str]:
+    """(title, body) for a chat channel: plain text, no error detail and no row-level data (a chat
+    channel's readers are wider than the warehouse's); the detail stays in the incident record."""
+    where = " / ".join(str(x) for x in (origin.dag_id, origin.task_id) if x)
+    lines = [incident.summary, "", _ADVICE.get(incident.kind, _ADVICE[TASK_FAILED]), ""]
+    lines += [f"{name}: {value}" for name, value in (
+        ("Dataset", incident.dataset), ("Stage", incident.stage), ("Where", where), ("Run", origin.run_id),
+        ("First seen", f"{opened_at:%Y-%m-%d %H:%M} UTC"),
+        ("Incident", f"{incident_id} ({incident.key})" if incident_id else f"not recorded ({incident.key})"),
+        ("Data quality report", cfg.reports_dir / "index.html")) if value]
+    return _subject(incident), "\n".join(lines)
+
+
+def _send_chat(incident: Incident, incident_id: int | None, opened_at: datetime, origin: Origin,
+               cfg: Settings) -> None:
+    """Every Apprise URL of the connection VRU_ALERT_APPRISE_CONN_ID (Slack, Teams, generic JSON...).
+
+    The provider's AppriseHook reads the connection; the sending is Apprise's own `notify`, whose
+    result we check: the provider's `AppriseNotifier.notify` drops it, so a channel that refused the
+    message would be recorded as alerted. Apprise sends each message once (no retry).
+    """
+    import apprise
+    from airflow.providers.apprise.hooks.apprise import AppriseHook
+
+    # Apprise logs each URL, token included, at DEBUG and INFO, and so does urllib3 (requests) for
+    # each request line: warnings only, as Airflow keeps httpx
+    for name in ("apprise", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    hook = AppriseHook(apprise_conn_id=cfg.alert_apprise_conn_id or AppriseHook.default_conn_name)
+    targets = apprise.Apprise()
+    hook.set_config_from_conn(conn=hook.get_connection(hook.apprise_conn_id), apprise_obj=targets)
+    if not len(targets):
+        raise AlertDeliveryError(f"the connection {hook.apprise_conn_id} lists no Apprise URL it can use")
+    title, body = chat_message(incident, incident_id, opened_at, origin, cfg)
+    if not targets.notify(body=body, title=title, notify_type=apprise.NotifyType.FAILURE,
+                          body_format=apprise.NotifyFormat.TEXT):
+        raise AlertDeliveryError(f"Apprise could not deliver to every URL of {hook.apprise_conn_id}")
 
 
 def _webhook_payload(incident: Incident, incident_id: int | None, opened_at: datetime, origin: Origin,
@@ -262,10 +303,11 @@ def _safe_error(exc: BaseException, cfg: Settings) -> str:
 def deliver(incident: Incident, incident_id: int | None, opened_at: datetime, origin: Origin,
             cfg: Settings, context: Mapping[str, Any] | None = None) -> tuple[Outcome, bool]:
     """Send the alert through every configured channel; never raises. (outcome, delivered anywhere)."""
-    configured = {"email": bool(cfg.alert_email_to), "webhook": bool(cfg.alert_webhook_url)}
+    configured = {"email": bool(cfg.alert_email_to), "webhook": bool(cfg.alert_webhook_url),
+                  "chat": bool(cfg.alert_apprise_conn_id)}
     if not any(configured.values()):
-        log.info("incident %s (%s): no alert channel configured (VRU_ALERT_EMAIL_TO, VRU_ALERT_WEBHOOK_URL)",
-                 incident_id, incident.key)
+        log.info("incident %s (%s): no alert channel configured (VRU_ALERT_EMAIL_TO, VRU_ALERT_WEBHOOK_URL, "
+                 "VRU_ALERT_APPRISE_CONN_ID)", incident_id, incident.key)
         return Outcome(incident_id, True, "none configured", None), False
     sent: list[str] = []
     errors: list[str] = []
@@ -281,6 +323,12 @@ def deliver(incident: Incident, incident_id: int | None, opened_at: datetime, or
             sent.append("webhook")
         except Exception as exc:
             errors.append(f"webhook: {_safe_error(exc, cfg)}")
+    if configured["chat"]:
+        try:
+            _send_chat(incident, incident_id, opened_at, origin, cfg)
+            sent.append("chat")
+        except Exception as exc:
+            errors.append(f"chat: {_safe_error(exc, cfg)}")
     skipped = [name for name, on in configured.items() if not on]
     via = ",".join(sent) or None
     if via and skipped:
