@@ -51,6 +51,7 @@ test: setup $(CHROMIUM) $(REDIS_SERVER)
 
 lint: setup
 	$(BIN)/ruff check plugins dags tests benchmarks
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros dbt_project/tests
 
 typecheck: setup
 	$(BIN)/mypy plugins/vru

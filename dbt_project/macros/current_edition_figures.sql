@@ -13,12 +13,13 @@
     columns, the `carried` columns and the `values` of the current edition, edition_load_id,
     first_published_<value> for each value, and editions.
 -#}
-{% macro current_edition_figures(figures, cell, values, carried=[]) %}
+{% macro current_edition_figures(figures, cell, values, carried=[]) -%}
+    
     select
         {% for column in cell %}
         cell_editions.{{ column }},
         {% endfor %}
-        {% for column in carried + values %}
+    {% for column in carried + values %}
         current_figures.{{ column }},
         {% endfor %}
         cell_editions.current_load_id as edition_load_id,
@@ -30,7 +31,7 @@
     from (
         select
             {% for column in cell %}
-            {{ column }},
+    {{ column }},
             {% endfor %}
             min(load_id) as first_load_id,
             max(load_id) as current_load_id,

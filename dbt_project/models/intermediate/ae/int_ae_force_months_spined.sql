@@ -82,10 +82,10 @@ months as (
 
     select cast(span.month as date) as month
     from generate_series(
-        (select min(month) from site_months),
-        (select max(month) from site_months),
-        interval '1 month'
-    ) as span (month)
+            (select min(month) from site_months),
+            (select max(month) from site_months),
+            interval '1 month'
+        ) as span (month)
 
 ),
 

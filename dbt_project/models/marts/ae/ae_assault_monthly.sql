@@ -111,11 +111,11 @@ cells as (
         force_months.*,
         age_bands.age_band,
         age_bands.band_order,
-        {% for measure in measures %}
+    {% for measure in measures %}
         case
             when force_months.coverage <> 'no extract' then coalesce(counts.{{ measure }}, 0)
         end as {{ measure }}{{ "," if not loop.last }}
-        {% endfor %}
+    {% endfor %}
 
     from force_months
     cross join age_bands
@@ -136,9 +136,9 @@ primary_suppression as (
         and cast(month + interval '{{ 1 + lag_months }} months' as date)
         > cast('{{ as_of or run_started_at.strftime('%Y-%m-%d') }}' as date)
             as is_pending,
-        {% for measure in measures %}
+    {% for measure in measures %}
         coalesce({{ measure }} between 1 and 4, false) as {{ measure }}_is_primary{{ "," if not loop.last }}
-        {% endfor %}
+    {% endfor %}
 
     from cells
 
@@ -151,12 +151,12 @@ version_conflicts as (
         cells.force_id,
         cells.month,
         cells.age_band,
-        {% for measure in measures %}
+    {% for measure in measures %}
         coalesce(bool_or(
             published_before.measure = '{{ measure }}'
             and abs(published_before.value - cells.{{ measure }}) between 1 and 4
-        ), false) as {{ measure }}_changed_by_1_to_4{{ "," if not loop.last }}
-        {% endfor %}
+            ), false) as {{ measure }}_changed_by_1_to_4{{ "," if not loop.last }}
+    {% endfor %}
 
     from cells
     inner join published_before
@@ -173,14 +173,14 @@ suppression as (
 
     select
         primary_suppression.*,
-        {% for measure in measures %}
+    {% for measure in measures %}
         primary_suppression.coverage <> 'no extract'
         and bool_or(
             primary_suppression.is_pending
             or primary_suppression.{{ measure }}_is_primary
             or coalesce(version_conflicts.{{ measure }}_changed_by_1_to_4, false)
         ) over force_month as {{ measure }}_suppressed{{ "," if not loop.last }}
-        {% endfor %}
+    {% endfor %}
 
     from primary_suppression
     left join version_conflicts
@@ -197,7 +197,7 @@ shown as (
     select
         *,
         {% for measure in measures %}
-        case when not {{ measure }}_suppressed then {{ measure }} end as {{ measure }}_shown,
+            case when not {{ measure }}_suppressed then {{ measure }} end as {{ measure }}_shown,
         {% endfor %}
         -- the shown under-25 count of the force-month, for the share on the 'all ages' row
         max(case when age_band = 'under 25' and not attendances_suppressed then attendances end)
@@ -242,11 +242,12 @@ final as (
         ) as is_vru_area
 
     from shown
-    cross join lateral (
-        select
-            cast(extract(year from shown.month) as integer)
-            - case when extract(month from shown.month) < 4 then 1 else 0 end as fy_start
-    ) as fiscal
+    cross join
+        lateral (
+            select
+                cast(extract(year from shown.month) as integer)
+                - case when extract(month from shown.month) < 4 then 1 else 0 end as fy_start
+        ) as fiscal
     left join force_areas
         on shown.force_id = force_areas.force_id
 

@@ -63,7 +63,7 @@ final as (
         force_id,
         -- normalised from fy_start: 2019 -> '2019/20', 1999 -> '1999/00'
         cast(fy_start as text) || '/' || lpad(cast((fy_start + 1) % 100 as text), 2, '0')
-        as financial_year,
+            as financial_year,
         fy_start,
         financial_quarter,
         -- Q1 = 1 April fy_start, Q2 = 1 July, Q3 = 1 October, Q4 = 1 January fy_start + 1
@@ -79,8 +79,8 @@ final as (
         edition_load_id,
         first_published_offences,
         editions,
-        offences is distinct from first_published_offences
-        or value_marker is distinct from first_published_value_marker as is_revised
+        (offences is distinct from first_published_offences)
+        or (value_marker is distinct from first_published_value_marker) as is_revised
 
     from grouped
 

@@ -48,7 +48,7 @@ final as (
         geography_name,
         -- normalised from fy_start: 2019 -> '2019/20', 1999 -> '1999/00'
         cast(fy_start as text) || '/' || lpad(cast((fy_start + 1) % 100 as text), 2, '0')
-        as financial_year,
+            as financial_year,
         fy_start,
         cause_code,
         measure,
@@ -58,8 +58,8 @@ final as (
         edition_load_id,
         first_published_value,
         editions,
-        value is distinct from first_published_value
-        or value_marker is distinct from first_published_value_marker as is_revised
+        (value is distinct from first_published_value)
+        or (value_marker is distinct from first_published_value_marker) as is_revised
 
     from cells
 
