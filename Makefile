@@ -53,6 +53,7 @@ test: setup lint typecheck $(CHROMIUM) $(REDIS_SERVER)
 
 lint: setup
 	$(BIN)/ruff check plugins dags tests benchmarks scripts
+	$(BIN)/sqlfluff lint dbt_project/models dbt_project/macros dbt_project/tests
 
 # strict on plugins/vru and plugins/vru_sample (pyproject.toml [tool.mypy])
 typecheck: setup

@@ -1,7 +1,7 @@
 """The A&E models (stg_istv__attendances, stg_istv__extracts, ae_assault_monthly) built by dbt against a
 real PostgreSQL (embedded) from a small hand-made set of ISTV extracts.
 
-The dbt unit tests (models/marts/_marts__ae.yml, models/staging/istv/_istv__models.yml) cover the
+The dbt unit tests (models/marts/ae/_ae__models.yml, models/staging/istv/_istv__models.yml) cover the
 suppression and coverage logic on fixtures; this checks what they cannot: the real seeds, the
 contract, the data tests, where the relations are built (row-level data only in `restricted`) and,
 over the whole built mart, that no suppressed count can be recovered by subtraction.

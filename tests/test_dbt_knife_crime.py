@@ -1,8 +1,8 @@
 """The knife crime dbt models (stg_home_office__knife_offences, knife_crime_quarterly) built by dbt
 against a real PostgreSQL (embedded) from two hand-made editions.
 
-The dbt unit tests (dbt_project/models/**/_*unit_tests*.yml, _marts__models.yml) cover the logic on
-fixtures; this checks what they cannot: the real seeds, the contract, the data tests, and that an
+The dbt unit tests (dbt_project/models/**/_*unit_tests*.yml, marts/home_office/_home_office__models.yml)
+cover the logic on fixtures; this checks what they cannot: the real seeds, the contract, the data tests, and that an
 offence missing from the knife_offence_groups seed fails the build naming the offence.
 """
 

@@ -3,7 +3,7 @@ PostgreSQL (embedded).
 
 The hand-computed cases (an area rate, a group rate as sum over sum, a baseline change, a withheld
 A&E cell carried through, a missing quarter) are dbt unit tests in
-dbt_project/models/marts/_marts__outcomes.yml; `dbt build` runs them, and this checks they ran and
+dbt_project/models/marts/outcomes/_outcomes__models.yml; `dbt build` runs them, and this checks they ran and
 passed. On top, the real build from the A&E fixture of tests/test_dbt_ae.py (January-March 2024,
 2023/24 Q4) is checked against hand-computed quarter values, with the real seeds, the contracts,
 the combined singular test and both GX suites.

@@ -1,7 +1,7 @@
 """The outcomes report: the outcome marts' own numbers, missing figures in words, charts with gaps.
 
 Two warehouses: the marts as tables with exactly the contract's columns (from
-dbt_project/models/marts/_marts__outcomes.yml) holding hand-made rows (not real figures), so every
+dbt_project/models/marts/outcomes/_outcomes__models.yml) holding hand-made rows (not real figures), so every
 measure has several quarters and a NULL in the middle; and the marts built by dbt from hand-made
 knife crime editions, as the nightly transform builds them. Pages are read in headless Chromium
 (tests/browser.py) and compared with what the marts hold.
@@ -28,7 +28,7 @@ from vru.outcomes_report import MEASURES, write_outcomes_report
 from vru.report import write_report
 
 REPO = Path(__file__).resolve().parents[1]
-CONTRACT = REPO / "dbt_project" / "models" / "marts" / "_marts__outcomes.yml"
+CONTRACT = REPO / "dbt_project" / "models" / "marts" / "outcomes" / "_outcomes__models.yml"
 QUARTERS = [(2018, 1), (2018, 2), (2018, 3), (2018, 4), (2019, 1), (2019, 2), (2019, 3)]
 D = Decimal
 

@@ -2,7 +2,7 @@
 against a real PostgreSQL (embedded).
 
 The marts are plain tables standing in for the dbt models (tests/test_dbt_outcomes.py validates the
-dbt-built ones), created from the models' contracts in _marts__outcomes.yml and dropped afterwards.
+dbt-built ones), created from the models' contracts in marts/outcomes/_outcomes__models.yml and dropped afterwards.
 Good data passes; targeted bad rows fail exactly the checks meant to catch them.
 """
 
@@ -21,7 +21,8 @@ from vru.validation import ValidationOutcome, validate
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACTS = {m["name"]: m for m in yaml.safe_load(
-    (REPO / "dbt_project" / "models" / "marts" / "_marts__outcomes.yml").read_text(encoding="utf-8"))["models"]}
+    (REPO / "dbt_project" / "models" / "marts" / "outcomes" / "_outcomes__models.yml").read_text(encoding="utf-8")
+)["models"]}
 with (REPO / "dbt_project" / "seeds" / "force_areas.csv").open(newline="", encoding="utf-8") as seed_file:
     FORCES = [(r["force_id"], r["force_name"], r["is_vru_area"] == "true") for r in csv.DictReader(seed_file)]
 AREAS = ("marts", "outcomes.vru_outcomes_quarterly", "marts.vru_outcomes_quarterly")

@@ -8,7 +8,7 @@
     transaction instead; the insert is idempotent.
 -#}
 {% macro record_ae_publication(relation) -%}
-insert into {{ source('istv', 'ae_published_cells') }} (force_id, month, age_band, measure, value)
+    insert into {{ source('istv', 'ae_published_cells') }} (force_id, month, age_band, measure, value)
 select force_id, month, age_band, 'attendances', attendances
 from {{ relation }}
 where attendances is not null

@@ -21,18 +21,30 @@ mart as (
 -- Cosmos run this test as a task of its own instead of inside the mart's `dbt build` task.
 published_before as (
 
-    select * from {{ api.Relation.create(database=target.database, schema='restricted', identifier='ae_published_cells') }}
+    select * from {{ api.Relation.create(database=target.database, schema='restricted', identifier='ae_published_cells') }}  -- noqa: TMP, PRS, LT05
 
 ),
 
 cells as (
 
-    select force_id, month, age_band, coverage, 'attendances' as measure,
-        attendances as shown, attendances_suppressed as suppressed
+    select
+        force_id,
+        month,
+        age_band,
+        coverage,
+        'attendances' as measure,
+        attendances as shown,
+        attendances_suppressed as suppressed
     from mart
     union all
-    select force_id, month, age_band, coverage, 'knife_or_sharp_attendances',
-        knife_or_sharp_attendances, knife_or_sharp_suppressed
+    select
+        force_id,
+        month,
+        age_band,
+        coverage,
+        'knife_or_sharp_attendances',
+        knife_or_sharp_attendances,
+        knife_or_sharp_suppressed
     from mart
 
 ),
@@ -96,7 +108,10 @@ equation_problems as (
 
     union all
 
-    select distinct cells.force_id, cells.month, cells.measure,
+    select distinct
+        cells.force_id,
+        cells.month,
+        cells.measure,
         'differs by 1 to 4 from a figure published before: the change is a small count'
     from cells
     inner join published_before

@@ -50,7 +50,8 @@ problems as (
 
     union all
 
-    select 'istv_codes', coalesce(value_set, '(null)') || ':' || coalesce(code, '(null)'),
+    select
+        'istv_codes', coalesce(value_set, '(null)') || ':' || coalesce(code, '(null)'),
         'value_set unknown or code/description missing'
     from istv_codes
     where

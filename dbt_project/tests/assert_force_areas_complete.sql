@@ -24,9 +24,9 @@ summary as (
 
 select * from summary
 where
-    forces != 43
-    or english_forces != 39
-    or welsh_forces != 4
-    or vru_areas_2019 != 18
-    or vru_areas_2022 != 2
-    or s60_pilot_forces != 7
+    forces <> 43
+    or english_forces <> 39
+    or welsh_forces <> 4
+    or vru_areas_2019 <> 18
+    or vru_areas_2022 <> 2
+    or s60_pilot_forces <> 7

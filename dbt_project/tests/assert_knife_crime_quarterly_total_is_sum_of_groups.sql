@@ -38,5 +38,5 @@ mismatches as (
 
 select * from mismatches
 where
-    coalesce(total_offences, 0) != sum_of_groups
-    or (total_offences is null) != all_groups_null
+    coalesce(total_offences, 0) <> sum_of_groups
+    or (total_offences is null) <> all_groups_null

@@ -15,7 +15,7 @@ summary as (
         count(distinct force_id) as distinct_forces,
         sum(all_residents) as all_residents,
         count(*) filter (
-            where all_residents != white + black + asian + chinese + mixed + other
+            where all_residents <> white + black + asian + chinese + mixed + other
         ) as forces_not_summing
 
     from population
@@ -24,7 +24,7 @@ summary as (
 
 select * from summary
 where
-    forces != 43
-    or distinct_forces != 43
-    or all_residents != 56075912
-    or forces_not_summing != 0
+    forces <> 43
+    or distinct_forces <> 43
+    or all_residents <> 56075912
+    or forces_not_summing <> 0

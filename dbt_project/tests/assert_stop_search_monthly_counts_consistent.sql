@@ -12,9 +12,9 @@ inconsistent as (
     select *
     from monthly
     where
-        (coverage = 'published') != (searches is not null)
-        or (coverage = 'published') != (arrests is not null)
-        or (coverage = 'published') != (searches_white is not null)
+        (coverage = 'published') <> (searches is not null)
+        or (coverage = 'published') <> (arrests is not null)
+        or (coverage = 'published') <> (searches_white is not null)
         or s60_searches > weapon_searches
         or weapon_searches > searches
         or arrests > searches
@@ -22,7 +22,7 @@ inconsistent as (
         or under_25_searches > searches
         or searches_black + searches_white > searches
         or outcome_linked_finds > searches_outcome_link_recorded
-        or (searches = 0) != (arrest_rate is null)
+        or (searches = 0) <> (arrest_rate is null)
         or (searches = 0 and find_rate is not null)
 
 )

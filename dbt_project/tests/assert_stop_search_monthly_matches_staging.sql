@@ -41,7 +41,7 @@ mismatches as (
             and monthly.month = staged.month
     where
         monthly.coverage = 'published'
-        and monthly.searches != coalesce(staged.searches, 0)
+        and monthly.searches <> coalesce(staged.searches, 0)
 
 )
 

@@ -92,9 +92,9 @@ group_mismatches as (
             comparison.group_name = area_sums.group_name
             and comparison.quarter_start = area_sums.quarter_start
     where
-        comparison.knife_offences is distinct from area_sums.knife_offences
-        or comparison.ae_knife_attendances is distinct from area_sums.ae_knife_attendances
-        or comparison.searches is distinct from area_sums.searches
+        (comparison.knife_offences is distinct from area_sums.knife_offences)
+        or (comparison.ae_knife_attendances is distinct from area_sums.ae_knife_attendances)
+        or (comparison.searches is distinct from area_sums.searches)
 
 ),
 

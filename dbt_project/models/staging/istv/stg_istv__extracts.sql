@@ -23,7 +23,7 @@ final as (
     from landed_files
     where
         dataset = 'ae.attendances'
-        and outcome in ('loaded', 'replaced')
+        and outcome in {{ successful_load_statuses() }}
     group by site_code, reporting_period_start, reporting_period_end
 
 )

@@ -31,57 +31,14 @@ edition_figures as (
 
 ),
 
--- Editions are kept side by side: an edition that omits a cell (e.g. older years) does not
--- delete it, so the current figure is the latest edition's that has the cell.
-cell_editions as (
-
-    select
-        fy_start,
-        geography_code,
-        cause_code,
-        measure,
-        min(load_id) as first_load_id,
-        max(load_id) as current_load_id,
-        count(distinct load_id) as editions
-
-    from edition_figures
-    group by fy_start, geography_code, cause_code, measure
-
-),
-
--- A cell published twice in one edition yields two rows here and fails the uniqueness test,
--- rather than one of the two figures being picked silently.
+-- The current figure of each cell across editions (macros/current_edition_figures.sql).
 cells as (
-
-    select
-        cell_editions.fy_start,
-        cell_editions.geography_code,
-        current_figures.geography_name,
-        cell_editions.cause_code,
-        cell_editions.measure,
-        current_figures.value,
-        current_figures.value_marker,
-        cell_editions.current_load_id as edition_load_id,
-        first_figures.value as first_published_value,
-        first_figures.value_marker as first_published_value_marker,
-        cast(cell_editions.editions as integer) as editions
-
-    from cell_editions
-    inner join edition_figures as current_figures
-        on
-            cell_editions.fy_start = current_figures.fy_start
-            and cell_editions.geography_code = current_figures.geography_code
-            and cell_editions.cause_code = current_figures.cause_code
-            and cell_editions.measure = current_figures.measure
-            and cell_editions.current_load_id = current_figures.load_id
-    inner join edition_figures as first_figures
-        on
-            cell_editions.fy_start = first_figures.fy_start
-            and cell_editions.geography_code = first_figures.geography_code
-            and cell_editions.cause_code = first_figures.cause_code
-            and cell_editions.measure = first_figures.measure
-            and cell_editions.first_load_id = first_figures.load_id
-
+{{ current_edition_figures(
+    'edition_figures',
+    cell=['fy_start', 'geography_code', 'cause_code', 'measure'],
+    values=['value', 'value_marker'],
+    carried=['geography_name'],
+) }}
 ),
 
 final as (
@@ -91,7 +48,7 @@ final as (
         geography_name,
         -- normalised from fy_start: 2019 -> '2019/20', 1999 -> '1999/00'
         cast(fy_start as text) || '/' || lpad(cast((fy_start + 1) % 100 as text), 2, '0')
-        as financial_year,
+            as financial_year,
         fy_start,
         cause_code,
         measure,
@@ -101,8 +58,8 @@ final as (
         edition_load_id,
         first_published_value,
         editions,
-        value is distinct from first_published_value
-        or value_marker is distinct from first_published_value_marker as is_revised
+        (value is distinct from first_published_value)
+        or (value_marker is distinct from first_published_value_marker) as is_revised
 
     from cells
 

@@ -20,7 +20,7 @@ stop_search_loads as (
         previous_load_id,
         started_at,
         finished_at,
-        status in ('loaded', 'replaced') as is_successful
+        status in {{ successful_load_statuses() }} as is_successful
 
     from loads
     where dataset = 'police.stop_searches'

@@ -34,7 +34,7 @@ ranked_loads as (
     from loads
     where
         dataset = 'police.stop_searches'
-        and status in ('loaded', 'replaced')
+        and status in {{ successful_load_statuses() }}
 
 ),
 

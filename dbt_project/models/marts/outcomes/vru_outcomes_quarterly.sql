@@ -71,10 +71,12 @@ quarters as (
 
     select cast(series.quarter_start as date) as quarter_start
     from
-        (select
-            min(quarter_start) as first_quarter,
-            max(quarter_start) as last_quarter
-        from periods) as span,
+        (
+            select
+                min(quarter_start) as first_quarter,
+                max(quarter_start) as last_quarter
+            from periods
+        ) as span,
         generate_series(span.first_quarter, span.last_quarter, interval '3 months')
             as series (quarter_start)
 
@@ -380,10 +382,10 @@ final as (
             case
                 when shown.searches_white > 0 and shown.population_black > 0 and shown.population_white > 0
                     then round(
-                        (cast(shown.searches_black as numeric) / shown.population_black)
-                        / (cast(shown.searches_white as numeric) / shown.population_white),
-                        2
-                    )
+                            (cast(shown.searches_black as numeric) / shown.population_black)
+                            / (cast(shown.searches_white as numeric) / shown.population_white),
+                            2
+                        )
             end
             as numeric(10, 2)
         ) as black_white_search_ratio

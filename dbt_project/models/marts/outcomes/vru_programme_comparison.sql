@@ -111,10 +111,10 @@ group_rates as (
     select
         *,
         {% for measure in indexed %}
-        case
-            when {{ measure }}_population > 0
-                then cast({{ counts[measure] }} as numeric) * 100000 / {{ measure }}_population
-        end as {{ measure }}_rate,
+            case
+                when {{ measure }}_population > 0
+                    then cast({{ counts[measure] }} as numeric) * 100000 / {{ measure }}_population
+            end as {{ measure }}_rate,
         {% endfor %}
         case
             when searches_population > 0 then cast(searches as numeric) * 1000 / searches_population
@@ -127,12 +127,12 @@ group_baselines as (
 
     select
         group_name,
-        {% for measure in indexed %}
+    {% for measure in indexed %}
         case
             when count({{ measure }}_rate) filter (where fy_start = 2018) = 4
                 then avg({{ measure }}_rate) filter (where fy_start = 2018)
         end as {{ measure }}_baseline_rate{{ ',' if not loop.last }}
-        {% endfor %}
+    {% endfor %}
     from group_rates
     group by group_name
 
@@ -142,13 +142,13 @@ indexed as (
 
     select
         group_rates.*,
-        {% for measure in indexed %}
+    {% for measure in indexed %}
         group_baselines.{{ measure }}_baseline_rate,
         case
             when group_baselines.{{ measure }}_baseline_rate > 0
                 then group_rates.{{ measure }}_rate / group_baselines.{{ measure }}_baseline_rate * 100
         end as {{ measure }}_index{{ ',' if not loop.last }}
-        {% endfor %}
+    {% endfor %}
     from group_rates
     left join group_baselines
         on group_rates.group_name = group_baselines.group_name
@@ -159,11 +159,11 @@ gaps as (
 
     select
         quarter_start,
-        {% for measure in indexed %}
+    {% for measure in indexed %}
         max({{ measure }}_index) filter (where group_name = 'VRU areas')
         - max({{ measure }}_index) filter (where group_name = 'non-VRU areas')
             as {{ measure }}_index_gap{{ ',' if not loop.last }}
-        {% endfor %}
+    {% endfor %}
     from indexed
     group by quarter_start
 
@@ -180,15 +180,16 @@ final as (
         cast(indexed.areas_in_group as integer) as areas_in_group,
         'Census 2011 usual residents (ONS), by police force area' as population_source,
         {% for measure in indexed %}
-        cast(indexed.{{ counts[measure] }} as integer) as {{ counts[measure] }},
-        cast(indexed.{{ measure }}_population as bigint) as {{ measure }}_population,
-        cast(indexed.{{ measure }}_areas_contributing as integer) as {{ measure }}_areas_contributing,
-        cast(indexed.areas_in_group - indexed.{{ measure }}_areas_contributing as integer)
-            as {{ measure }}_areas_excluded,
-        cast(round(indexed.{{ measure }}_rate, 4) as numeric(14, 4)) as {{ measure }}_rate_per_100k,
-        cast(round(indexed.{{ measure }}_baseline_rate, 4) as numeric(14, 4)) as {{ measure }}_baseline_rate_per_100k,
-        cast(round(indexed.{{ measure }}_index, 1) as numeric(10, 1)) as {{ measure }}_index,
-        cast(round(gaps.{{ measure }}_index_gap, 1) as numeric(10, 1)) as {{ measure }}_index_gap_vru_vs_non_vru,
+            cast(indexed.{{ counts[measure] }} as integer) as {{ counts[measure] }},
+            cast(indexed.{{ measure }}_population as bigint) as {{ measure }}_population,
+            cast(indexed.{{ measure }}_areas_contributing as integer) as {{ measure }}_areas_contributing,
+            cast(indexed.areas_in_group - indexed.{{ measure }}_areas_contributing as integer)
+                as {{ measure }}_areas_excluded,
+            cast(round(indexed.{{ measure }}_rate, 4) as numeric(14, 4)) as {{ measure }}_rate_per_100k,
+            cast(round(indexed.{{ measure }}_baseline_rate, 4) as numeric(14, 4))
+                as {{ measure }}_baseline_rate_per_100k,
+            cast(round(indexed.{{ measure }}_index, 1) as numeric(10, 1)) as {{ measure }}_index,
+            cast(round(gaps.{{ measure }}_index_gap, 1) as numeric(10, 1)) as {{ measure }}_index_gap_vru_vs_non_vru,
         {% endfor %}
         cast(indexed.ae_knife_under_25 as integer) as ae_knife_under_25,
         cast(indexed.ae_knife_under_25_areas_contributing as integer) as ae_knife_under_25_areas_contributing,
@@ -217,10 +218,10 @@ final as (
             case
                 when indexed.searches_white > 0 and indexed.population_black > 0 and indexed.population_white > 0
                     then round(
-                        (cast(indexed.searches_black as numeric) / indexed.population_black)
-                        / (cast(indexed.searches_white as numeric) / indexed.population_white),
-                        2
-                    )
+                            (cast(indexed.searches_black as numeric) / indexed.population_black)
+                            / (cast(indexed.searches_white as numeric) / indexed.population_white),
+                            2
+                        )
             end
             as numeric(10, 2)
         ) as black_white_search_ratio,

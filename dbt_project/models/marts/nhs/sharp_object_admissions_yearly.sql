@@ -28,7 +28,7 @@ yearly as (
         financial_year,
         fy_start,
         {% for measure in measures %}
-        max(value) filter (where measure = '{{ measure }}') as {{ measure }},
+            max(value) filter (where measure = '{{ measure }}') as {{ measure }},
         {% endfor %}
         count(*) filter (where is_withheld) as withheld_figures,
         bool_or(is_revised) as is_revised,
@@ -48,7 +48,7 @@ final as (
         financial_year,
         fy_start,
         {% for measure in measures %}
-        cast({{ measure }} as integer) as {{ measure }},
+            cast({{ measure }} as integer) as {{ measure }},
         {% endfor %}
         cast(withheld_figures as integer) as withheld_figures,
         is_revised,

@@ -58,15 +58,10 @@ attendances as (
 
 ),
 
-extracts as (
+-- force x month from the first to the last month an extract covers, with its coverage
+force_months as (
 
-    select * from {{ ref('stg_istv__extracts') }}
-
-),
-
-ae_sites as (
-
-    select * from {{ ref('ae_sites') }}
+    select * from {{ ref('int_ae_force_months_spined') }}
 
 ),
 
@@ -95,107 +90,6 @@ age_bands as (
 
 ),
 
--- Sites and periods reported: the landing log's extracts, plus any with attendances (an extract
--- with no attendances is a reported zero, so the landing log is the main source).
-site_periods as (
-
-    select site_code, reporting_period_start, reporting_period_end from extracts
-    union
-    select site_code, reporting_period_start, reporting_period_end from attendances
-
-),
-
-site_days as (
-
-    select distinct
-        ae_sites.force_id,
-        site_periods.site_code,
-        cast(covered.day as date) as day
-
-    from site_periods
-    inner join ae_sites
-        on site_periods.site_code = ae_sites.site_code
-    cross join lateral generate_series(
-        site_periods.reporting_period_start,
-        site_periods.reporting_period_end,
-        interval '1 day'
-    ) as covered (day)
-
-),
-
-site_months as (
-
-    select
-        force_id,
-        site_code,
-        cast(date_trunc('month', day) as date) as month,
-        count(*) as days_covered
-
-    from site_days
-    group by force_id, site_code, cast(date_trunc('month', day) as date)
-
-),
-
--- A site reports a month when its extracts cover every day of it.
-force_month_extracts as (
-
-    select
-        force_id,
-        month,
-        count(*) filter (
-            where days_covered = cast(month + interval '1 month' as date) - month
-        ) as sites_reporting
-
-    from site_months
-    group by force_id, month
-
-),
-
--- The span of loaded data: first to last month any extract covers.
-months as (
-
-    select cast(span.month as date) as month
-    from generate_series(
-        (select min(month) from site_months),
-        (select max(month) from site_months),
-        interval '1 month'
-    ) as span (month)
-
-),
-
-force_sites as (
-
-    select
-        force_id,
-        count(*) as sites_expected
-
-    from ae_sites
-    group by force_id
-
-),
-
-force_months as (
-
-    select
-        force_sites.force_id,
-        months.month,
-        force_sites.sites_expected,
-        coalesce(force_month_extracts.sites_reporting, 0) as sites_reporting,
-        case
-            when force_month_extracts.force_id is null then 'no extract'
-            when force_month_extracts.sites_reporting = force_sites.sites_expected then 'complete'
-            else 'partial'
-        end as coverage
-
-    from force_sites
-    cross join months
-    left join force_month_extracts
-        on
-            force_sites.force_id = force_month_extracts.force_id
-            and months.month = force_month_extracts.month
-
-),
-
 counts as (
 
     select
@@ -217,11 +111,11 @@ cells as (
         force_months.*,
         age_bands.age_band,
         age_bands.band_order,
-        {% for measure in measures %}
+    {% for measure in measures %}
         case
             when force_months.coverage <> 'no extract' then coalesce(counts.{{ measure }}, 0)
         end as {{ measure }}{{ "," if not loop.last }}
-        {% endfor %}
+    {% endfor %}
 
     from force_months
     cross join age_bands
@@ -242,9 +136,9 @@ primary_suppression as (
         and cast(month + interval '{{ 1 + lag_months }} months' as date)
         > cast('{{ as_of or run_started_at.strftime('%Y-%m-%d') }}' as date)
             as is_pending,
-        {% for measure in measures %}
+    {% for measure in measures %}
         coalesce({{ measure }} between 1 and 4, false) as {{ measure }}_is_primary{{ "," if not loop.last }}
-        {% endfor %}
+    {% endfor %}
 
     from cells
 
@@ -257,12 +151,12 @@ version_conflicts as (
         cells.force_id,
         cells.month,
         cells.age_band,
-        {% for measure in measures %}
+    {% for measure in measures %}
         coalesce(bool_or(
             published_before.measure = '{{ measure }}'
             and abs(published_before.value - cells.{{ measure }}) between 1 and 4
-        ), false) as {{ measure }}_changed_by_1_to_4{{ "," if not loop.last }}
-        {% endfor %}
+            ), false) as {{ measure }}_changed_by_1_to_4{{ "," if not loop.last }}
+    {% endfor %}
 
     from cells
     inner join published_before
@@ -279,14 +173,14 @@ suppression as (
 
     select
         primary_suppression.*,
-        {% for measure in measures %}
+    {% for measure in measures %}
         primary_suppression.coverage <> 'no extract'
         and bool_or(
             primary_suppression.is_pending
             or primary_suppression.{{ measure }}_is_primary
             or coalesce(version_conflicts.{{ measure }}_changed_by_1_to_4, false)
         ) over force_month as {{ measure }}_suppressed{{ "," if not loop.last }}
-        {% endfor %}
+    {% endfor %}
 
     from primary_suppression
     left join version_conflicts
@@ -303,7 +197,7 @@ shown as (
     select
         *,
         {% for measure in measures %}
-        case when not {{ measure }}_suppressed then {{ measure }} end as {{ measure }}_shown,
+            case when not {{ measure }}_suppressed then {{ measure }} end as {{ measure }}_shown,
         {% endfor %}
         -- the shown under-25 count of the force-month, for the share on the 'all ages' row
         max(case when age_band = 'under 25' and not attendances_suppressed then attendances end)
@@ -348,11 +242,12 @@ final as (
         ) as is_vru_area
 
     from shown
-    cross join lateral (
-        select
-            cast(extract(year from shown.month) as integer)
-            - case when extract(month from shown.month) < 4 then 1 else 0 end as fy_start
-    ) as fiscal
+    cross join
+        lateral (
+            select
+                cast(extract(year from shown.month) as integer)
+                - case when extract(month from shown.month) < 4 then 1 else 0 end as fy_start
+        ) as fiscal
     left join force_areas
         on shown.force_id = force_areas.force_id
 

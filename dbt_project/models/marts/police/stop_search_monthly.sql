@@ -33,6 +33,13 @@ stop_searches as (
 
 ),
 
+-- Every month between the first and last month the source listed or we loaded.
+month_spine as (
+
+    select * from {{ ref('int_stop_search_months_spined') }}
+
+),
+
 current_loads as (
 
     select
@@ -44,90 +51,63 @@ current_loads as (
 
 ),
 
-listed_or_loaded_months as (
-
-    select month from availability
-    union
-    select month from current_loads
-
-),
-
--- Every month between the first and last month the source listed or we loaded, so that a
--- force-month nobody published still gets a row (shown as missing, never as zero).
-month_spine as (
-
-    select cast(spine.month_start as date) as month
-
-    from (
-        select
-            cast(min(month) as timestamp) as first_month,
-            cast(max(month) as timestamp) as last_month
-
-        from listed_or_loaded_months
-    ) as bounds
-    cross join lateral
-        generate_series(bounds.first_month, bounds.last_month, interval '1 month')
-        as spine (month_start)
-
-),
-
 {% if is_incremental() %}
 
 -- Recompute only the months touched since the last build. The change set comes from the load
 -- log, not from raw rows: a replaced force-month whose new load has no rows leaves no raw row
 -- behind but still has to be recomputed. The overlap re-reads loads that committed while the
 -- previous build was running (recomputing a month twice is harmless with delete+insert).
-last_build as (
+    last_build as (
 
-    select
-        max(built_at)
-        - cast('{{ var("stop_search_monthly_overlap", "1 hour") }}' as interval) as watermark
+        select
+            max(built_at)
+            - cast('{{ var("stop_search_monthly_overlap", "1 hour") }}' as interval) as watermark
 
-    from {{ this }}
+        from {{ this }}
 
-),
+    ),
 
-changed_months as (
+    changed_months as (
 
-    select month
-    from loads
-    where finished_at > (select watermark from last_build)
+        select month
+        from loads
+        where finished_at > (select watermark from last_build)
 
-    union
+        union
 
-    -- newly listed force-months turn not_published into pending
-    select month
-    from availability
-    where first_listed_at > (select watermark from last_build)
+        -- newly listed force-months turn not_published into pending
+        select month
+        from availability
+        where first_listed_at > (select watermark from last_build)
 
-    union
+        union
 
-    -- months the spine gained since the last build (all forces need a row)
-    (
-        select month from month_spine
-        except
-        select month from {{ this }}
-    )
+        -- months the spine gained since the last build (all forces need a row)
+        (
+            select month from month_spine
+            except
+            select month from {{ this }}
+        )
 
-),
+    ),
 
-months_to_build as (
+    months_to_build as (
 
-    select month_spine.month
+        select month_spine.month
 
-    from month_spine
-    inner join changed_months
-        on month_spine.month = changed_months.month
+        from month_spine
+        inner join changed_months
+            on month_spine.month = changed_months.month
 
-),
+    ),
 
 {% else %}
 
-months_to_build as (
+    months_to_build as (
 
-    select month from month_spine
+        select month from month_spine
 
-),
+    ),
 
 {% endif %}
 
@@ -216,10 +196,10 @@ counted as (
             'searches_white',
             'searches_outcome_link_recorded',
         ] %}
-        case
-            when force_month_coverage.coverage = 'published'
-                then cast(coalesce(monthly_counts.{{ count_column }}, 0) as integer)
-        end as {{ count_column }},
+            case
+                when force_month_coverage.coverage = 'published'
+                    then cast(coalesce(monthly_counts.{{ count_column }}, 0) as integer)
+            end as {{ count_column }},
         {% endfor %}
         case
             when

@@ -46,7 +46,7 @@ force_quarters as (
         quarter_start,
         sum(offences) filter (where offence_group is not null) as total_offences,
         {% for offence_group in offence_groups %}
-        sum(offences) filter (where offence_group = '{{ offence_group }}') as {{ offence_group }},
+            sum(offences) filter (where offence_group = '{{ offence_group }}') as {{ offence_group }},
         {% endfor %}
         count(*) filter (where is_withheld and offence_group is not null) as withheld_figures,
         bool_or(is_revised) as is_revised,
@@ -98,7 +98,7 @@ final as (
         end as coverage,
         cast(force_quarters.total_offences as integer) as total_offences,
         {% for offence_group in offence_groups %}
-        cast(force_quarters.{{ offence_group }} as integer) as {{ offence_group }},
+            cast(force_quarters.{{ offence_group }} as integer) as {{ offence_group }},
         {% endfor %}
         cast(force_quarters.withheld_figures as integer) as withheld_figures,
         cast(population.all_residents as bigint) as population,
@@ -111,10 +111,10 @@ final as (
             case
                 when force_quarters.withheld_figures = 0 and population.all_residents > 0
                     then round(
-                        cast(force_quarters.total_offences as numeric) * 100000
-                        / population.all_residents,
-                        2
-                    )
+                            cast(force_quarters.total_offences as numeric) * 100000
+                            / population.all_residents,
+                            2
+                        )
             end
             as numeric(10, 2)
         ) as rate_per_100k,
