@@ -9,9 +9,9 @@ folder and its suites in `expectations/`. Nothing else lists feeds (docs/adding-
 from __future__ import annotations
 
 from vru.feed import Check, Derived, Feed, Mart
-from vru.feeds import ae, hes, knife_crime, police
+from vru.feeds import ae, hes, knife_crime, ons_pfa, police
 
-FEEDS: tuple[Feed, ...] = (police.FEED, knife_crime.FEED, hes.FEED, ae.FEED)
+FEEDS: tuple[Feed, ...] = (police.FEED, knife_crime.FEED, hes.FEED, ae.FEED, ons_pfa.FEED)
 
 # The programme's outcome marts, built from all four feeds (the comparison suite reads both).
 OUTCOMES = Derived(
