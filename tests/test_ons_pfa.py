@@ -354,3 +354,22 @@ def test_notes_parse_without_a_database() -> None:
     notes = [r for r in records if isinstance(r, Noted)]
     # March, Table P5: the region "East " (a trailing space) is a total, by its code E12000006
     assert any(n.kind == "total" and n.record.startswith("E12000006,East") for n in notes)
+
+
+def test_the_raw_suite_passes_on_the_real_editions_and_catches_a_region_loaded_as_a_force(
+        conn: psycopg.Connection, loaded: dict[Path, int], clean_warehouse: str, tmp_path: Path) -> None:
+    from vru.validation import load_suite, suite_path_for, validate
+
+    def run() -> Any:
+        return validate("raw", ons_pfa.DATASET, ons_pfa.TABLE, warehouse_url=clean_warehouse,
+                        docs_dir=tmp_path / "docs", run_id="test-ons-raw")
+
+    outcome = run()
+    assert outcome.success, outcome
+    assert outcome.evaluated == len(load_suite(suite_path_for("raw", ons_pfa.DATASET))["expectations"])
+    # the region West Midlands (E12000005) taken for the force of the same name: caught by its code
+    conn.execute("update raw.pfa_knife_offences set area_code = 'E12000005' where area_code = 'E23000014' "
+                 "and load_id = %s", (loaded[DECEMBER],))
+    outcome = run()
+    assert not outcome.success
+    assert any(d.startswith("One force per area code") for d in outcome.critical_failures), outcome
