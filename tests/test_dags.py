@@ -64,7 +64,7 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_dags_import_without_errors_or_heavy_imports(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
     assert set(parsed["dags"]) == {"vru_ingest_police", "vru_ingest_knife_crime", "vru_ingest_hes", "vru_ingest_ae",
-                                    "vru_transform"}
+                                    "vru_ingest_ons_pfa", "vru_transform"}
     assert parsed["heavy_modules"] == [], "GX, dbt or pandas imported at DAG-parse time"
     for dag in parsed["dags"].values():
         assert dag["doc"] and dag["tags"] and dag["owner"] == "data-engineering"
@@ -108,8 +108,9 @@ def test_ae_dag_runs_when_a_file_lands_and_nightly_and_publishes_only_a_load(par
 
 def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parsed: dict[str, Any]) -> None:
     dag = parsed["dags"]["vru_transform"]
-    assert sorted(dag["schedule_assets"]) == ["raw.knife_offences", "raw.sharp_object_admissions",
-                                              "raw.stop_searches", "restricted.ae_attendances"]
+    assert sorted(dag["schedule_assets"]) == ["raw.knife_offences", "raw.pfa_knife_offences",
+                                              "raw.sharp_object_admissions", "raw.stop_searches",
+                                              "restricted.ae_attendances"]
     tasks = dag["tasks"]
     dbt_runs = {t for t in tasks if t.startswith("dbt.") and t.endswith("_model_build")}
     assert {"dbt.stg_police__stop_searches_model_build", "dbt.stop_search_monthly_model_build"} <= dbt_runs

@@ -29,6 +29,8 @@ ENV_VARS = {
                            "(default: the police recorded crime open data tables page)",
     "VRU_HES_URL": "NHS Digital HES admitted patient care external causes table (.xlsx/.ods/.csv), or the publication "
                    "page linking it (default: the HES APC activity publication page)",
+    "VRU_ONS_PFA_URL": "ONS police force area data tables workbook (.xlsx), or the ONS dataset page linking its "
+                       "editions (default: the dataset page; the first link to a policeforcearea...xlsx is taken)",
     "VRU_AE_LANDING": "folder where emergency departments' ISTV extracts (CSV) land; a new file triggers "
                       "the A&E ingest (default VRU_HOME/landing/ae)",
     "VRU_AE_SETTLE_SECONDS": "seconds a landed A&E file must be unchanged before it is taken in, by the watcher "
@@ -71,6 +73,8 @@ DEFAULT_POLICE_API_URL = "https://data.police.uk/api"
 DEFAULT_KNIFE_CRIME_URL = "https://www.gov.uk/government/statistics/police-recorded-crime-open-data-tables"
 DEFAULT_HES_URL = ("https://digital.nhs.uk/data-and-information/publications/statistical/"
                    "hospital-admitted-patient-care-activity")
+DEFAULT_ONS_PFA_URL = ("https://www.ons.gov.uk/peoplepopulationandcommunity/crimeandjustice/datasets/"
+                       "policeforceareadatatables")
 DEFAULT_ALERT_SMTP_CONN_ID = "smtp_default"
 DEFAULT_AE_SETTLE_SECONDS = 10.0
 DEFAULT_AE_MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -153,6 +157,7 @@ class Settings:
     alert_webhook_url: str | None = None  # None: no alert webhook
     alert_apprise_conn_id: str | None = None  # None: no chat alerts
     hes_url: str = DEFAULT_HES_URL
+    ons_pfa_url: str = DEFAULT_ONS_PFA_URL
     ae_landing: Path | None = None  # None: VRU_HOME/landing/ae
     warehouse_admin_url: str | None = None  # None: VRU_WAREHOUSE_URL (or the embedded superuser)
     schema_lock_timeout: str = "5s"
@@ -212,6 +217,7 @@ def settings() -> Settings:
         alert_webhook_url=_env("VRU_ALERT_WEBHOOK_URL"),
         alert_apprise_conn_id=_env("VRU_ALERT_APPRISE_CONN_ID"),
         hes_url=_env("VRU_HES_URL", DEFAULT_HES_URL) or DEFAULT_HES_URL,
+        ons_pfa_url=_env("VRU_ONS_PFA_URL", DEFAULT_ONS_PFA_URL) or DEFAULT_ONS_PFA_URL,
         ae_landing=Path(landing).expanduser().resolve() if (landing := _env("VRU_AE_LANDING")) else None,
         warehouse_admin_url=_env("VRU_WAREHOUSE_ADMIN_URL"),
         schema_lock_timeout=_env("VRU_SCHEMA_LOCK_TIMEOUT", "5s") or "5s",

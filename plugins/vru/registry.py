@@ -9,11 +9,11 @@ folder and its suites in `expectations/`. Nothing else lists feeds (docs/adding-
 from __future__ import annotations
 
 from vru.feed import Check, Derived, Feed, Mart
-from vru.feeds import ae, hes, knife_crime, police
+from vru.feeds import ae, hes, knife_crime, ons_pfa, police
 
-FEEDS: tuple[Feed, ...] = (police.FEED, knife_crime.FEED, hes.FEED, ae.FEED)
+FEEDS: tuple[Feed, ...] = (police.FEED, knife_crime.FEED, hes.FEED, ae.FEED, ons_pfa.FEED)
 
-# The programme's outcome marts, built from all four feeds (the comparison suite reads both).
+# The programme's outcome marts, built from the first four feeds (the comparison suite reads both).
 OUTCOMES = Derived(
     prefix="outcomes",
     label="Programme outcomes (all feeds combined)",
@@ -28,7 +28,7 @@ TRANSFORM_DAG = "vru_transform"
 
 
 def feed(name: str) -> Feed:
-    """The feed called `name` (police, knife_crime, hes, ae)."""
+    """The feed called `name` (police, knife_crime, hes, ae, ons_pfa)."""
     for f in FEEDS:
         if f.name == name:
             return f

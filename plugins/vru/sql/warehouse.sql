@@ -221,12 +221,23 @@ create table if not exists audit.revisions (
     previous_load_id  bigint,                        -- the edition whose figure was current
     cell              jsonb   not null,
     change            text    not null,              -- added | revised | dropped
-    previous_value    bigint,
-    new_value         bigint,
+    previous_value    numeric,
+    new_value         numeric,
     previous_marker   text,                          -- suppression marker, when not a number
     new_marker        text
 );
 create index if not exists revisions_load_idx on audit.revisions (dataset, load_id);
+-- Figures are not all counts (the ONS publishes unrounded percentages): values are numeric.
+-- Changed once (a warehouse made before had bigint): no lock on the table when already done.
+do $$
+begin
+    if exists (select from information_schema.columns where table_schema = 'audit'
+               and table_name = 'revisions' and column_name = 'new_value' and data_type = 'bigint') then
+        alter table audit.revisions alter column previous_value type numeric,
+            alter column new_value type numeric;
+    end if;
+end
+$$;
 
 -- Rows of a published table that are not figures (title lines, footnotes, totals rows),
 -- recognised by the parser and kept here with what they were taken for.
@@ -285,6 +296,35 @@ create table if not exists raw.sharp_object_admissions (
 );
 create index if not exists sharp_object_admissions_cell_idx
     on raw.sharp_object_admissions (geography_code, fy_start, cause_code, measure, load_id desc);
+
+-- ----------------------------------------------------------------------------------------------
+-- ONS police force area data tables: knife or sharp instrument offences per police force area,
+-- selected offence and rolling 12-month period (vru.feeds.ons_pfa), from the table by offence
+-- and the series table of each edition. Long: one row per area, offence, period and measure
+-- per edition (a cell); editions side by side, as above. Regions, national totals, British
+-- Transport Police, titles and footnotes are kept in raw.source_notes, not here.
+create table if not exists raw.pfa_knife_offences (
+    load_id        bigint   not null,                -- the edition (audit.loads / audit.editions)
+    sha256         text     not null,
+    sheet          text     not null,                -- as read (some carry trailing spaces)
+    line_no        integer  not null,                -- the row in its sheet, as Excel numbers it
+    table_kind     text     not null,                -- by_offence (one period) | series (the total by period)
+    area_code      text     not null,                -- ONS code of the police force area (E23..., W15...)
+    area_name      text     not null,                -- as published, footnote digits cut
+    force_id       text     not null,                -- canonical id (seed force_area_codes)
+    offence        text     not null,                -- total_selected | attempted_murder | threats_to_kill |
+                                                     -- assault_with_injury | robbery |
+                                                     -- rape_and_sexual_assault | homicide
+    offence_name   text     not null,                -- as published, footnote digits cut
+    period_label   text     not null,                -- as published: 'year ending June 2018', 'Apr ''10 to Mar ''11'
+    period_end     date     not null,                -- last day of the 12-month period
+    measure        text     not null,                -- offences | percent_knife
+    value          numeric,                          -- as stored, unrounded; null when the ONS gives a marker
+    value_marker   text,                             -- the marker (NA, N/A, -, ..) when value is null
+    loaded_at      timestamptz not null default now()
+);
+create index if not exists pfa_knife_offences_cell_idx
+    on raw.pfa_knife_offences (area_code, offence, period_end, measure, load_id desc);
 
 -- ----------------------------------------------------------------------------------------------
 -- Incidents: a failed critical validation, a feed failing all retries, a feed past its expected
