@@ -1,179 +1,202 @@
-"""Generate the bundled HES sample: two editions of an NHS Digital HES admitted patient care
-"external causes" table for assault by sharp object (ICD-10 X99), England.
+"""Generate the bundled HES sample: two editions of NHS Digital's HES admitted patient care
+"External Causes" table, in the layout NHS Digital publishes (as in
+tests/fixtures/nhs/hosp-epis-stat-admi-ext-caus-2022-23-tab.xlsx).
 
     .venv/bin/python scripts/make_hes_sample.py   # rewrites plugins/vru_sample/data/hes/
 
-SYNTHETIC FIGURES, NOT PUBLISHED ONES (except one). No real HES table can be fetched here, so the
-figures are made up, deterministically (seeded), at the published level: X99 finished consultant
-episodes (FCEs) in England between about 3,600 and 5,000 a year over the 2010s, and 4,757 for
-2019/20, the one published figure used (as given in the brief for this feed; not re-checked here).
-The breakdowns follow the usual shape of the figures: admissions (finished admission episodes)
-about 92% of FCEs, nearly all of them emergencies; about 88% male; almost all aged 15-59.
-
-The layout follows the HES tables as best known (one row per cause code, measures in columns),
-with a financial year column so that one file holds a series:
-* edition 1 (CSV, 2012-13 to 2018-19): a title line, the header, one X99 row per year, one row of
-  another cause (W26, contact with knife, sword or dagger: an accident, not an assault) that the
-  feed must not load, a group total (X85-Y09, assault) and footnotes;
-* edition 2 (ODS: a cover sheet, a notes sheet, then a data sheet with title lines and re-titled
-  columns, e.g. "Finished consultant episodes (FCEs)", and a geography code column): adds 2019/20
-  and revises one earlier figure (2018/19 FCEs), as a revised edition would.
+SYNTHETIC FIGURES, NOT PUBLISHED ONES. The figures are made up, deterministically (seeded), in
+the shape of the published 2022-23 table: X99 (assault by sharp object) finished consultant
+episodes in the 3,000s; admissions about 98% of them, emergencies about 90% of admissions; about
+90% male; the ages spread over the published bands like the 2022-23 row, a few episodes of
+unknown age left out. The layout is the real one: one sheet `External Cause`, title lines naming
+the financial year, the header row `Cause Code: 3 character code and description` (the
+description in the cell beside the code), the same 50 columns (single ages 0 and 15-19, five-year
+bands, 90+, and a second Emergency/Elective/Other group under "Zero bed day cases"), a `Total`
+row, one row per 3-character code (a few accidents, every assault code X85-Y09, a few others) and
+a footnote. One financial year per edition, as NHS Digital publishes them:
+* edition 1: 2020-21;
+* edition 2: 2021-22 (the real 2022-23 table follows it, in the tests).
+One assault code row (Y05) has an empty "Gender Unknown" cell: not available, as in real tables.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import random
-from collections.abc import Sequence
+import re
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "plugins" / "vru_sample" / "data" / "hes"
 
-FIRST_YEAR, LAST_YEAR_1, LAST_YEAR_2 = 2012, 2018, 2019
-# X99 FCEs, England (synthetic except 2019/20, which is the published 4,757)
-FCES = {2012: 3_850, 2013: 3_640, 2014: 3_610, 2015: 4_090, 2016: 4_410, 2017: 4_960, 2018: 4_880, 2019: 4_757}
-REVISED = (2018, "finished_consultant_episodes", 4_893)  # edition 2's revision of an edition 1 figure
-MEASURES = ("finished_consultant_episodes", "admissions", "emergency_admissions", "male", "female",
-            "age_0_14", "age_15_59", "age_60_74", "age_75_plus")
-HEADER_CSV = ["Financial year", "ICD-10 code", "Description", "Finished consultant episodes", "Admissions",
-              "Emergency", "Male", "Female", "Age 0-14", "Age 15-59", "Age 60-74", "Age 75+"]
-HEADER_ODS = ["Year", "Geography code", "Geography", "Cause code", "Cause description",
-              "Finished consultant episodes (FCEs)", "Finished admission episodes", "Emergency admissions",
-              "Male", "Female", "Age 0 to 14", "Age 15 to 59", "Age 60 to 74", "Age 75 and over"]
-X99 = ("X99", "Assault by sharp object")
-W26 = ("W26", "Contact with knife, sword or dagger")
-ASSAULT = ("X85-Y09", "Assault")
+EDITIONS = {1: 2020, 2: 2021}  # edition -> the financial year it publishes (fy_start)
+X99_FCES = {2020: 3_412, 2021: 3_688}  # synthetic
+SHEET = "External Cause"
+AGES = ["Age 0", "Age 1-4", "Age 5-9", "Age 10-14", "Age 15", "Age 16", "Age 17", "Age 18", "Age 19",
+        *(f"Age {low}-{low + 4}" for low in range(20, 90, 5)), "Age 90+"]
+HEADER = ["Cause Code: 3 character code and description", "", "", "", "", "", "",
+          "Finished consultant episodes", "Admissions", "Male", "Female", "Gender Unknown", "Emergency",
+          "Waiting list", "Planned", "Other", "Mean time waited", "Median time waited", "Mean length of stay",
+          "Median length of stay", "Mean age", *AGES, "Day case", "FCE bed days", "Emergency", "Elective",
+          "Other"]
+# The measures the feed loads, by their position in HEADER (the first "Emergency").
+MEASURE_COLUMNS = {"finished_consultant_episodes": 7, "admissions": 8, "male": 9, "female": 10,
+                   "gender_unknown": 11, "emergency_admissions": 12,
+                   **{"age_" + a[4:].replace("-", "_").replace("+", "_plus"): 21 + i for i, a in enumerate(AGES)}}
+# How episodes spread over the age columns: the published 2022-23 X99 row's shape.
+AGE_SHAPE = [1, 6, 2, 63, 103, 128, 164, 179, 159, 634, 526, 476, 414, 299, 216, 171, 76, 66, 18, 18, 8, 7, 4, 10]
+ASSAULT = [
+    ("X85", "Assault by drugs, medicaments and biological substances", 80),
+    ("X86", "Assault by corrosive substance", 30),
+    ("X87", "Assault by pesticides", 1),
+    ("X88", "Assault by gases and vapours", 6),
+    ("X89", "Assault by other specified chemicals and noxious substances", 9),
+    ("X90", "Assault by unspecified chemical or noxious substance", 11),
+    ("X91", "Assault by hanging, strangulation and suffocation", 160),
+    ("X92", "Assault by drowning and submersion", 3),
+    ("X93", "Assault by handgun discharge", 14),
+    ("X94", "Assault by rifle, shotgun and larger firearm discharge", 20),
+    ("X95", "Assault by other and unspecified firearm discharge", 45),
+    ("X96", "Assault by explosive material", 2),
+    ("X97", "Assault by smoke, fire and flames", 25),
+    ("X98", "Assault by steam, hot vapours and hot objects", 12),
+    ("X99", "Assault by sharp object", 0),  # X99_FCES
+    ("Y00", "Assault by blunt object", 2_300),
+    ("Y01", "Assault by pushing from high place", 15),
+    ("Y02", "Assault by pushing or placing victim before moving object", 10),
+    ("Y03", "Assault by crashing of motor vehicle", 70),
+    ("Y04", "Assault by bodily force", 9_800),
+    ("Y05", "Sexual assault by bodily force", 90),
+    ("Y06", "Neglect and abandonment", 40),
+    ("Y07", "Other maltreatment syndromes", 600),
+    ("Y08", "Assault by other specified means", 2_600),
+    ("Y09", "Assault by unspecified means", 1_450),
+]
+OTHERS_BEFORE = [("V01", "Pedestrian injured in collision with pedal cycle", 320),
+                 ("W26", "Contact with knife, sword or dagger", 5_400)]
+OTHERS_AFTER = [("Y10", "Poisoning by and exposure to nonopioid analgesics, antipyretics and antirheumatics, "
+                        "undetermined intent", 1_900)]
+FOOTNOTE = ("§ - zero bed day cases. In the HES data, day cases are identified by a field called patient "
+            "classification. SYNTHETIC sample: these figures were made up for the VRU pipeline's demo.")
+BLANK_CELL = ("Y05", "gender_unknown")  # an empty cell: not available
 
 
-def _breakdown(fces: int, rng: random.Random) -> dict[str, int]:
-    admissions = round(fces * rng.uniform(0.90, 0.94))
-    male = round(fces * rng.uniform(0.86, 0.89))
-    female = fces - male - rng.randint(2, 10)  # the rest: sex not known
-    young, older, oldest = (round(fces * rng.uniform(*band))
-                            for band in ((0.012, 0.02), (0.02, 0.03), (0.005, 0.009)))
-    return {
-        "finished_consultant_episodes": fces,
-        "admissions": admissions,
-        "emergency_admissions": round(admissions * rng.uniform(0.95, 0.98)),
-        "male": male,
-        "female": female,
-        "age_0_14": young,
-        "age_15_59": fces - young - older - oldest - rng.randint(0, 5),  # the rest: age not known
-        "age_60_74": older,
-        "age_75_plus": oldest,
-    }
+def _year(fy_start: int) -> str:
+    return f"{fy_start}-{(fy_start + 1) % 100:02d}"
 
 
-def figures(edition: int) -> dict[tuple[int, str], int]:
-    """(fy_start, measure) -> X99 figure for England in an edition."""
-    rng = random.Random(9920)  # the same draws for both editions: edition 2 revises, it does not redraw
-    cells = {(year, m): v for year in range(FIRST_YEAR, LAST_YEAR_2 + 1)
-             for m, v in _breakdown(FCES[year], rng).items()}
-    if edition == 1:
-        return {k: v for k, v in cells.items() if k[0] <= LAST_YEAR_1}
-    cells[REVISED[:2]] = REVISED[2]
+def _row(fces: int, rng: random.Random) -> list[int | float]:
+    """The 43 figures of a code row (FCEs to the zero bed day Other), in HEADER's order."""
+    admissions = round(fces * rng.uniform(0.97, 0.99))
+    male = round(fces * rng.uniform(0.88, 0.92))
+    unknown = min(fces - male, rng.randint(0, 5))
+    emergency = round(admissions * rng.uniform(0.88, 0.92))
+    waiting = round((admissions - emergency) * 0.8)
+    planned = round((admissions - emergency - waiting) * 0.7)
+    aged = fces - rng.randint(0, max(1, fces // 100))  # a few of unknown age
+    scale = aged / sum(AGE_SHAPE)
+    ages = [round(w * scale * rng.uniform(0.9, 1.1)) for w in AGE_SHAPE]
+    ages[9] += aged - sum(ages)  # 20-24 takes the rounding, so the bands sum to the episodes of known age
+    ages[9] = max(ages[9], 0)
+    return [fces, admissions, male, fces - male - unknown, unknown, emergency, waiting, planned,
+            admissions - emergency - waiting - planned, round(rng.uniform(5, 60), 6), rng.randint(1, 30),
+            round(rng.uniform(2, 4), 6), rng.randint(0, 2), round(rng.uniform(28, 36), 6), *ages,
+            round(fces * 0.08), round(fces * rng.uniform(2.5, 3.0)), round(fces * 0.2), rng.randint(0, 20),
+            rng.randint(0, 8)]
+
+
+def figures(edition: int) -> dict[tuple[int, str, str], int | None]:
+    """(fy_start, cause code, measure) -> the figure of every assault code in an edition (None: blank)."""
+    return {(EDITIONS[edition], code, measure): value
+            for code, _, row in _code_rows(edition) if code in {c for c, _, _ in ASSAULT}
+            for measure, value in _measures(code, row).items()}
+
+
+def _measures(code: str, row: list[int | float]) -> dict[str, int | None]:
+    cells: dict[str, int | None] = {m: int(row[i - 7]) for m, i in MEASURE_COLUMNS.items()}
+    if code == BLANK_CELL[0]:
+        cells[BLANK_CELL[1]] = None
     return cells
 
 
-def _other_cause(fces: int) -> list[int]:
-    rng = random.Random(fces)
-    return list(_breakdown(fces, rng).values())
+def _code_rows(edition: int) -> list[tuple[str, str, list[int | float]]]:
+    fy_start = EDITIONS[edition]
+    rng = random.Random(fy_start * 99)
+    rows = []
+    for code, description, fces in (*OTHERS_BEFORE, *ASSAULT, *OTHERS_AFTER):
+        size = X99_FCES[fy_start] if code == "X99" else round(fces * (1 + (fy_start - 2020) * 0.03))
+        rows.append((code, description, _row(size, rng)))
+    return rows
 
 
-def _year(fy_start: int, sep: str) -> str:
-    return f"{fy_start}{sep}{(fy_start + 1) % 100:02d}"
+def workbook(edition: int, revise: dict[tuple[str, str], int | str] | None = None) -> bytes:
+    """An edition as an .xlsx file; `revise` replaces cells ((code, measure) -> value) for a test's
+    corrected re-publication."""
+    from openpyxl import Workbook
 
-
-NOTES = [
-    "Note 1: Figures between 1 and 7 are suppressed and shown as *.",
-    "Note 2: Sex and age breakdowns count finished consultant episodes; emergency counts admissions.",
-    "Source: SYNTHETIC sample for the VRU monitoring pipeline at published levels (not published figures).",
-]
-
-
-def write_csv(path: Path) -> None:
-    cells = figures(1)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([f"Hospital Admitted Patient Care Activity, external causes: assault by sharp object, England, "
-                     f"{_year(FIRST_YEAR, '-')} to {_year(LAST_YEAR_1, '-')} (SYNTHETIC SAMPLE)"])
-    writer.writerow([])
-    writer.writerow(HEADER_CSV)
-    for year in range(FIRST_YEAR, LAST_YEAR_1 + 1):
-        writer.writerow([_year(year, "-"), *X99, *(cells[(year, m)] for m in MEASURES)])
-    writer.writerow([_year(LAST_YEAR_1, "-"), *W26, *_other_cause(11_240)])
-    writer.writerow([_year(LAST_YEAR_1, "-"), *ASSAULT, *_other_cause(34_380)])
-    writer.writerow([])
-    for note in NOTES:
-        writer.writerow([note])
-    path.write_bytes(buffer.getvalue().encode("utf-8"))
-
-
-def write_ods(path: Path) -> None:
-    from odf.opendocument import OpenDocumentSpreadsheet
-    from odf.table import Table, TableCell, TableRow
-    from odf.text import P
-
-    def row(values: Sequence[object]) -> TableRow:
-        tr = TableRow()
-        for value in values:
-            if isinstance(value, int):
-                cell = TableCell(valuetype="float", value=value)
-                cell.addElement(P(text=f"{value:,}"))
-            else:
-                cell = TableCell(valuetype="string")
-                cell.addElement(P(text=str(value)))
-            tr.addElement(cell)
-        return tr
-
-    cells = figures(2)
-    doc = OpenDocumentSpreadsheet()
-    cover = Table(name="Cover_sheet")
-    for line in ("Hospital Episode Statistics, Admitted Patient Care: external causes (SYNTHETIC SAMPLE)",
-                 "This spreadsheet contains a notes sheet and one data sheet."):
-        cover.addElement(row([line]))
-    doc.spreadsheet.addElement(cover)
-    notes = Table(name="Notes")
-    notes.addElement(row(["Note number", "Note text"]))
-    for i, note in enumerate(NOTES, start=1):
-        notes.addElement(row([f"Note {i}", note.split(": ", 1)[1]]))
-    doc.spreadsheet.addElement(notes)
-    data = Table(name="External_causes")
-    data.addElement(row(["Table 1: Finished consultant episodes and admissions for assault by sharp object "
-                         "(ICD-10 X99), England, by financial year"]))
-    data.addElement(row(["This worksheet contains one table. SYNTHETIC figures at published levels."]))
-    data.addElement(row(HEADER_ODS))
-    for year in range(FIRST_YEAR, LAST_YEAR_2 + 1):
-        data.addElement(row([_year(year, "/"), "E92000001", "England", *X99,
-                             *(cells[(year, m)] for m in MEASURES)]))
-    data.addElement(row([_year(LAST_YEAR_2, "/"), "E92000001", "England", *W26, *_other_cause(11_020)]))
-    data.addElement(row(["Source: NHS Digital, Hospital Episode Statistics (SYNTHETIC SAMPLE)"]))
-    doc.spreadsheet.addElement(data)
+    fy_start = EDITIONS[edition]
+    book = Workbook()
+    sheet = book.active
+    sheet.title = SHEET
+    sheet["A3"] = f"External Causes - {_year(fy_start)}"
+    sheet["A4"] = "Publication date: SYNTHETIC SAMPLE (not published by NHS England)"
+    sheet["A5"] = "Link to publication"
+    sheet["A8"] = ("External cause codes are recorded in the 19 secondary diagnosis fields (thirteen prior to "
+                   "2007-08 and seven prior to 2002-03). The table displays the codes at the 3-character level "
+                   "along with descriptions.")
+    sheet["A12"] = "SYNTHETIC figures in the layout of NHS England's table, for the VRU pipeline's demo."
+    sheet["A14"] = "For more information on data quality please see the data quality note."
+    sheet.cell(15, 48, "Zero bed day cases §")
+    for column, text in enumerate(HEADER, start=1):
+        if text:
+            sheet.cell(16, column, text)
+    sheet.merge_cells("A16:G16")
+    code_rows = _code_rows(edition)
+    totals = [sum(int(r[i]) for _, _, r in code_rows) * 3 for i in range(len(code_rows[0][2]))]
+    sheet.append([])  # row 17 is empty, as published
+    sheet.cell(18, 1, "Total")
+    for column, value in enumerate(totals, start=8):
+        sheet.cell(18, column, value)
+    line = 19
+    for code, description, row in code_rows:
+        sheet.cell(line, 1, code)
+        sheet.cell(line, 2, description)
+        sheet.merge_cells(start_row=line, start_column=2, end_row=line, end_column=7)
+        for column, value in enumerate(row, start=8):
+            sheet.cell(line, column, value)
+        if code == BLANK_CELL[0]:
+            sheet.cell(line, MEASURE_COLUMNS[BLANK_CELL[1]] + 1).value = None
+        for (revised_code, measure), value in (revise or {}).items():
+            if revised_code == code:
+                sheet.cell(line, MEASURE_COLUMNS[measure] + 1, value)
+        line += 1
+    sheet.cell(line + 1, 1, FOOTNOTE)
     buffer = io.BytesIO()
-    doc.write(buffer)
-    path.write_bytes(_fixed_dates(buffer.getvalue()))
+    book.save(buffer)
+    return _fixed_dates(buffer.getvalue())
 
 
-def _fixed_dates(ods: bytes) -> bytes:
-    """The same zip with a fixed date on every entry, so that the same figures give the same bytes
-    (and the same sha256: the feed tells editions apart by it)."""
-    import zipfile
-
+def _fixed_dates(xlsx: bytes) -> bytes:
+    """The same zip with a fixed date on every entry and in its properties, so that the same figures
+    give the same bytes (and the same sha256: the feed tells editions apart by it)."""
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(ods)) as source, zipfile.ZipFile(out, "w") as target:
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for info in source.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=(2020, 1, 1, 0, 0, 0))
-            fixed.compress_type = info.compress_type  # the mimetype entry stays first and stored
-            target.writestr(fixed, source.read(info.filename))
+            data = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*", rb"\g<1>2020-01-01T00:00:00Z", data)
+            target.writestr(zipfile.ZipInfo(info.filename, date_time=(2020, 1, 1, 0, 0, 0)), data,
+                            compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    write_csv(OUT / "hes-sharp-object-edition-1.csv")
-    write_ods(OUT / "hes-sharp-object-edition-2.ods")
+    for old in OUT.glob("hes-sharp-object-edition-*"):
+        old.unlink()
+    for edition in EDITIONS:
+        (OUT / f"hes-sharp-object-edition-{edition}.xlsx").write_bytes(workbook(edition))
     print(f"wrote {OUT}")
 
 

@@ -8,6 +8,7 @@ fixtures; this checks what it cannot: the contract, the data test, the pivot and
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -24,8 +25,10 @@ from vru_sample.server import bundled_hes_editions
 
 PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT = Path(sys.executable).parent / "dbt"
-COLUMNS = ("financial_year", "finished_consultant_episodes", "admissions", "age_75_plus", "withheld_figures",
-           "is_revised", "edition_load_id")
+REPO = Path(__file__).resolve().parents[1]
+REAL_2022 = REPO / "tests" / "fixtures" / "nhs" / "hosp-epis-stat-admi-ext-caus-2022-23-tab.xlsx"
+COLUMNS = ("financial_year", "finished_consultant_episodes", "admissions", "gender_unknown", "age_0_24",
+           "age_25_plus", "age_17", "age_90_plus", "withheld_figures", "is_revised", "edition_load_id")
 
 
 def dbt_build(url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -49,34 +52,50 @@ def hes_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 
 def test_build_pivots_the_current_figures_and_passes_the_suites(hes_conn: psycopg.Connection, clean_warehouse: str,
                                                                 tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("make_hes_sample", REPO / "scripts" / "make_hes_sample.py")
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
     archive = Archive(tmp_path / "archive")
-    edition_1, edition_2 = bundled_hes_editions()
-    loads = [hes.load_file(hes_conn, archive, path, run_id="test") for path in (edition_1, edition_2)]
-    # a third edition: 2019-20 again, with the 75+ figure suppressed ('*')
-    third = tmp_path / "edition-3.csv"
-    third.write_text("Hospital Admitted Patient Care Activity 2019-20: External causes (SYNTHETIC)\n"
-                     "ICD-10 code,Description,FCEs,Admissions,Emergency,Male,Female,Age 0-14,Age 15-59,"
-                     "Age 60-74,Age 75+\n"
-                     "X99,Assault by sharp object,4757,4380,4250,4180,560,80,4520,120,*\n")
-    loads.append(hes.load_file(hes_conn, archive, third, run_id="test"))
-    assert [r.status for r in loads] == ["loaded"] * 3, [r.reason for r in loads]
+    edition_1, edition_2 = bundled_hes_editions()  # synthetic 2020-21, 2021-22
+    # 2021-22 again, with Age 17 suppressed ('*'), as a corrected re-publication
+    revised = tmp_path / "hes-2021-22-revised.xlsx"
+    revised.write_bytes(generator.workbook(2, revise={("X99", "age_17"): "*"}))
+    paths = (edition_1, edition_2, revised, REAL_2022)  # then the real 2022-23 table
+    loads = [hes.load_file(hes_conn, archive, path, run_id="test") for path in paths]
+    assert [r.status for r in loads] == ["loaded"] * 4, [r.reason for r in loads]
 
     done = dbt_build(clean_warehouse, tmp_path)
     assert done.returncode == 0, done.stdout[-5000:]
     assert "PASS=" in done.stdout and "stg_nhs__sharp_object_admissions_current_figures" in done.stdout
+    assert "sharp_object_admissions_yearly_age_groups" in done.stdout
 
     mart = {r[0]: dict(zip(COLUMNS, r[1:], strict=True)) for r in hes_conn.execute(
         f"select fy_start, {', '.join(COLUMNS)} from marts_build.sharp_object_admissions_yearly "
         "where geography_code = 'E92000001' and geography_name = 'England'")}
-    assert sorted(mart) == list(range(2012, 2020))
-    assert mart[2012]["edition_load_id"] == loads[1].load_id  # edition 2 republished the whole series
-    assert (mart[2018]["finished_consultant_episodes"], mart[2018]["is_revised"]) == (4_893, True)
-    assert mart[2017]["is_revised"] is False
-    latest = mart[2019]
-    assert (latest["financial_year"], latest["finished_consultant_episodes"], latest["admissions"]) == (
-        "2019/20", 4_757, 4_380)
-    assert (latest["age_75_plus"], latest["withheld_figures"], latest["is_revised"]) == (None, 1, True)
+    assert sorted(mart) == [2020, 2021, 2022]
+    figures = generator.figures(1)
+    bands = [m.name for m in hes.AGE_BANDS]
+    assert mart[2020]["age_0_24"] == sum(figures[(2020, "X99", b)] for b in bands[:10])
+    assert mart[2020]["age_25_plus"] == sum(figures[(2020, "X99", b)] for b in bands[10:])
+    assert (mart[2020]["is_revised"], mart[2020]["withheld_figures"], mart[2020]["edition_load_id"]) == (
+        False, 0, loads[0].load_id)
+    # one band withheld: its group is null, never a partial sum; the other group stands
+    latest = mart[2021]
+    assert (latest["age_17"], latest["age_0_24"], latest["withheld_figures"], latest["is_revised"]) == (
+        None, None, 1, True)
+    assert latest["age_25_plus"] == sum(generator.figures(2)[(2021, "X99", b)] for b in bands[10:])
     assert latest["edition_load_id"] == loads[2].load_id
+    # the real table: X99 as published, the groups summed from its own bands
+    real = mart[2022]
+    assert (real["financial_year"], real["finished_consultant_episodes"], real["admissions"]) == (
+        "2022/23", 3_775, 3_715)
+    assert (real["age_0_24"], real["age_25_plus"], real["age_90_plus"], real["gender_unknown"]) == (
+        1_439, 2_309, 10, 4)
+    assert (real["withheld_figures"], real["is_revised"], real["edition_load_id"]) == (0, False, loads[3].load_id)
+    # the other assault codes are in staging, apart, and not in the mart's X99 figures
+    assert hes_conn.execute("select count(distinct cause_code) from staging.stg_nhs__sharp_object_admissions "
+                            "where fy_start = 2022").fetchone() == (25,)
 
     docs = tmp_path / "docs"
     mart_table = "marts_build.sharp_object_admissions_yearly"

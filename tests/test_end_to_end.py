@@ -146,12 +146,15 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert any("knife crime table edition 2 loaded (ods, load " in line and "revised" in line for line in lines), lines
     assert any("knife crime table edition 1 loaded (csv, load " in line for line in lines), lines
 
-    # HES: the latest edition (ODS), 2012/13 to 2019/20 for England, 2019/20 at its published 4,757
+    # HES: one synthetic year per file in the published layout: 2020-21 backfilled from its file before
+    # Airflow started (as `vru load-hes` does), 2021-22 served and loaded by the nightly ingest
     with psycopg.connect(url) as conn:
         hes = dict(conn.execute("select financial_year, finished_consultant_episodes "
                                 "from marts.sharp_object_admissions_yearly where geography_code = 'E92000001'"
                                 ).fetchall())
-    assert len(hes) == 8 and hes["2019/20"] == 4757, hes
+    assert hes == {"2020/21": 3412, "2021/22": 3688}, hes
+    assert any(line.startswith("Sample: Hospital admissions for assault by sharp object: backfilled "
+                                "hes-sharp-object-edition-1.xlsx (loaded)") for line in lines), lines
 
     # A&E: the synthetic extracts landed while Airflow ran; the landing watcher started the ingest
     ae_runs = [r for r in first.ingest_runs if r["dag_id"] == "vru_ingest_ae"]

@@ -22,12 +22,11 @@ from vru.archive import Archive
 from vru.config import REPO_ROOT
 from vru.feeds import ons_pfa
 from vru.loader import Noted, Quarantined
+from vru_sample.server import bundled_ons_pfa_editions
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ons"
-MARCH = FIXTURES / "policeforceareatablesyearendingmarch2018v2.xlsx"
-JUNE = FIXTURES / "policeforceareadatatablesyearendingjune2018corrected.xlsx"
-SEPTEMBER = FIXTURES / "policeforceareatablesyearendingsep18corrected.xlsx"
-DECEMBER = FIXTURES / "policeforceareatablesyearendingdecember2018.xlsx"
+# the four real editions, bundled as the sample of `make run` (plugins/vru_sample/data/ons_pfa/)
+MARCH, JUNE, SEPTEMBER, DECEMBER = bundled_ons_pfa_editions()
+FIXTURES = MARCH.parent
 EDITIONS = (MARCH, JUNE, SEPTEMBER, DECEMBER)  # publication order
 # The offences of Table P4, left to right, as printed above its column pairs (read by eye).
 P4_OFFENCES = ("total_selected", "attempted_murder", "threats_to_kill", "assault_with_injury", "robbery",

@@ -1,8 +1,9 @@
 """The HES suites (raw, mart) against a real PostgreSQL (embedded) with hand-made figures.
 
-Two editions of England's X99 figures: 2015/16-2018/19, then 2015/16-2019/20 with one figure revised
-and one suppressed ('*'). dbt is not run here: the mart is a plain table with the contract's columns
-built in the test (tests/test_dbt_hes.py builds the real one). Defects are planted several at a time,
+Two editions of England's X99 figures (the published measures, with HES's 24 age columns):
+2015/16-2018/19, then 2015/16-2019/20 with one figure revised and one suppressed ('*'). dbt is not run
+here: the mart is a plain table with the contract's columns built in the test (tests/test_dbt_hes.py
+builds the real one). Defects are planted several at a time,
 each caught by its own check, so one validation run proves several checks.
 """
 
@@ -17,20 +18,29 @@ from typing import Any
 import psycopg
 import pytest
 from vru import validation
+from vru.feeds import hes
 from vru.validation import ValidationOutcome, validate
 
 RAW = ("raw", "nhs.sharp_object_admissions", "raw.sharp_object_admissions")
 MART = ("marts", "nhs.sharp_object_admissions_yearly", "marts.sharp_object_admissions_yearly")
-MEASURES = ("finished_consultant_episodes", "admissions", "emergency_admissions", "male", "female",
-            "age_0_14", "age_15_59", "age_60_74", "age_75_plus")
+MEASURES = tuple(m.name for m in hes.MEASURES)  # the published ones
+BANDS = tuple(m.name for m in hes.AGE_BANDS)
+BANDS_0_24, BANDS_25_PLUS = BANDS[:BANDS.index("age_25_29")], BANDS[BANDS.index("age_25_29"):]
+COUNTS = MEASURES[:MEASURES.index("age_0")]
+MART_COLUMNS = ("geography_code", "geography_name", "financial_year", "fy_start", *COUNTS, "age_0_24", "age_25_plus",
+                *BANDS, "withheld_figures", "is_revised", "edition_load_id")
 Row = dict[str, Any]
 
 
 def year_figures(fy_start: int) -> dict[str, int]:
     fces = 3_600 + 250 * (fy_start - 2015)
     return {"finished_consultant_episodes": fces, "admissions": fces - 300, "emergency_admissions": fces - 400,
-            "male": fces - 500, "female": 480, "age_0_14": 60, "age_15_59": fces - 200, "age_60_74": 100,
-            "age_75_plus": 25}
+            "male": fces - 500, "female": 480, "gender_unknown": 3, **{band: 100 for band in BANDS}}
+
+
+def group(figures: dict[str, int | None], bands: tuple[str, ...]) -> int | None:
+    values = [figures[b] for b in bands]
+    return None if None in values else sum(v for v in values if v is not None)
 
 
 def edition(load_id: int, years: range, revise: bool = False) -> list[Row]:
@@ -41,7 +51,7 @@ def edition(load_id: int, years: range, revise: bool = False) -> list[Row]:
             marker = None
             if revise and (fy_start, measure) == (2018, "admissions"):
                 value = figure + 12
-            if revise and (fy_start, measure) == (2019, "age_75_plus"):
+            if revise and (fy_start, measure) == (2019, "age_90_plus"):
                 value, marker = None, "*"
             rows.append({"load_id": load_id, "sha256": f"{load_id:064x}", "sheet": None, "line_no": fy_start - 2011,
                          "financial_year": f"{fy_start}-{(fy_start + 1) % 100:02d}", "fy_start": fy_start,
@@ -60,16 +70,21 @@ def mart_rows(raw: list[Row]) -> list[Row]:
     for row in sorted(raw, key=lambda r: r["load_id"]):
         current[(row["fy_start"], row["measure"])] = row
     years = sorted({fy for fy, _ in current})
-    return [{"geography_code": "E92000001", "geography_name": "England",
-             "financial_year": f"{fy}/{(fy + 1) % 100:02d}", "fy_start": fy,
-             **{m: current[(fy, m)]["value"] for m in MEASURES},
-             "withheld_figures": sum(current[(fy, m)]["value"] is None for m in MEASURES),
-             "is_revised": fy == 2018, "edition_load_id": max(current[(fy, m)]["load_id"] for m in MEASURES)}
-            for fy in years]
+    rows = []
+    for fy in years:
+        figures = {m: current[(fy, m)]["value"] for m in MEASURES}
+        row = {"geography_code": "E92000001", "geography_name": "England",
+               "financial_year": f"{fy}/{(fy + 1) % 100:02d}", "fy_start": fy, **figures,
+               "age_0_24": group(figures, BANDS_0_24), "age_25_plus": group(figures, BANDS_25_PLUS),
+               "withheld_figures": sum(v is None for v in figures.values()),
+               "is_revised": fy == 2018, "edition_load_id": max(current[(fy, m)]["load_id"] for m in MEASURES)}
+        rows.append({c: row[c] for c in MART_COLUMNS})
+    return rows
 
 
 MART_DDL = ("create table marts.sharp_object_admissions_yearly (geography_code text, geography_name text, "
-            "financial_year text, fy_start integer, " + ", ".join(f"{m} integer" for m in MEASURES)
+            "financial_year text, fy_start integer, "
+            + ", ".join(f"{m} integer" for m in MART_COLUMNS[4:-3])
             + ", withheld_figures integer, is_revised boolean, edition_load_id bigint)")
 
 
@@ -155,7 +170,7 @@ def test_raw_defects_are_each_caught_by_their_check(hes_tables: psycopg.Connecti
 
     assert failed(outcome.critical_failures) == sorted([
         "Counts never negative", "Withheld figures are marked", "No missing year in the series",
-        "Only assault by sharp object", "No figure twice in one edition", "England yearly episodes plausible",
+        "Only assault codes", "No figure twice in one edition", "England yearly episodes plausible",
         "Admissions within episodes",
     ]), outcome.critical_failures
     assert failed(outcome.warnings) == ["Breakdowns within their totals"]
@@ -164,7 +179,7 @@ def test_raw_defects_are_each_caught_by_their_check(hes_tables: psycopg.Connecti
 def test_a_lost_measure_and_a_future_year_are_caught(hes_tables: psycopg.Connection, warehouse_url: str,
                                                      tmp_path: Path) -> None:
     rows = good_raw()
-    rows[:] = [r for r in rows if not (r["fy_start"] == 2019 and r["measure"] == "age_0_14")]
+    rows[:] = [r for r in rows if not (r["fy_start"] == 2019 and r["measure"] == "age_17")]
     today = hes_tables.execute("select current_date").fetchone()[0]  # type: ignore[index]
     fy_now = today.year if today.month >= 4 else today.year - 1
     rows.append({**rows[0], "fy_start": fy_now, "financial_year": f"{fy_now}-{(fy_now + 1) % 100:02d}"})
@@ -185,6 +200,8 @@ def test_mart_defects_are_caught(hes_tables: psycopg.Connection, warehouse_url: 
     index[2018]["admissions"] -= 12  # the older edition's figure, not the current one
     index[2019]["withheld_figures"] = 0  # a suppressed figure not counted
     index[2017]["financial_year"] = "2017-18"
+    index[2019]["age_25_plus"] = sum(v for b in BANDS_25_PLUS if (v := index[2019][b]) is not None)  # partial sum
+    index[2018]["age_0_24"] += 1
     mart = [r for r in mart if r["fy_start"] != 2015] + [{**index[2017], "fy_start": 2014, "financial_year": "2014/15"}]
     del mart[0]  # 2016 too: 2014, 2017-2019 are left, so years are missing in the middle
     build(hes_tables, raw, mart)
@@ -193,13 +210,15 @@ def test_mart_defects_are_caught(hes_tables: psycopg.Connection, warehouse_url: 
 
     assert failed(outcome.critical_failures) == sorted([
         "Yearly figures match the published figures", "Withheld figures counted", "Year labels agree",
-        "No missing year in the series",
+        "No missing year in the series", "Age groups add up from the published ages",
     ]), outcome.critical_failures
     assert outcome.warnings == []
     query = by_check(MART, "Yearly figures match the published figures")["kwargs"]["unexpected_rows_query"]
     offending = {(r[0], r[2]) for r in hes_tables.execute(query.format(batch=MART[2])).fetchall()}
     assert (2018, "admissions") in offending and (2015, "finished_consultant_episodes") in offending
     assert (2014, "admissions") in offending  # a year the mart has and raw does not
+    query = by_check(MART, "Age groups add up from the published ages")["kwargs"]["unexpected_rows_query"]
+    assert sorted(r[1] for r in hes_tables.execute(query.format(batch=MART[2])).fetchall()) == [2018, 2019]
 
 
 def test_admissions_above_episodes_fail_the_mart(hes_tables: psycopg.Connection, warehouse_url: str,
@@ -232,8 +251,7 @@ def test_suites_list_the_tables_columns() -> None:
     columns = [line.split()[0] for line in table.splitlines() if line.strip() and not line.strip().startswith("--")]
     assert by_check(RAW, "Table layout as designed")["kwargs"]["column_set"] == columns
     mart = by_check(MART, "Published columns as agreed")["kwargs"]["column_set"]
-    assert mart == ["geography_code", "geography_name", "financial_year", "fy_start", *MEASURES,
-                    "withheld_figures", "is_revised", "edition_load_id"]
+    assert mart == list(MART_COLUMNS)
 
 
 @pytest.mark.parametrize("target", (RAW, MART), ids=lambda t: t[0])

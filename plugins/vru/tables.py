@@ -487,8 +487,18 @@ class Header:
 
 
 class ColumnMap:
-    def __init__(self, columns: Sequence[Column]) -> None:
+    """The columns a feed reads, each with its aliases.
+
+    A header repeated in a row (HES has two "Emergency" columns) is its first occurrence. With
+    `typos`, a header no alias matches is taken for a column none matched when it is one slip
+    away (a letter wrong, missing, extra or two swapped: "Finished consultent episodes") from an
+    alias of exactly that column, with the same numbers ("Age 15" is never "Age 16"), and no other
+    column is one slip away from it.
+    """
+
+    def __init__(self, columns: Sequence[Column], *, typos: bool = False) -> None:
         self.columns = tuple(columns)
+        self.typos = typos
         self._aliases = {c.name: [normalise_header(a) for a in (c.name, *c.aliases)] for c in columns}
 
     def match(self, cells: Sequence[str]) -> tuple[dict[str, int], list[str]]:
@@ -500,12 +510,49 @@ class ColumnMap:
                 if alias in found:
                     positions[column.name] = found[alias]
                     break
+        if self.typos:
+            positions.update(self._near_misses(found, positions))
         missing = [c.name for c in self.columns if c.required and c.name not in positions]
         return positions, missing
+
+    def _near_misses(self, found: dict[str, int], positions: dict[str, int]) -> dict[str, int]:
+        """Unmatched headers one slip from the aliases of exactly one unmatched column (and back)."""
+        taken = set(positions.values())
+        open_columns = [c.name for c in self.columns if c.name not in positions]
+        near: dict[str, list[str]] = {}  # header -> the open columns it is one slip from
+        for text, i in found.items():
+            if i not in taken and len(text) >= _TYPO_MIN_LENGTH:
+                near[text] = [name for name in open_columns
+                              if any(_one_slip(text, alias) for alias in self._aliases[name])]
+        matches: dict[str, int] = {}
+        for text, names in near.items():
+            if len(names) == 1 and sum(names[0] in others for others in near.values()) == 1:
+                matches[names[0]] = found[text]
+        return matches
 
     def describe(self, name: str) -> str:
         column = next(c for c in self.columns if c.name == name)
         return f"{name} (headed one of: {', '.join(repr(a) for a in column.aliases)})"
+
+
+_TYPO_MIN_LENGTH = 6  # shorter headers ("Male", "FCE") are too close to each other to guess at
+_NUMBERS = re.compile(r"\d+")
+
+
+def _one_slip(text: str, alias: str) -> bool:
+    """`text` is `alias` with one letter wrong, missing, extra, or two neighbours swapped; the
+    numbers in both are the same."""
+    if text == alias or len(alias) < _TYPO_MIN_LENGTH or _NUMBERS.findall(text) != _NUMBERS.findall(alias):
+        return False
+    if len(text) == len(alias):
+        diffs = [i for i, (a, b) in enumerate(zip(text, alias, strict=True)) if a != b]
+        return len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+                                   and text[diffs[0]] == alias[diffs[1]] and text[diffs[1]] == alias[diffs[0]])
+    shorter, longer = sorted((text, alias), key=len)
+    if len(longer) - len(shorter) != 1:
+        return False
+    i = next((k for k, (a, b) in enumerate(zip(shorter, longer, strict=False)) if a != b), len(shorter))
+    return shorter[i:] == longer[i + 1:]
 
 
 def locate_header(rows: Iterable[Row], column_map: ColumnMap, where: str) -> tuple[Header, list[Row], Iterator[Row]]:

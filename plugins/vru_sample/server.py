@@ -41,6 +41,18 @@ def bundled_knife_crime_editions() -> list[Path]:
     return sorted(folder.glob("knife-crime-edition-*"))
 
 
+def bundled_ons_pfa_editions() -> list[Path]:
+    """The four real 2018 editions of the ONS police force area data tables, oldest first (their
+    published names do not sort by date)."""
+    folder = Path(str(resources.files("vru_sample").joinpath("data/ons_pfa")))
+    return [folder / name for name in (
+        "policeforceareatablesyearendingmarch2018v2.xlsx",
+        "policeforceareadatatablesyearendingjune2018corrected.xlsx",
+        "policeforceareatablesyearendingsep18corrected.xlsx",
+        "policeforceareatablesyearendingdecember2018.xlsx",
+    )]
+
+
 def bundled_hes_editions() -> list[Path]:
     """The two bundled (synthetic) editions of the HES sharp object admissions table, oldest first."""
     folder = Path(str(resources.files("vru_sample").joinpath("data/hes")))
@@ -65,14 +77,18 @@ class SampleEditions:
 
 
 # The edition feeds' sample. Knife crime replays its timeline (edition 1, then the revised
-# edition 2 published while Airflow runs). HES serves its latest edition only: a second revision
-# replay would start a fourth transform run (events seconds apart are not coalesced), about 4
-# minutes for nothing new to see; tests/test_hes.py checks its revision over HTTP instead.
+# edition 2 published while Airflow runs). HES (one financial year per yearly table) serves its
+# latest edition, the earlier years backfilled from files before Airflow starts: a replay would
+# start a fourth transform run (events seconds apart are not coalesced), about 4 minutes for
+# nothing new to see; tests/test_hes.py checks its revision over HTTP instead.
 SAMPLE_EDITIONS = (
     SampleEditions("knife_crime", "knife-crime", "home-office", "the Home Office", "knife crime table",
                    bundled_knife_crime_editions, replay=True),
     SampleEditions("hes", "hes-sharp-object", "nhs", "NHS Digital",
                    "HES table of admissions for assault by sharp object", bundled_hes_editions, replay=False),
+    # REAL: the four 2018 editions as the ONS published them; the first three backfilled from files
+    SampleEditions("ons_pfa", "pfa-data-tables", "ons", "the ONS", "police force area data tables",
+                   bundled_ons_pfa_editions, replay=False),
 )
 # Folders under which the server publishes edition files, one per publisher.
 EDITION_FOLDERS = tuple(s.folder for s in SAMPLE_EDITIONS)

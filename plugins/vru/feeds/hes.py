@@ -1,29 +1,50 @@
 """NHS Hospital Episode Statistics (HES), Admitted Patient Care: admissions for assault by sharp
 object (ICD-10 external cause X99), England, by financial year.
 
-NHS Digital (now NHS England) publishes HES APC "external causes" figures once a year, for
-England only (English NHS hospitals), one row per ICD-10 cause code with its measures in columns:
-finished consultant episodes (FCEs), admissions (finished admission episodes), emergency
-admissions, male, female and the age groups 0-14, 15-59, 60-74 and 75+. The exact headers are
-not certain from here and change between editions, so they are mapped through :data:`COLUMNS`,
-one declared column map with aliases; a table missing a required column is refused, naming it.
+NHS Digital (now NHS England) publishes HES APC "External Causes" once a year, one financial year
+per file, for England only (English NHS hospitals), as one sheet (`External Cause`, in
+tests/fixtures/nhs/ as published for 2022-23): title lines naming the year, then a header row
+starting "Cause Code: 3 character code and description" (the code in column A, its description in
+the merged cells beside it), a `Total` row and one row per 3-character ICD-10 code with its
+measures in columns. Loaded as measures, each named after its column:
+
+* finished_consultant_episodes (FCEs), admissions (finished admission episodes, FAEs),
+  emergency_admissions (the FIRST "Emergency" column: admission method; a second "Emergency"
+  under "Zero bed day cases" comes later and is not read), male, female, gender_unknown;
+* every published age column as its own measure: age_0, age_1_4, age_5_9, age_10_14, age_15 ...
+  age_19, age_20_24 ... age_85_89, age_90_plus (:data:`AGE_BANDS`). The groupings the marts show,
+  0-24 and 25 and over, are sums of these bands made in dbt (null when any band is withheld): no
+  grouping the table does not carry is invented here, and the bands stay as published in raw.
+
+Waiting list, planned, other, mean and median waits, stays and age, day cases, bed days and the
+zero bed day cases are not loaded. Headers are reworded between editions (units in brackets,
+line breaks in cells, "FAE" for admissions, "FCE" for episodes, "Aged 1 to 4", typos): a header
+is matched after :func:`vru.tables.normalise_header` (case, spacing, line breaks, punctuation and
+bracketed notes or units do not matter) against the aliases in :data:`COLUMNS`, the publication's
+own synonyms among them; a header no alias matches is taken for a column when it is one slip (a
+letter) from an alias of that column only, with the same numbers (`ColumnMap(typos=True)`). A
+table still missing a required column is refused, naming the column and the headers it had.
 
 Decisions (the raw table is long: one row per financial year, geography, cause and measure per
 edition; a figure is one cell):
 
-* Scope is the 3-character code X99 only. A row of any other cause (e.g. W26 "contact with knife,
-  sword or dagger", an accident) or of an X99 sub-code (X99.0-X99.9, place of occurrence: counted
-  again inside X99) is not loaded: it is kept in ``raw.source_notes`` as 'outside_scope', so what
-  the table held stays visible. Totals and code ranges ("Total", "All external causes",
-  "X85-Y09 Assault") are notes of kind 'total'; title lines 'preamble'; footnotes 'footnote'.
+* Scope: the 3-character assault codes X85-Y09, each under its own cause_code: X99 (assault by
+  sharp object) is what the marts read; the others are context (all assaults, and whether a fall
+  in X99 is a shift to "unspecified means"), never added to X99. A row of any other cause (e.g.
+  W26 "contact with knife, sword or dagger", an accident) or of a sub-code (X99.0-X99.9, place of
+  occurrence: counted again inside X99) is not loaded: it is kept in ``raw.source_notes`` as
+  'outside_scope', so what the table held stays visible. Totals and code ranges ("Total", "All
+  external causes", "X85-Y09 Assault") are notes of kind 'total'; title lines 'preamble';
+  footnotes 'footnote'.
 * Geography: the publication is national. A table without a geography column is England
   (E92000001); one with a geography code or name column must say England on every data row, and
   a row for any other geography is kept as an 'outside_scope' note, not loaded.
-* Financial year: a column when the table has one; a table with one year per sheet (as HES
-  publishes it) may instead give the year in its title lines ("... 2019-20: External causes").
-  With neither, the table is refused naming the column.
-* HES suppresses figures from 1 to 7 as "*": such a figure is loaded as NULL with its marker,
-  never as 0; "-" and other publishers' markers are kept the same way (no zero is invented).
+* Financial year: a column when the table has one; as HES publishes it (one year per file), the
+  first title line naming a year ("External Causes - 2022-23"; notes below it name others). With
+  neither, the table is refused naming the column.
+* An empty cell of a loaded row means not available: loaded as NULL with the marker '(blank)'
+  (:data:`BLANK`), never as 0. HES has suppressed figures from 1 to 7 as "*": loaded as NULL with
+  that marker; "-" and other publishers' markers are kept the same way (no zero is invented).
 * A row whose figures cannot all be read is quarantined whole (with the column and line), so a
   year never holds some measures of a line and not others.
 """
@@ -73,49 +94,92 @@ LINK_PATTERN = re.compile(r"ext(?:ernal)?[-_ ]?caus[^\"'<>]*\.(?:xlsx|ods|csv)$"
 # ".../hospital-admitted-patient-care-activity/<yyyy-yy>": the latest year's page links the table.
 PAGE_PATTERN = re.compile(r"hospital-admitted-patient-care-activity/(\d{4}-\d{2})/?$", re.IGNORECASE)
 
-SCOPE_CAUSE = "X99"  # ICD-10: assault by sharp object
+SCOPE_CAUSE = "X99"  # ICD-10: assault by sharp object, the subject of the marts
+# The other assault codes (ICD-10 X85-Y09: by drugs, hanging, firearm, blunt object, bodily force,
+# ... unspecified means) are loaded too, each under its own cause_code, for context (what share of
+# assault admissions a sharp object is, whether a fall in X99 is a shift to "unspecified means");
+# the marts read X99 only.
+ASSAULT_CAUSES = ("X", 85, 99), ("Y", 0, 9)
 ENGLAND = ("E92000001", "England")
 
 # A figure is one measure of one cause in one geography in one financial year.
 EDITIONS = EditionTable(DATASET, TABLE, key_columns=("fy_start", "geography_code", "cause_code", "measure"),
                         value_column="value", marker_column="value_marker", period_columns=("fy_start",))
 
+def _age_band(low: int, high: int | None) -> Column:
+    """A published age column: one year (15), a band (1-4) or an open band (90+ when `high` is None).
+
+    Named as published (age_1_4, age_15, age_90_plus), with the wordings of other editions.
+    """
+    if high is None:
+        name = f"age_{low}_plus"
+        words = [f"{low}+", f"{low} and over", f"{low} or over", f"{low} plus", f"{low} years and over"]
+        aliases = [f"{lead} {w}" for lead in ("Age", "Aged", "Ages") for w in words] + words[1:]
+    elif high == low:
+        name = f"age_{low}"
+        aliases = [f"Age {low}", f"Aged {low}", f"Age {low} years"]
+    else:
+        name = f"age_{low}_{high}"
+        words = [f"{low}-{high}", f"{low} to {high}", f"{low}-{high} years", f"{low} to {high} years"]
+        aliases = [f"{lead} {w}" for lead in ("Age", "Aged", "Ages") for w in words] + words
+    return Column(name, tuple(aliases))
+
+
+# The age columns as HES publishes them: single years where the policy interest is (0, and 15 to
+# 19), five-year bands otherwise, 90 and over. Each is loaded as its own measure; the groupings
+# the mart shows (0-24, 25 and over) are sums of these, made in dbt (never a band the table lacks).
+AGE_BANDS: tuple[Column, ...] = tuple(
+    _age_band(low, high) for low, high in (
+        (0, 0), (1, 4), (5, 9), (10, 14), (15, 15), (16, 16), (17, 17), (18, 18), (19, 19),
+        *((low, low + 4) for low in range(20, 90, 5)), (90, None),
+    )
+)
 # The measures, in the order of the mart's columns; each is a required column of the table.
+# NHS Digital's own words: a finished consultant episode is an FCE; an admission is the first
+# episode of a stay, a finished admission episode (FAE). The sex and age breakdowns count episodes.
 MEASURES: tuple[Column, ...] = (
-    Column("finished_consultant_episodes", ("Finished consultant episodes", "Finished Consultant Episodes",
-                                            "FCEs", "FCE", "Episodes", "Finished episodes")),
-    Column("admissions", ("Admissions", "Finished admission episodes", "FAEs", "FAE",
-                          "Finished Admission Episodes")),
-    Column("emergency_admissions", ("Emergency", "Emergency admissions", "Emergency Admissions",
-                                    "Admission method: emergency", "Emergency admission", "Emergencies")),
-    Column("male", ("Male", "Males", "Gender: male", "Sex: male", "Male FCEs")),
-    Column("female", ("Female", "Females", "Gender: female", "Sex: female", "Female FCEs")),
-    Column("age_0_14", ("Age 0-14", "Age 0 to 14", "0-14", "Aged 0-14", "0 to 14", "Age 0 - 14")),
-    Column("age_15_59", ("Age 15-59", "Age 15 to 59", "15-59", "Aged 15-59", "15 to 59", "Age 15 - 59")),
-    Column("age_60_74", ("Age 60-74", "Age 60 to 74", "60-74", "Aged 60-74", "60 to 74", "Age 60 - 74")),
-    Column("age_75_plus", ("Age 75+", "Age 75 and over", "75+", "Aged 75+", "75 and over", "Age 75 plus",
-                           "Age 75 or over")),
+    Column("finished_consultant_episodes", ("Finished consultant episodes", "FCEs", "FCE", "Episodes",
+                                            "Finished episodes", "Consultant episodes",
+                                            "Finished consultant episode", "Number of FCEs")),
+    Column("admissions", ("Admissions", "Finished admission episodes", "FAEs", "FAE", "Admission episodes",
+                          "Finished admissions", "Finished admission episode", "Number of FAEs")),
+    # the FIRST "Emergency" of the row: the admission method; a second one (under "Zero bed day
+    # cases") comes later and is not read (ColumnMap takes a repeated header's first occurrence)
+    Column("emergency_admissions", ("Emergency", "Emergency admissions", "Admission method: emergency",
+                                    "Emergency admission", "Emergencies", "Emergency FAEs",
+                                    "Method of admission: emergency")),
+    Column("male", ("Male", "Males", "Gender: male", "Sex: male", "Male FCEs", "Men")),
+    Column("female", ("Female", "Females", "Gender: female", "Sex: female", "Female FCEs", "Women")),
+    Column("gender_unknown", ("Gender Unknown", "Gender not known", "Gender: unknown", "Gender not specified",
+                              "Sex unknown", "Sex not known", "Sex: unknown", "Unknown gender", "Unknown sex")),
+    *AGE_BANDS,
 )
 COLUMNS = ColumnMap([
-    Column("financial_year", ("Financial year", "Financial Year", "Year", "Fiscal year", "Activity year",
-                              "Year of activity"), required=False),
+    Column("financial_year", ("Financial year", "Year", "Fiscal year", "Activity year", "Year of activity"),
+           required=False),
     Column("geography_code", ("Geography code", "Area code", "ONS code", "ONS geography code",
                               "Country code", "Org code", "Organisation code"), required=False),
     Column("geography_name", ("Geography", "Geography name", "Area", "Area name", "Country",
                               "Organisation name"), required=False),
-    Column("cause_code", ("ICD-10 code", "ICD10 code", "Cause code", "External cause code", "Code",
+    # as published: "Cause Code: 3 character code and description", the description beside the code
+    # under the same (merged) header
+    Column("cause_code", ("Cause Code: 3 character code and description", "3 character code and description",
+                          "Cause code and description", "External cause code and description",
+                          "ICD-10 code", "ICD10 code", "Cause code", "External cause code", "Code",
                           "3 character code", "External cause", "Cause", "Diagnosis code",
                           "ICD-10 external cause code")),
     Column("cause_description", ("Description", "Cause description", "External cause description",
                                  "Cause name", "ICD-10 description", "Diagnosis description"), required=False),
     *MEASURES,
-])
+], typos=True)
 
 COPY_COLUMNS = ("sheet", "line_no", "financial_year", "fy_start", "geography_code", "geography_name",
                 "cause_code", "cause_description", "measure", "value", "value_marker")
 
 # HES: "*" = 1 to 7, suppressed; other publishers' markers for a figure withheld or not available.
 MARKERS = frozenset({"*", "-", "..", ".", ":", "x", "[x]", "[c]", "[z]", "[u]", "[low]", "n/a", "na"})
+# An empty cell of a loaded row: not available, loaded as NULL with this marker (never as 0).
+BLANK = "(blank)"
 GEOGRAPHY_NAMES = {"england": ENGLAND[0]}
 GEOGRAPHY_CODES = {ENGLAND[0].lower(): ENGLAND[0]}
 
@@ -126,17 +190,21 @@ _COUNT = re.compile(r"^\d+$")
 
 
 def year_from_titles(preamble: Iterable[Row]) -> tuple[str, int] | None:
-    """The financial year a title line names ('... 2019-20: External causes'), when only one is named."""
-    found: dict[int, str] = {}
+    """The financial year of the title: the first line above the header that names one
+    ('External Causes - 2022-23'). Notes below the title name other years ("seven prior to
+    2002-03") and are not read for it; a first such line naming two years gives none."""
     for row in preamble:
+        found: dict[int, str] = {}
         for match in _TITLE_YEAR.finditer(" ".join(row.cells)):
             fy_start = parse_financial_year(match[1])
             if fy_start is not None:
                 found.setdefault(fy_start, match[1])
-    if len(found) != 1:
-        return None
-    ((fy_start, text),) = found.items()
-    return text, fy_start
+        if found:
+            if len(found) != 1:
+                return None
+            ((fy_start, text),) = found.items()
+            return text, fy_start
+    return None
 
 
 def parse(data: bytes, file_format: str, where: str) -> Parsed:
@@ -146,6 +214,7 @@ def parse(data: bytes, file_format: str, where: str) -> Parsed:
     table has no financial year column and its title does not name exactly one year.
     """
     header, preamble, rows = locate_header(read_rows(data, file_format), COLUMNS, where)
+    header = _with_description_beside_code(header)
     title_year = None
     if "financial_year" not in header.positions:
         title_year = year_from_titles(preamble)
@@ -157,6 +226,24 @@ def parse(data: bytes, file_format: str, where: str) -> Parsed:
                 "new header to the feed's column map aliases (plugins/vru/feeds/hes.py)."
             )
     return Parsed(COPY_COLUMNS, _records(header, preamble, rows, title_year))
+
+
+def _with_description_beside_code(header: Header) -> Header:
+    """As NHS Digital publishes it, the code and its description share one header ("Cause Code: 3
+    character code and description") merged over several cells: the description is in the column
+    after the code, whose header cell is empty."""
+    if "cause_description" in header.positions:
+        return header
+    beside = header.positions["cause_code"] + 1
+    if beside < len(header.row.cells) and header.row.cells[beside].strip():
+        return header
+    return Header(header.row, {**header.positions, "cause_description": beside})
+
+
+def in_scope(code: str) -> bool:
+    """An assault code, X85 to Y09 (3 characters): loaded; any other cause is a note."""
+    letter, number = code[0], int(code[1:3])
+    return any(letter == first and low <= number <= high for first, low, high in ASSAULT_CAUSES)
 
 
 def _place(row: Row) -> str:
@@ -187,23 +274,23 @@ def _records(header: Header, preamble: list[Row], rows: Iterable[Row],
         cell = header.pick(row)
         cause_text = cell["cause_code"]
         year_text = cell.get("financial_year", "") if title_year is None else title_year[0]
-        filled = sum(1 for c in row.cells if c.strip())
-        # a note spills over cells when it has commas ("* = 1 to 7, suppressed"): no figure, no row
-        no_figures = not any(cell[m.name] for m in MEASURES)
-        if filled <= 1 or no_figures or not (cause_text and year_text):
-            yield Noted(row.sheet, row.line_no, "footnote", row.text())
-            continue
         cause = normalise_header(cause_text)
+        code = _CODE.match(cause_text.strip().upper())
         if cause.startswith(("total", "all ")) or cause == "all" or _RANGE.match(cause_text.strip()):
             yield Noted(row.sheet, row.line_no, "total", row.text())
             continue
-        code = _CODE.match(cause_text.strip().upper())
+        # A code row is a figure row even with every figure empty (not available); a row without
+        # a code and without a figure is a note, even when it spills over cells ("* = 1 to 7, ...")
+        no_figures = not any(cell[m.name] for m in MEASURES)
+        if (code is None and no_figures) or not (cause_text and year_text):
+            yield Noted(row.sheet, row.line_no, "footnote", row.text())
+            continue
         place = _place(row)
         if code is None:
             yield Quarantined(row.line_no, f"cause {cause_text!r} is not an ICD-10 code like X99 "
                                            f"(column cause_code, {place})", row.text())
             continue
-        if code[1] != SCOPE_CAUSE or code[2] is not None:
+        if code[2] is not None or not in_scope(code[1]):
             yield Noted(row.sheet, row.line_no, "outside_scope", row.text())
             continue
         geography = _geography(cell, has_code, has_name)
@@ -224,7 +311,7 @@ def _records(header: Header, preamble: list[Row], rows: Iterable[Row],
             description = cause_text.strip()[3:].strip(" -:") or None
         for measure, value, marker in figures:
             yield [row.sheet, str(row.line_no), year_text, str(fy_start), geography[0], geography[1],
-                   SCOPE_CAUSE, description, measure, value, marker]
+                   code[1], description, measure, value, marker]
 
 
 def _figures(cell: dict[str, str], place: str) -> tuple[list[tuple[str, str | None, str | None]], str | None]:
@@ -232,15 +319,15 @@ def _figures(cell: dict[str, str], place: str) -> tuple[list[tuple[str, str | No
     figures: list[tuple[str, str | None, str | None]] = []
     for column in MEASURES:
         text = cell[column.name].strip()
-        if text.lower() in MARKERS:
-            figures.append((column.name, None, text))
+        if text.lower() in MARKERS or not text:
+            figures.append((column.name, None, text or BLANK))
             continue
         digits = text.replace(",", "").replace(" ", "")
         if digits.startswith("-") and _COUNT.match(digits[1:]):
             return [], f"{column.name} {text!r} is negative (column {column.name}, {place})"
         if not _COUNT.match(digits):
-            what = "empty" if not text else f"{text!r} is not a whole number or a known withheld-figure marker"
-            return [], f"{column.name} {what} (column {column.name}, {place})"
+            return [], (f"{column.name} {text!r} is not a whole number or a known withheld-figure marker "
+                        f"(column {column.name}, {place})")
         figures.append((column.name, str(int(digits)), None))
     return figures, None
 

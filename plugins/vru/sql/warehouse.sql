@@ -285,13 +285,14 @@ create table if not exists raw.sharp_object_admissions (
     fy_start           smallint not null,            -- 2019 for 2019-20 (April 2019 - March 2020)
     geography_code     text     not null,            -- ONS code: E92000001 (England), the publication's level
     geography_name     text     not null,            -- 'England'
-    cause_code         text     not null,            -- ICD-10 3-character code: 'X99'
+    cause_code         text     not null,            -- ICD-10 3-character assault code X85-Y09 ('X99')
     cause_description  text,                         -- as published, e.g. 'Assault by sharp object'
     measure            text     not null,            -- finished_consultant_episodes | admissions |
-                                                     -- emergency_admissions | male | female | age_0_14 |
-                                                     -- age_15_59 | age_60_74 | age_75_plus
+                                                     -- emergency_admissions | male | female |
+                                                     -- gender_unknown | a published age column:
+                                                     -- age_0, age_1_4 ... age_85_89, age_90_plus
     value              integer,                      -- null when withheld (HES shows 1-7 as '*')
-    value_marker       text,                         -- the publisher's marker when value is null
+    value_marker       text,                         -- the publisher's marker when value is null ('(blank)': empty cell)
     loaded_at          timestamptz not null default now()
 );
 create index if not exists sharp_object_admissions_cell_idx

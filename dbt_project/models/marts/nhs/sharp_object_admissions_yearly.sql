@@ -1,14 +1,22 @@
-{%- set measures = [
+{#- The published measures (raw.sharp_object_admissions.measure), each pivoted to its column:
+    the age columns are HES's own bands; 0-24 and 25+ are sums of them (plugins/vru/feeds/hes.py). -#}
+{%- set counts = [
     'finished_consultant_episodes',
     'admissions',
     'emergency_admissions',
     'male',
     'female',
-    'age_0_14',
-    'age_15_59',
-    'age_60_74',
-    'age_75_plus',
+    'gender_unknown',
 ] -%}
+{%- set bands_0_24 = [
+    'age_0', 'age_1_4', 'age_5_9', 'age_10_14', 'age_15', 'age_16', 'age_17', 'age_18', 'age_19',
+    'age_20_24',
+] -%}
+{%- set bands_25_plus = [
+    'age_25_29', 'age_30_34', 'age_35_39', 'age_40_44', 'age_45_49', 'age_50_54', 'age_55_59',
+    'age_60_64', 'age_65_69', 'age_70_74', 'age_75_79', 'age_80_84', 'age_85_89', 'age_90_plus',
+] -%}
+{%- set measures = counts + bands_0_24 + bands_25_plus -%}
 
 with
 
@@ -19,7 +27,7 @@ admissions as (
 ),
 
 -- One row per financial year and geography: each measure's current figure in its own column.
--- Only X99 is loaded; the filter keeps the grain if another cause ever is.
+-- Raw holds every assault code (X85-Y09) for context; this table is X99 only.
 yearly as (
 
     select
@@ -47,7 +55,13 @@ final as (
         geography_name,
         financial_year,
         fy_start,
-        {% for measure in measures %}
+        {% for measure in counts %}
+            cast({{ measure }} as integer) as {{ measure }},
+        {% endfor %}
+        -- a sum of published bands: null when any of them is withheld (never a partial sum)
+        cast({{ bands_0_24 | join(' + ') }} as integer) as age_0_24,
+        cast({{ bands_25_plus | join(' + ') }} as integer) as age_25_plus,
+        {% for measure in bands_0_24 + bands_25_plus %}
             cast({{ measure }} as integer) as {{ measure }},
         {% endfor %}
         cast(withheld_figures as integer) as withheld_figures,
