@@ -98,3 +98,27 @@ def test_the_readme_lists_every_module_of_both_packages() -> None:
             if path.name == "__init__.py":
                 continue
             assert f"`{relative}`" in readme, f"README's What is where does not list {package}/{relative}"
+
+
+def test_freshness_is_declared_once_with_each_feed_not_in_dbt() -> None:
+    """One definition: the feed's (checked by its DAG's check_freshness). A dbt `freshness:` block
+    that nothing runs would be a second, disagreeing one."""
+    import yaml
+
+    for path in (REPO_ROOT / "dbt_project" / "models").rglob("*.yml"):
+        assert "freshness:" not in path.read_text(encoding="utf-8"), path
+        for source in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("sources", []):
+            assert "freshness" not in source and "freshness" not in (source.get("config") or {}), path
+    for feed in registry.FEEDS:
+        assert feed.freshness.max_age_days > 0 and feed.freshness.latest_period_end_sql, feed.name
+
+
+def test_the_runbook_states_each_feeds_freshness_rule_as_declared() -> None:
+    runbook = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    for feed in registry.FEEDS:
+        rule = feed.freshness
+        row = next((line for line in runbook.splitlines() if line.startswith(f"| `{feed.name}` |")), None)
+        assert row is not None, f"docs/operations.md has no freshness row for {feed.name}"
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2:5] == [f"{rule.publication_lag_days} days", f"{rule.cycle_days} days",
+                              f"{rule.max_age_days} days"], row
