@@ -122,3 +122,15 @@ def test_the_runbook_states_each_feeds_freshness_rule_as_declared() -> None:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2:5] == [f"{rule.publication_lag_days} days", f"{rule.cycle_days} days",
                               f"{rule.max_age_days} days"], row
+
+
+def test_each_feeds_period_is_named_as_its_publisher_names_it() -> None:
+    from datetime import date
+
+    from vru.freshness import period_name
+
+    names = {name: period_name(registry.feed(name), end) for name, end in (
+        ("police", date(2020, 2, 29)), ("knife_crime", date(2020, 3, 31)), ("hes", date(2023, 3, 31)),
+        ("ae", date(2020, 1, 31)), ("ons_pfa", date(2018, 12, 31)))}
+    assert names == {"police": "February 2020", "knife_crime": "January-March 2020", "hes": "2022/23",
+                     "ae": "January 2020", "ons_pfa": "year ending December 2018"}

@@ -33,7 +33,7 @@ SUCCESSFUL_LOADS: tuple[str, ...] = ("loaded", "replaced")
 FAILED_LOADS: tuple[str, ...] = ("failed", "refused")
 
 Kind = Literal["api", "edition", "files"]
-Period = Literal["month", "quarter", "financial year"]
+Period = Literal["month", "quarter", "financial year", "rolling year"]  # rolling: the 12 months ending
 
 
 @dataclass(frozen=True)

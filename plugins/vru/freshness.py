@@ -30,6 +30,8 @@ def period_name(feed: Feed, end: date) -> str:
         return f"{end:%B %Y}"
     if feed.freshness.period == "financial year":  # ends 31 March: 2020-03-31 -> '2019/20'
         return f"{end.year - 1}/{end.year % 100:02d}"
+    if feed.freshness.period == "rolling year":  # the 12 months ending with `end`
+        return f"year ending {end:%B %Y}"
     start = date(end.year, end.month - 2, 1)  # quarters end in March, June, September, December
     return f"{start:%B}-{end:%B %Y}"
 

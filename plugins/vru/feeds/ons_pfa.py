@@ -518,6 +518,7 @@ FEED = Feed(
     url_setting="ons_pfa_url",
     ingest=ingest_edition,
     load_file=load_edition_file,
+    edition_label="ONS police force area data tables",
     doc_md=("the ONS police force area data tables: knife or sharp instrument offences by police force "
             "area, selected offence and rolling 12-month period (the table by offence and the series "
             "back to 2010/11), into `raw.pfa_knife_offences`. Regions, national totals and British "
@@ -531,9 +532,13 @@ FEED = Feed(
     # on time. The period is the rolling year's end.
     freshness=Freshness(
         publisher="the ONS",
-        period="quarter",
+        period="rolling year",
         publication_lag_days=123,
         cycle_days=92,
         latest_period_end_sql="select max(period_end) from raw.pfa_knife_offences where value is not null",
+        published_period_end_sql=(
+            "select max(period_end) from raw.pfa_knife_offences where load_id = "
+            "(select max(load_id) from audit.editions where dataset = 'ons.pfa_knife_offences')"
+        ),
     ),
 )
