@@ -395,6 +395,19 @@ def _is_due(airflow: LocalAirflow, dag_id: str) -> bool:
     return bool(due) and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC)
 
 
+def _started_by_unpause(airflow: LocalAirflow, dag_id: str, before: set[str]) -> bool:
+    """Did (or will) unpausing the DAG make the scheduler create tonight's run?
+
+    Asked in this order: a slot still due has no run yet (it is coming); a slot no longer due may
+    be so because the scheduler created its run between the unpause and the question, which a
+    run not in `before` shows. (Asking only "due?" lost that race under load: a second run was
+    triggered, or the A&E sweep took the sample's files.)
+    """
+    if _is_due(airflow, dag_id):
+        return True
+    return any(r["dag_run_id"] not in before for r in airflow.runs(dag_id))
+
+
 def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
               watched: dict[str, set[str]] | None = None) -> ChainResult:
     """Run the ingest DAGs now and follow the asset-triggered transform runs to their end.
@@ -411,7 +424,7 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
     airflow.unpause(TRANSFORM_DAG)
     for dag_id in ingest_dags:
         airflow.unpause(dag_id)
-        if _is_due(airflow, dag_id):
+        if _started_by_unpause(airflow, dag_id, before[dag_id]):
             airflow.wait_for_triggered_run(dag_id, before[dag_id])
         else:
             airflow.trigger(dag_id)
@@ -438,7 +451,7 @@ def settle_event_driven(airflow: LocalAirflow, dag_id: str = registry.feed("ae")
     """
     before = {r["dag_run_id"] for r in airflow.runs(dag_id)}
     airflow.unpause(dag_id)
-    if _is_due(airflow, dag_id):
+    if _started_by_unpause(airflow, dag_id, before):
         sweep = airflow.wait_for_triggered_run(dag_id, before)
         airflow.wait_for_run(dag_id, sweep["dag_run_id"])
     return {r["dag_run_id"] for r in airflow.runs(dag_id)}
