@@ -22,7 +22,8 @@ data-aware scheduling), never when nothing was loaded.
    (what BI tools read), every mart in one transaction, changed rows only (`vru.publish`), records
    it in `audit.publications`, then emits the mart asset events (`marts.stop_search_monthly`,
    `marts.knife_crime_quarterly`, `marts.sharp_object_admissions_yearly`,
-   `marts.ae_assault_monthly`, `marts.vru_outcomes_quarterly`, `marts.vru_programme_comparison`)
+   `marts.ae_assault_monthly`, `marts.pfa_knife_crime_12_months`, `marts.vru_outcomes_quarterly`,
+   `marts.vru_programme_comparison`)
    for BI refreshes.
 5. **report**: always runs; writes the data quality report (`VRU_HOME/reports/index.html`) and
    Great Expectations Data Docs (`VRU_HOME/reports/data_docs/index.html`).

@@ -143,8 +143,10 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     assert tasks["published"]["down"] == [] and tasks["report"]["down"] == []
     assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly", "marts.knife_crime_quarterly",
                                                  "marts.sharp_object_admissions_yearly", "marts.ae_assault_monthly",
+                                                 "marts.pfa_knife_crime_12_months",
                                                  "marts.vru_outcomes_quarterly", "marts.vru_programme_comparison"]
     assert "dbt.knife_crime_quarterly_model_build" in descendants("dbt.stg_home_office__knife_offences_model_build")
+    assert "dbt.pfa_knife_crime_12_months_model_build" in descendants("dbt.stg_ons__pfa_knife_offences_model_build")
     assert tasks["report"]["trigger_rule"] == "all_done"
     # `dbt build` per node: a model's tests run in its own task; only tests over two nodes stand alone
     assert {t for t in tasks if t.endswith("_test")} == {

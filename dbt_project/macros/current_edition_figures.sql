@@ -1,6 +1,7 @@
 {#-
     The current figure of every cell of an edition feed (a publisher's whole table re-published
-    from time to time: the Home Office knife crime table, the HES sharp object table).
+    from time to time: the Home Office knife crime table, the HES sharp object table, the ONS
+    police force area knife tables).
 
     Editions are kept side by side: an edition that omits a cell (e.g. older years) does not delete
     it, so a cell's current figure is the one of the latest edition that has the cell; its first

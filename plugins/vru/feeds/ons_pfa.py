@@ -68,7 +68,7 @@ from vru.editions import (
 from vru.editions import (
     load_download as load_edition_download,
 )
-from vru.feed import Feed, Freshness
+from vru.feed import Feed, Freshness, Mart
 from vru.feeds.knife_crime import force_names
 from vru.http import HttpClient
 from vru.loader import Noted, Parsed, Quarantined
@@ -524,7 +524,10 @@ FEED = Feed(
             "back to 2010/11), into `raw.pfa_knife_offences`. Regions, national totals and British "
             "Transport Police are kept as notes, not loaded. An edition naming an unknown force code "
             "is refused whole."),
-    marts=(),  # none yet: the mart comes with the dbt side of issue 13
+    # Rolling 12-month figures beside the Home Office quarterly ones (knife_crime_quarterly, the
+    # programme's measure: why is in dbt_project/models/marts/ons/_ons__models.yml).
+    marts=(Mart("pfa_knife_crime_12_months", "ons.pfa_knife_crime_12_months",
+                "Knife crime (ONS 12-month figures by force area)"),),
     # The ONS publishes crime in England and Wales quarterly, for the 12 months to the end of a
     # quarter, about 4 months later (year ending June 2018 on 18 October 2018, year ending
     # December 2018 on 25 April 2019: 110-116 days): allow 123 days, and one quarter (92 days)
