@@ -99,7 +99,10 @@ def test_membership_allocations_are_cited_never_guessed() -> None:
     assert allocation[("west-yorkshire", "2020")] == allocation[("west-yorkshire", "2025")] == ""
     assert allocation[("humberside", "2022")] == allocation[("cleveland", "2023")] == ""
     assert allocation[("metropolitan", "2023")] == "9497400" and allocation[("essex", "2024")] == "1512572"
-    # 2019/20 as the force_areas seed held it
+    # 2019/20 as the force_areas seed held it, and the same joining dates as its vru_start_date
+    # (which the monthly marts use): the two seeds never disagree on membership
+    joined = {r["force_id"]: r["vru_joined"] for r in rows}
     for area in seed("force_areas"):
+        assert joined[area["force_id"]] == area["vru_start_date"], area["force_id"]
         if area["vru_allocation_2019_20_gbp"]:
             assert float(allocation[(area["force_id"], "2019")]) == float(area["vru_allocation_2019_20_gbp"])
