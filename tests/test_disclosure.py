@@ -325,7 +325,7 @@ def test_no_subtraction_within_a_build_pins_a_small_count(marts_conn: psycopg.Co
                 constraints.append(([(force, m, band, knife) for m in months], area[column]))
         if area["ae_coverage"] == "complete":
             contributing["England and Wales"].append(force)
-            contributing["VRU areas" if area["in_vru_programme"] else "non-VRU areas"].append(force)
+            contributing["VRU areas" if area["is_vru_area"] else "non-VRU areas"].append(force)  # of the quarter
     groups = dict_rows(marts_conn, "select * from marts.vru_programme_comparison where quarter_start = '2024-01-01'")
     for group in groups:
         assert group["ae_knife_areas_contributing"] == len(contributing[group["group_name"]])

@@ -80,7 +80,7 @@ GROUP_ROWS: dict[str, dict[str, list[Any]]] = {
     },
 }
 AREA_ROWS = [  # the latest quarter, 2019/20 Q3
-    {"force_id": "merseyside", "force_name": "Merseyside Police", "in_vru_programme": True,
+    {"force_id": "merseyside", "force_name": "Merseyside Police", "in_vru_programme": True, "is_vru_area": True,
      "ae_knife_attendances": None, "ae_knife_attendances_suppressed": True, "ae_coverage": "suppressed",
      "ae_months_complete": 3, "ae_knife_baseline_coverage": "no baseline",
      "knife_offences": 130, "knife_offences_coverage": "complete", "knife_offences_is_comparable": True,
@@ -89,7 +89,7 @@ AREA_ROWS = [  # the latest quarter, 2019/20 Q3
      "knife_homicides": 3, "knife_homicides_baseline": D("1.00"), "knife_homicides_change_pct": D("200.0"),
      "knife_homicides_baseline_coverage": "complete",
      "searches": 150, "stop_search_coverage": "partial", "stop_search_months_published": 2},
-    {"force_id": "west-midlands", "force_name": "West Midlands Police", "in_vru_programme": True,
+    {"force_id": "west-midlands", "force_name": "West Midlands Police", "in_vru_programme": True, "is_vru_area": True,
      "ae_knife_attendances": 1234, "ae_knife_attendances_suppressed": False, "ae_coverage": "complete",
      "ae_months_complete": 3, "ae_knife_rate_per_100k": D("44.76"), "ae_knife_baseline_coverage": "no baseline",
      "knife_offences": 200, "knife_offences_coverage": "partial", "knife_offences_is_comparable": True,
@@ -97,7 +97,7 @@ AREA_ROWS = [  # the latest quarter, 2019/20 Q3
      "knife_homicides": None, "knife_homicides_baseline_coverage": "no baseline",
      "searches": 4321, "stop_search_coverage": "complete", "stop_search_months_published": 3,
      "searches_per_1000": D("1.57")},
-    {"force_id": "durham", "force_name": "Durham Constabulary", "in_vru_programme": False,
+    {"force_id": "durham", "force_name": "Durham Constabulary", "in_vru_programme": False, "is_vru_area": False,
      "ae_knife_attendances": None, "ae_knife_attendances_suppressed": False,
      "ae_coverage": "no A&E data for this area", "ae_months_complete": 0, "ae_knife_baseline_coverage": "no baseline",
      "knife_offences": None, "knife_offences_coverage": "no data", "knife_offences_baseline_coverage": "no baseline",
@@ -126,7 +126,8 @@ def marts(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     for mart in MARTS:
         conn.execute(f"drop table if exists marts.{mart} cascade")
     _create_contract_tables(conn)
-    source = "Census 2011 usual residents (ONS), by police force area"
+    source = ("ONS mid-2019 estimates, original edition (before Census 2021; later revised by ONS), by police force "
+              "area; Black/White search ratio: Census 2011 residents by ethnic group")
     for group, figures in {**GROUP_ROWS, "England and Wales": {}}.items():
         for i, (fy_start, quarter) in enumerate(QUARTERS):
             row: dict[str, Any] = {
@@ -260,7 +261,7 @@ def test_area_tables_show_the_marts_values_and_missing_figures_in_words(
         name = area[force]["force_name"]
         return next(r for r in tables[f"{key}-areas"] if r[0] == name)
 
-    # Area, VRU programme, Quarter, Figure, Rate, Baseline, Change, Coverage
+    # Area, VRU area in the quarter, Quarter, Figure, Rate, Baseline, Change, Coverage
     assert row("knife_offences", "merseyside")[1:7] == [
         "yes", "2019/20 Q3", str(area["merseyside"]["knife_offences"]),
         str(area["merseyside"]["knife_offences_rate_per_100k"]), str(area["merseyside"]["knife_offences_baseline"]),
@@ -278,8 +279,10 @@ def test_area_tables_show_the_marts_values_and_missing_figures_in_words(
                                                                                            "merseyside")[-1]
     page = target.read_text()
     assert "1,234" in page  # shown with a thousands separator
-    # caveats: 2011 Census, no under-25 rates, A&E only where the seed has departments
-    assert "Census 2011 usual residents" in page and "Under-25 rates are not available" in page
+    # caveats: the latest quarter's population estimate, membership of the quarter, A&E only where
+    # the seed has departments
+    assert "(for 2019/20 Q3: ONS mid-2019 estimates, original edition" in page
+    assert "Cleveland and Humberside count as VRU areas from\n2022/23 only" in page
     assert "ae_sites seed\n(Merseyside Police, West Midlands Police)" in page
 
 
@@ -308,8 +311,8 @@ def built(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 
 def test_built_by_dbt_the_page_shows_the_marts(built: psycopg.Connection, clean_warehouse: str,
                                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Merseyside (VRU) and Durham (non-VRU) knife crime, 2018/19 Q1 to 2019/20 Q3; one Durham
-    figure withheld in 2019/20 Q1, so the non-VRU group has no complete area that quarter."""
+    """Merseyside (VRU from 2019/20) and Durham (non-VRU) knife crime, 2018/19 Q1 to 2019/20 Q3; one
+    Durham figure withheld in 2019/20 Q1, so the non-VRU group has no complete area that quarter."""
     rows: list[tuple[object, ...]] = []
     for name, force_id, base in (("Merseyside", "merseyside", 10), ("Durham", "durham", 5)):
         for n, (fy_start, quarter) in enumerate(QUARTERS):
@@ -329,7 +332,8 @@ def test_built_by_dbt_the_page_shows_the_marts(built: psycopg.Connection, clean_
         _same(shown.values["tables"][f"{m.key}-data"], _expected_data_table(built, m.key))
     lines = shown.values["charts"]["knife_offences"]["lines"]
     assert [len(line["xs"]) for line in lines if line["group"] == "non-VRU areas"] == [4, 2]
-    assert any(len(line["xs"]) == 7 for line in lines if line["group"] == "VRU areas")
+    # membership of the quarter: no area had a VRU in 2018/19, so the VRU line starts in 2019/20
+    assert [len(line["xs"]) for line in lines if line["group"] == "VRU areas"] == [3]
     gap = built.execute(
         "select knife_offences_index_gap_vru_vs_non_vru from marts.vru_programme_comparison "
         "where group_name = 'VRU areas' and knife_offences_index_gap_vru_vs_non_vru is not null "

@@ -23,11 +23,16 @@ REPO = Path(__file__).resolve().parents[1]
 CONTRACTS = {m["name"]: m for m in yaml.safe_load(
     (REPO / "dbt_project" / "models" / "marts" / "outcomes" / "_outcomes__models.yml").read_text(encoding="utf-8")
 )["models"]}
+with (REPO / "dbt_project" / "seeds" / "vru_membership_years.csv").open(newline="", encoding="utf-8") as seed_file:
+    VRU_2019 = {r["force_id"] for r in csv.DictReader(seed_file) if r["fy_start"] == "2019" and r["is_vru"] == "true"}
 with (REPO / "dbt_project" / "seeds" / "force_areas.csv").open(newline="", encoding="utf-8") as seed_file:
-    FORCES = [(r["force_id"], r["force_name"], r["is_vru_area"] == "true") for r in csv.DictReader(seed_file)]
+    # membership of 2019/20 (the quarter of the rows below), and of the programme at any time
+    FORCES = [(r["force_id"], r["force_name"], r["force_id"] in VRU_2019, r["is_vru_area"] == "true")
+              for r in csv.DictReader(seed_file)]
 AREAS = ("marts", "outcomes.vru_outcomes_quarterly", "marts.vru_outcomes_quarterly")
 GROUPS = ("marts", "outcomes.vru_programme_comparison", "marts.vru_programme_comparison")
-SOURCE = "Census 2011 usual residents (ONS), by police force area"
+SOURCE = ("ONS mid-2019 estimates, original edition (before Census 2021; later revised by ONS), by police force area; "
+          "Black/White search ratio: Census 2011 residents by ethnic group")
 
 Row = dict[str, Any]
 
@@ -63,13 +68,16 @@ def good_areas() -> list[Row]:
     complete, over 1,000,000 residents (rates 1.20 and 10.00); Durham (non-VRU) 50 offences over
     500,000 (10.00); no other area has a figure."""
     rows = []
-    for force_id, force_name, vru in FORCES:
+    for force_id, force_name, vru, programme in FORCES:
         rows.append({
             "force_id": force_id, "force_name": force_name, "financial_year": "2019/20", "fy_start": 2019,
-            "financial_quarter": 1, "quarter_start": "2019-04-01", "is_vru_area": vru, "in_vru_programme": vru,
-            "s60_relaxed": False, "population": 1_000_000, "population_source": SOURCE,
+            "financial_quarter": 1, "quarter_start": "2019-04-01", "is_vru_area": vru, "in_vru_programme": programme,
+            "vru_membership_carried_forward": False, "vru_funding_gbp": None if vru else 0,
+            "vru_funding_source": "no cited figure: test" if vru else None,
+            "s60_relaxed": False, "population": 1_000_000, "population_0_24": 300_000, "population_year": 2019,
+            "population_carried_forward": False, "population_source": SOURCE,
             "ae_knife_attendances_suppressed": False, "ae_knife_under_25_suppressed": False,
-            "ae_coverage": "no extract", "ae_months_complete": 0, "ae_under_25_rate_coverage": "no under-25 population",
+            "ae_coverage": "no extract", "ae_months_complete": 0, "ae_under_25_rate_coverage": "no complete count",
             "ae_knife_baseline_coverage": "no baseline", "ae_knife_under_25_baseline_coverage": "no baseline",
             "knife_offences_coverage": "no data", "knife_offences_baseline_coverage": "no baseline",
             "knife_homicides_baseline_coverage": "no baseline", "stop_search_months_published": 0,
@@ -77,6 +85,8 @@ def good_areas() -> list[Row]:
         })
     by_id = {r["force_id"]: r for r in rows}
     by_id["essex"].update(ae_knife_attendances=12, ae_coverage="complete", ae_months_complete=3,
+                          ae_knife_under_25=6, ae_under_25_rate_coverage="complete",
+                          ae_knife_under_25_rate_per_100k="2.00",
                           ae_knife_rate_per_100k="1.20", knife_offences=100, knife_offences_coverage="complete",
                           knife_offences_is_comparable=True, knife_offences_rate_per_100k="10.00")
     by_id["durham"].update(population=500_000, knife_offences=50, knife_offences_coverage="complete",
@@ -85,9 +95,9 @@ def good_areas() -> list[Row]:
 
 
 def good_groups() -> list[Row]:
-    vru = sum(v for _, _, v in FORCES)
+    vru = sum(v for _, _, v, _ in FORCES)
     base = {"financial_year": "2019/20", "fy_start": 2019, "financial_quarter": 1, "quarter_start": "2019-04-01",
-            "population_source": SOURCE, "knife_homicides_areas_contributing": 0,
+            "population_source": SOURCE, "population_carried_forward": False, "knife_homicides_areas_contributing": 0,
             "ae_knife_under_25_areas_contributing": 0, "stop_search_areas_contributing": 0}
     groups = {  # areas, (A&E: count, population, areas), (knife: count, population, areas, rate)
         "VRU areas": (vru, (12, 1_000_000, 1), (100, 1_000_000, 1, "10.0000")),
@@ -133,6 +143,10 @@ def test_area_checks_fail_on_targeted_rows(marts: psycopg.Connection, warehouse_
     by_id["kent"].update(ae_knife_attendances_suppressed=True, ae_coverage="suppressed",
                          ae_knife_attendances=20)  # withheld but shown
     by_id["cheshire"].update(knife_offences_baseline="40.00")  # a baseline without any 2018/19 figure
+    by_id["cleveland"].update(is_vru_area=True)  # today's membership: Cleveland joined in 2022/23
+    by_id["dorset"].update(population_carried_forward=True)  # flagged, but mid-2019 is the quarter's own year
+    by_id["surrey"].update(ae_knife_under_25=10, ae_under_25_rate_coverage="complete", ae_months_complete=3,
+                           ae_knife_under_25_rate_per_100k="1.00")  # 10 over 300,000 aged 0-24 is 3.33
     create(marts, AREAS, rows)
     create(marts, GROUPS, good_groups())
 
@@ -143,6 +157,9 @@ def test_area_checks_fail_on_targeted_rows(marts: psycopg.Connection, warehouse_
         "Rates agree with counts and populations",
         "Withheld A&E figures stay empty",
         "Baseline present for every area with 2018/19 data",
+        "VRU membership and funding of the quarter",
+        "Population of the quarter's year, carried forward only when flagged",
+        "Under-25 rate agrees with the under-25 count and population",
     ]), outcome.critical_failures
 
 

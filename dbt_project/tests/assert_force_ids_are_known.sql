@@ -22,6 +22,10 @@ named as (
     union all
     select 'population_census_2011', force_id from {{ ref('population_census_2011') }}
     union all
+    select 'population_mid_year', force_id from {{ ref('population_mid_year') }}
+    union all
+    select 'vru_membership_years', force_id from {{ ref('vru_membership_years') }}
+    union all
     select 'stg_home_office__knife_offences', force_id from {{ ref('stg_home_office__knife_offences') }}
     union all
     select 'stop_search_monthly', force_id from {{ ref('stop_search_monthly') }}

@@ -2,8 +2,8 @@
 -- per problem:
 --  * missing_force_quarter: a force area of the seed without a row for a quarter of the span;
 --  * small_ae_count_shown: an A&E count from 1 to 4 shown (must be withheld);
---  * group_total_mismatch: a comparison group's knife offences, A&E or search total differs from
---    the sum over its contributing areas in vru_outcomes_quarterly;
+--  * group_total_mismatch: a comparison group's (members of the quarter) knife offences, A&E or
+--    search total differs from the sum over its contributing areas in vru_outcomes_quarterly;
 --  * england_and_wales_not_sum_of_groups: 'England and Wales' differs from VRU + non-VRU.
 with
 
@@ -76,7 +76,7 @@ area_sums as (
         (values ('VRU areas'), ('non-VRU areas'), ('England and Wales')) as groups (group_name)
         on
             groups.group_name = 'England and Wales'
-            or (groups.group_name = 'VRU areas') = outcomes.in_vru_programme
+            or (groups.group_name = 'VRU areas') = outcomes.is_vru_area
     group by groups.group_name, outcomes.quarter_start
 
 ),

@@ -68,8 +68,8 @@ MEASURES = (
             "ae_knife_attendances", "ae_knife_rate_per_100k", "ae_knife_baseline", "ae_knife_change_pct",
             "ae_coverage", "ae_knife_baseline_coverage",
             "All ages. A&E figures exist only for the areas with an emergency department in the ae_sites "
-            "seed; small numbers are withheld by the departments' rules. Under-25 attendances are counted, "
-            "but there is no under-25 rate: no under-25 population by force area is held."),
+            "seed; small numbers are withheld by the departments' rules. Under-25 attendances and their rate "
+            "per 100,000 residents aged 0-24 are in the warehouse (not indexed, not charted here)."),
     Measure("knife_offences", "Police recorded knife or sharp instrument offences",
             "per 100,000 residents, per quarter", "knife_offences_rate_per_100k", "knife_offences",
             "knife_offences_areas_contributing", "knife_offences_areas_excluded", "knife_offences_index",
@@ -145,8 +145,9 @@ def _render(conn: psycopg.Connection) -> str:
     ae_areas = [r["force_name"] for r in _rows(conn, f"""
         select distinct force_name from {AREAS} where ae_coverage <> 'no A&E data for this area'
         order by force_name""")]
+    latest = groups[-1]  # ordered by quarter: the latest quarter's denominators
     return render("outcomes_report.html.j2", **page, state="built", labels=labels,
-                  population_source=groups[0]["population_source"],
+                  population_source=latest["population_source"], population_quarter=_quarter(latest),
                   ae_areas=", ".join(ae_areas) if ae_areas else "none yet", measures=MEASURES,
                   sections=[_section(conn, m, series, labels) for m in MEASURES])
 
@@ -243,6 +244,8 @@ def _section(conn: psycopg.Connection, m: Measure, series: dict[str, list[Row | 
 def _no_rate(m: Measure, row: Row | None) -> str:
     if row is None:
         return "no row for the group"
+    if not row["areas_in_group"]:
+        return "no area in the group this quarter"
     if not row[m.contributing]:
         return "no figure: no area's figure is complete"
     return "no figure"
@@ -251,6 +254,8 @@ def _no_rate(m: Measure, row: Row | None) -> str:
 def _no_index(m: Measure, row: Row | None) -> str:
     if row is None:
         return "no row for the group"
+    if not row["areas_in_group"]:
+        return "no area in the group this quarter"
     if m.baseline_rate and row[m.baseline_rate] is None:
         return "no index: the 2018/19 baseline is not complete"
     return "no index: no rate this quarter"
@@ -291,14 +296,15 @@ def _area_table(conn: psycopg.Connection, m: Measure) -> tuple[list[str], list[l
         f"select coalesce(max(quarter_start) filter (where {m.value} is not null), max(quarter_start)) from {AREAS}"
     ).fetchone() or (None,)
     out = []
-    for r in _rows(conn, f"select * from {AREAS} where quarter_start = %s order by in_vru_programme desc, force_name",
+    # VRU membership of the quarter shown (not today's): Cleveland and Humberside from 2022/23
+    for r in _rows(conn, f"select * from {AREAS} where quarter_start = %s order by is_vru_area desc, force_name",
                    (latest,)):
         coverage = r[m.coverage]
         missing = _MISSING.get(m.coverage, {}).get(coverage, "withheld or not published")
         value = _value_cell(r[m.value], missing)
         if r[m.value] is not None and coverage == "partial":
             value = Cell("num", f"at least {_num(r[m.value])}", r[m.value], "(lower bound)")
-        row = [Cell("force", r["force_name"], r["force_id"]), Cell("text", "yes" if r["in_vru_programme"] else "no"),
+        row = [Cell("force", r["force_name"], r["force_id"]), Cell("text", "yes" if r["is_vru_area"] else "no"),
                Cell("text", _quarter(r)), value]
         if m.area_rate:
             row.append(_value_cell(r[m.area_rate], "no rate (figure not complete)" if r[m.value] is not None
@@ -311,7 +317,7 @@ def _area_table(conn: psycopg.Connection, m: Measure) -> tuple[list[str], list[l
                                    else "no change: this quarter is not complete", "%", sign=True))
         row.append(Cell("text", _coverage_words(m, r)))
         out.append(row)
-    headers = ["Area", "VRU programme", "Quarter", "Figure"]
+    headers = ["Area", "VRU area in the quarter", "Quarter", "Figure"]
     if m.area_rate:
         headers.append(f"Rate ({m.rate_unit})")
     if m.baseline:

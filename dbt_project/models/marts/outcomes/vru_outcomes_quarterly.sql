@@ -6,9 +6,18 @@
     stop_search_monthly) has a period in. A measure without data for the quarter is NULL with its
     coverage saying why, never 0.
 
-    Denominator: 2011 Census usual residents (population_census_2011), the only population by
-    force area held offline; population_source says so. There is no under-25 population by force
-    area, so the under-25 A&E rate is always NULL ('no under-25 population').
+    Denominators: ONS mid-year estimates by force area (population_mid_year), all ages and 0-24,
+    of the mid-year in the quarter's financial year (mid-2019 for 2019/20). A financial year after
+    the last estimate held uses the last one, flagged population_carried_forward; a year before the
+    first (2018) has no population and no rates. population_source quotes the estimate's vintage.
+    The Black/White search ratio keeps 2011 Census residents by ethnic group
+    (population_census_2011): no later population by ethnic group and force area is held.
+    None of these measures reports London as one area, so Metropolitan and City of London keep
+    their own populations.
+
+    VRU membership and funding are the financial year's (vru_membership_years): Cleveland and
+    Humberside are VRU areas from 2022/23 only. A year after the seed's last uses its last
+    membership, flagged vru_membership_carried_forward, with no funding.
 
     A&E suppression carried through: a quarter's count is the sum of its three months; if any
     month's cell is withheld (1-4, or withheld to protect one) the quarter's count is NULL and
@@ -21,7 +30,9 @@
     to 1 decimal place, on quarters whose own figure is complete (and comparable); NULL when the
     baseline is missing or 0 ('zero baseline'). The population is the same every quarter, so the
     change in the count equals the change in the rate. The three columns are written by the macro
-    baseline_change (macros/baseline_change.sql), the same for every measure.
+    baseline_change (macros/baseline_change.sql), the same for every measure. The change is in the
+    count: with a population that changes by year it is not the change in the rate (the
+    population grew by about 3% from mid-2018 to mid-2023).
 -#}
 
 with
@@ -32,9 +43,21 @@ force_areas as (
 
 ),
 
-population as (
+census_2011 as (
 
     select * from {{ ref('population_census_2011') }}
+
+),
+
+population_mid_year as (
+
+    select * from {{ ref('population_mid_year') }}
+
+),
+
+vru_membership_years as (
+
+    select * from {{ ref('vru_membership_years') }}
 
 ),
 
@@ -94,14 +117,32 @@ fiscal_quarters as (
 
 ),
 
+-- Each estimate serves the financial years from its mid-year to the next estimate's; the last
+-- one serves every later year (carried forward).
+population_spans as (
+
+    select
+        *,
+        lead(mid_year) over (partition by force_id order by mid_year) as next_mid_year
+    from population_mid_year
+
+),
+
+membership_spans as (
+
+    select
+        *,
+        lead(fy_start) over (partition by force_id order by fy_start) as next_fy_start
+    from vru_membership_years
+
+),
+
 spine as (
 
     select
         force_areas.force_id,
         force_areas.force_name,
         force_areas.is_vru_area as in_vru_programme,
-        force_areas.vru_start_date,
-        force_areas.vru_allocation_2019_20_gbp,
         force_areas.s60_relaxed_from,
         fiscal_quarters.quarter_start,
         fiscal_quarters.quarter_end,
@@ -164,9 +205,18 @@ joined as (
 
     select
         spine.*,
-        population.all_residents as population,
-        population.black as population_black,
-        population.white as population_white,
+        population_spans.mid_year as population_year,
+        population_spans.all_ages as population,
+        population_spans.age_0_24 as population_0_24,
+        population_spans.vintage as population_vintage,
+        census_2011.black as population_black,
+        census_2011.white as population_white,
+        membership_spans.fy_start as membership_fy_start,
+        membership_spans.is_vru,
+        membership_spans.allocation_gbp,
+        membership_spans.allocation_is_approximate,
+        membership_spans.allocation_note,
+        membership_spans.allocation_source,
         ae_forces.force_id is not null as has_ae_sites,
         coalesce(ae_quarters.months_complete, 0) as ae_months_complete,
         coalesce(ae_quarters.months_with_extract, 0) as ae_months_with_extract,
@@ -187,8 +237,18 @@ joined as (
         stop_search_quarters.searches_black,
         stop_search_quarters.searches_white
     from spine
-    left join population
-        on spine.force_id = population.force_id
+    left join population_spans
+        on
+            spine.force_id = population_spans.force_id
+            and spine.fy_start >= population_spans.mid_year
+            and (population_spans.next_mid_year is null or spine.fy_start < population_spans.next_mid_year)
+    left join census_2011
+        on spine.force_id = census_2011.force_id
+    left join membership_spans
+        on
+            spine.force_id = membership_spans.force_id
+            and spine.fy_start >= membership_spans.fy_start
+            and (membership_spans.next_fy_start is null or spine.fy_start < membership_spans.next_fy_start)
     left join ae_forces
         on spine.force_id = ae_forces.force_id
     left join ae_quarters
@@ -290,24 +350,46 @@ final as (
         cast(shown.fy_start as integer) as fy_start,
         cast(shown.financial_quarter as integer) as financial_quarter,
         shown.quarter_start,
-        coalesce(shown.in_vru_programme and shown.vru_start_date <= shown.quarter_start, false)
-            as is_vru_area,
+        coalesce(shown.is_vru, false) as is_vru_area,
         shown.in_vru_programme,
+        coalesce(shown.fy_start > shown.membership_fy_start, false) as vru_membership_carried_forward,
         cast(
             case
-                when shown.fy_start = 2019 and shown.vru_start_date < '2020-04-01'
-                    then shown.vru_allocation_2019_20_gbp
-                when shown.fy_start = 2019 then 0
+                when shown.fy_start > shown.membership_fy_start then null
+                when not shown.is_vru then 0
+                else shown.allocation_gbp
             end
             as numeric(12, 2)
         ) as vru_funding_gbp,
+        case
+            when shown.fy_start > shown.membership_fy_start then null
+            when not shown.is_vru then false
+            else shown.allocation_is_approximate
+        end as vru_funding_is_approximate,
+        case
+            when shown.fy_start > shown.membership_fy_start
+                then 'no allocation held for ' || shown.financial_year
+            when shown.is_vru and shown.allocation_gbp is not null
+                then shown.allocation_source || coalesce(' (' || nullif(shown.allocation_note, '') || ')', '')
+            when shown.is_vru
+                then 'no cited figure: ' || shown.allocation_note
+        end as vru_funding_source,
         shown.s60_relaxed_from <= shown.quarter_end as s60_relaxed,
         cast(shown.population as bigint) as population,
+        cast(shown.population_0_24 as bigint) as population_0_24,
+        cast(shown.population_year as integer) as population_year,
+        coalesce(shown.fy_start > shown.population_year, false) as population_carried_forward,
         cast(shown.population_black as bigint) as population_black,
         cast(shown.population_white as bigint) as population_white,
         case
             when shown.population is not null
-                then 'Census 2011 usual residents (ONS), by police force area'
+                then shown.population_vintage || ', by police force area'
+                    || case
+                        when shown.fy_start > shown.population_year
+                            then '; carried forward to ' || shown.financial_year || ' (no later estimate held)'
+                        else ''
+                    end
+                    || '; Black/White search ratio: Census 2011 residents by ethnic group'
         end as population_source,
 
         -- measure 1: A&E knife or sharp object assault attendances
@@ -324,8 +406,18 @@ final as (
             end
             as numeric(10, 2)
         ) as ae_knife_rate_per_100k,
-        cast(null as numeric(10, 2)) as ae_knife_under_25_rate_per_100k,
-        'no under-25 population' as ae_under_25_rate_coverage,
+        cast(
+            case
+                when shown.ae_under_25_is_complete and shown.population_0_24 > 0
+                    then round(cast(shown.ae_knife_under_25 as numeric) * 100000 / shown.population_0_24, 2)
+            end
+            as numeric(10, 2)
+        ) as ae_knife_under_25_rate_per_100k,
+        case
+            when shown.population_0_24 is null then 'no under-25 population'
+            when shown.ae_under_25_is_complete then 'complete'
+            else 'no complete count'
+        end as ae_under_25_rate_coverage,
         {{ baseline_change('ae_knife', 'shown.ae_knife_attendances', 'shown.ae_is_complete') }},
         {{ baseline_change('ae_knife_under_25', 'shown.ae_knife_under_25', 'shown.ae_under_25_is_complete') }},
 
