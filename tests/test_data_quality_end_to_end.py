@@ -129,7 +129,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             night1 = run_chain(airflow, (POLICE.dag_id,))
             assert night1.emitted and len(night1.transform_runs) == 1
             tasks = night1.transform_tasks[night1.transform_run_ids[0]]
-            assert night1.transform_runs[0]["state"] == "failed"
+            assert night1.transform_runs[0].state == "failed"
             assert tasks["validate_raw"] == "failed"
             assert tasks["dbt.stop_search_monthly_model_build"] == "upstream_failed"
             assert tasks["publish_marts"] == "upstream_failed" and tasks["report"] == "success"
@@ -150,7 +150,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             api.overrides[("durham", "2020-01")] = _durham({"gender": "Not stated"})
             api.last_updated = "2020-03-31"
             night2 = run_chain(airflow, (POLICE.dag_id,))
-            assert night2.emitted and [r["state"] for r in night2.transform_runs] == ["success"]
+            assert night2.emitted and [r.state.value for r in night2.transform_runs] == ["success"]
             tasks = night2.transform_tasks[night2.transform_run_ids[0]]
             assert tasks["publish_marts"] == "success"
             assert _mart_events(home) == 1
@@ -181,7 +181,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             api.overrides[("durham", "2020-01")] = _durham({"gender": "Not stated"}, drop_last=True)
             api.last_updated = "2020-04-30"
             night3 = run_chain(airflow, (POLICE.dag_id,))
-            assert night3.emitted and [r["state"] for r in night3.transform_runs] == ["failed"]
+            assert night3.emitted and [r.state.value for r in night3.transform_runs] == ["failed"]
             tasks = night3.transform_tasks[night3.transform_run_ids[0]]
             assert tasks["validate_raw"] == "success" and tasks["dbt.stop_search_monthly_model_build"] == "success"
             assert tasks["validate_marts"] == "failed" and tasks["publish_marts"] == "upstream_failed"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from airflow_client.client import DAGRunResponse, DagRunType
 from psycopg.rows import class_row
 from vru_sample.server import SAMPLE_EDITIONS
 
@@ -214,8 +215,9 @@ def read_chain_figures(conn: psycopg.Connection, chain: ChainResult) -> ChainFig
 
 
 def format_summary(chain: ChainResult, figures: ChainFigures, cfg: Settings) -> list[str]:
-    lines = [f"Ingest run {r['dag_id']} {r['dag_run_id']}: {r['state']}"
-             + (" (started by files landing)" if r["dag_id"] == AE_DAG and r["run_type"] == "asset_triggered" else "")
+    lines = [f"Ingest run {r.dag_id} {r.dag_run_id}: {r.state.value}"
+             + (" (started by files landing)" if r.dag_id == AE_DAG and r.run_type == DagRunType.ASSET_TRIGGERED
+                else "")
              for r in chain.ingest_runs]
     lines += _edition_lines(chain, figures.editions)
     lines += _ae_lines(figures.landed, cfg)
@@ -224,7 +226,7 @@ def format_summary(chain: ChainResult, figures: ChainFigures, cfg: Settings) -> 
         lines.append("  nothing new was published: no asset event; the marts were not rebuilt "
                      "and are unchanged")
     for run in chain.transform_runs:
-        run_id = run["dag_run_id"]
+        run_id = run.dag_run_id
         lines += _transform_lines(run, figures.validations[run_id], chain.transform_tasks.get(run_id, {}),
                                   figures.published[run_id])
     lines += _mart_lines(figures)
@@ -285,9 +287,9 @@ def _police_lines(by_status: dict[str, LoadStatus]) -> list[str]:
     return lines
 
 
-def _transform_lines(run: dict[str, Any], validations: list[ValidationCount], tasks: dict[str, str],
+def _transform_lines(run: DAGRunResponse, validations: list[ValidationCount], tasks: dict[str, str],
                      published: dict[str, dict[str, Any]] | None) -> list[str]:
-    lines = [f"Transform run {run['dag_run_id']}: {run['state']}"]
+    lines = [f"Transform run {run.dag_run_id}: {run.state.value}"]
     for v in validations:
         verdict = "passed" if not v.failed else f"{v.failed} failed ({v.critical} critical)"
         lines.append(f"  validation {v.stage} {v.dataset}: {v.expectations} expectations, {verdict}")
