@@ -50,6 +50,7 @@ from airflow_client.client.exceptions import NotFoundException
 
 from vru import registry
 from vru.config import REPO_ROOT, Settings
+from vru.progress import RunProgress
 from vru.warehouse import EmbeddedWarehouse, write_secret
 
 log = logging.getLogger(__name__)
@@ -364,11 +365,14 @@ class LocalAirflow:
         with self.calling(f"GET dags/{dag_id}/dagRuns/{run_id}"):
             return DagRunApi(self.client).get_dag_run(dag_id, run_id, _request_timeout=TIMEOUT)
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200) -> DAGRunResponse:
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200,
+                     progress: RunProgress | None = None) -> DAGRunResponse:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
             run = self.run(dag_id, run_id)
+            if progress is not None:
+                progress.update(run)
             if run.state in FINISHED:
                 return run
             time.sleep(2)
@@ -454,21 +458,29 @@ class ChainResult:
         self.transform_tasks.update(other.transform_tasks)
 
 
-def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str],
-                     settle: float = 8.0) -> list[DAGRunResponse]:
+def _previous_duration(runs: list[DAGRunResponse], before: set[str]) -> float | None:
+    """How long the latest successful run among `before` took (runs: newest first)."""
+    return next((float(r.duration) for r in runs
+                 if r.dag_run_id in before and r.state == DagRunState.SUCCESS and r.duration), None)
+
+
+def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str], settle: float = 8.0,
+                     progress: RunProgress | None = None) -> list[DAGRunResponse]:
     """Wait for every run of dag_id not in `before` to finish, including any that start meanwhile."""
     finished: dict[str, DAGRunResponse] = {}
     quiet_since = time.monotonic()
     while True:
-        pending = [r for r in airflow.runs(dag_id)
-                   if r.dag_run_id not in before and r.dag_run_id not in finished]
+        runs = airflow.runs(dag_id)
+        if progress is not None:
+            progress.expect(dag_id, _previous_duration(runs, before))
+        pending = [r for r in runs if r.dag_run_id not in before and r.dag_run_id not in finished]
         if not pending:
             if time.monotonic() - quiet_since > settle:
                 return sorted(finished.values(), key=lambda r: r.run_after)
             time.sleep(2)
             continue
         for run in pending:
-            finished[run.dag_run_id] = airflow.wait_for_run(dag_id, run.dag_run_id)
+            finished[run.dag_run_id] = airflow.wait_for_run(dag_id, run.dag_run_id, progress=progress)
         quiet_since = time.monotonic()
 
 
@@ -479,7 +491,7 @@ def _is_due(airflow: LocalAirflow, dag_id: str) -> bool:
 
 
 def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
-              watched: dict[str, set[str]] | None = None) -> ChainResult:
+              watched: dict[str, set[str]] | None = None, progress: RunProgress | None = None) -> ChainResult:
     """Run the ingest DAGs now and follow the asset-triggered transform runs to their end.
 
     Unpausing a DAG whose latest scheduled slot has no run makes the scheduler create that run
@@ -488,7 +500,10 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
 
     `watched` maps event-driven DAGs (the A&E landing watcher's) to their run ids before files
     were dropped: the run the files started is awaited and followed like an ingest run.
+    `progress` is told each state the runs followed are seen in.
     """
+    if progress is not None:
+        progress.plan(*ingest_dags, *(watched or {}))
     before = {d: {r.dag_run_id for r in airflow.runs(d)} for d in ingest_dags}
     before_transform = {r.dag_run_id for r in airflow.runs(TRANSFORM_DAG)}
     airflow.unpause(TRANSFORM_DAG)
@@ -502,12 +517,15 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
     for dag_id, before_ids in [*((d, before[d]) for d in ingest_dags), *(watched or {}).items()]:
         if dag_id in (watched or {}):
             airflow.wait_for_triggered_run(dag_id, before_ids)
-        for run in _follow_new_runs(airflow, dag_id, before_ids):
+        for run in _follow_new_runs(airflow, dag_id, before_ids, progress=progress):
             result.ingest_runs.append(run)
             result.ingest_tasks[f"{dag_id}/{run.dag_run_id}"] = airflow.task_states(dag_id, run.dag_run_id)
     if result.emitted:
+        if progress is not None:
+            progress.plan(TRANSFORM_DAG)
+            progress.note(f"waiting for the {TRANSFORM_DAG} run the asset event starts")
         airflow.wait_for_triggered_run(TRANSFORM_DAG, before_transform)
-        result.transform_runs = _follow_new_runs(airflow, TRANSFORM_DAG, before_transform)
+        result.transform_runs = _follow_new_runs(airflow, TRANSFORM_DAG, before_transform, progress=progress)
         result.transform_tasks = {r.dag_run_id: airflow.task_states(TRANSFORM_DAG, r.dag_run_id)
                                   for r in result.transform_runs}
     return result

@@ -35,6 +35,7 @@ from vru.dbt import ensure_manifest
 from vru.feed import FAILED_LOADS, SUCCESSFUL_LOADS
 from vru.landing import pending_files
 from vru.outcomes_report import write_outcomes_report
+from vru.progress import RunProgress
 
 AE_DAG = registry.feed("ae").dag_id  # started by files landing, not triggered
 T = TypeVar("T")
@@ -398,16 +399,20 @@ def execute(sample: bool = False, cfg: Settings | None = None,
         with local_airflow(cfg, url, extra) as airflow:
             out(f"Airflow UI: {airflow.api} (while this command runs)")
             ae_runs = settle_event_driven(airflow)  # the A&E DAG listens for files from now on
-            if sample:
-                _land_sample_extracts(url, cfg, out)
-            # files waiting in the landing folder start an A&E run: follow it with the others
-            watched = {AE_DAG: ae_runs} if pending_files(cfg.ae_landing_dir) else None
-            chain = run_chain(airflow, watched=watched)
-            # The revised editions are published only after the first night's transform runs end:
-            # loading them while a transform run validates its marts fails that run (the marts were
-            # built from the previous edition; tried, and CI caught it).
-            while server_ctx is not None and any(later.values()):
-                chain.extend(run_chain(airflow, _publish_next(server_ctx.api, later, out)))
+            # a bar on a terminal (lines written above it), plain lines otherwise: each DAG run's
+            # state changes, and how long it has been running every few minutes
+            with RunProgress(write=None if out is print else out) as progress:
+                if sample:
+                    _land_sample_extracts(url, cfg, progress.note)
+                # files waiting in the landing folder start an A&E run: follow it with the others
+                watched = {AE_DAG: ae_runs} if pending_files(cfg.ae_landing_dir) else None
+                chain = run_chain(airflow, watched=watched, progress=progress)
+                # The revised editions are published only after the first night's transform runs
+                # end: loading them while a transform run validates its marts fails that run (the
+                # marts were built from the previous edition; tried, and CI caught it).
+                while server_ctx is not None and any(later.values()):
+                    chain.extend(run_chain(airflow, _publish_next(server_ctx.api, later, progress.note),
+                                           progress=progress))
         for line in summarise_chain(url, chain, cfg):
             out(line)
         out(f"Outcomes report: {write_outcomes_report(cfg)}")
