@@ -105,7 +105,7 @@ def test_on_a_terminal_a_bar_counts_finished_runs_and_the_lines_stay_above_it() 
     drawn = screen.getvalue()
     assert "\r" in drawn  # redrawn in place
     assert "DAG runs: 0/2 finished" in drawn and "DAG runs: 1/2 finished" in drawn
-    assert "vru_ingest_police running 20s; about 40s left (the last run took 1m00s)" in drawn
+    assert "] vru_ingest_police running 20s; about 40s left (the last run took 1m00s)" in drawn
     assert "vru_ingest_police r1: success in 50s (DAG runs finished: 1 of 2)\n" in drawn
 
 

@@ -190,8 +190,9 @@ class RunProgress:
         self.runs: dict[tuple[str, str], _Run] = {}  # (dag_id, run_id): run ids repeat across DAGs
         self.expected: dict[str, float] = {}
         self.out = _Output(stream or sys.stdout, live, write)
-        self.out.open_bar(total=0, desc="DAG runs", bar_format="{desc}: {n_fmt}/{total_fmt} finished "
-                          "|{bar:20}| [{elapsed}] {postfix}")
+        # the run followed now in {desc}: tqdm puts a comma before {postfix}
+        self.out.open_bar(total=0, desc="", bar_format="DAG runs: {n_fmt}/{total_fmt} finished "
+                          "|{bar:20}| [{elapsed}] {desc}")
 
     def __enter__(self) -> RunProgress:
         return self
@@ -262,8 +263,8 @@ class RunProgress:
                       f"{self._left(run, seen.expected)}")
             seen.said_at = self.clock()
         if self.out.bar is not None:
-            self.out.bar.set_postfix_str(f"{run.dag_id} {state} {duration(elapsed or 0)}; "
-                                         f"{self._left(run, seen.expected)}", refresh=False)
+            self.out.bar.set_description_str(f"{run.dag_id} {state} {duration(elapsed or 0)}; "
+                                             f"{self._left(run, seen.expected)}", refresh=False)
         self._refresh()
 
     def _refresh(self) -> None:
