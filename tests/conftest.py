@@ -5,11 +5,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import psycopg.sql
 import pytest
+from airflow_client.client import DAGRunResponse
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
@@ -62,6 +64,12 @@ def _truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("truncate {}").format(
             psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(*t.split(".")) for t in tables)))
+
+
+def dag_run(dag_id: str, run_id: str, state: str, run_type: str = "manual") -> DAGRunResponse:
+    """A DAG run as Airflow's REST API returns it (the client's model), for tests without Airflow."""
+    return DAGRunResponse(dag_id=dag_id, dag_display_name=dag_id, dag_run_id=run_id, dag_versions=[],
+                          run_after=datetime(2026, 1, 1, tzinfo=UTC), run_type=run_type, state=state)
 
 
 @contextmanager

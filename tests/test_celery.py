@@ -16,11 +16,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
+from airflow_client.client import BackfillApi, BackfillPostBody, DAGRunResponse, ReprocessBehavior
 from conftest import SAMPLE, home_with_warehouse
 from vru import warehouse
 from vru.airflow_local import (
@@ -121,33 +122,30 @@ def test_one_backfill_spreads_across_two_celery_workers(home: Path, redis_url: s
             workers = _workers(env, airflow.log_dir)
             # the scheduler queues no task of a paused DAG, backfills included
             airflow.unpause(POLICE_DAG)
-            backfill = airflow.request("POST", "backfills", json={
-                "dag_id": POLICE_DAG, "from_date": "2026-01-01T00:00:00Z", "to_date": "2026-01-02T23:00:00Z",
-                "max_active_runs": 2, "reprocess_behavior": "none"})
+            with airflow.calling("POST backfills"):
+                backfill = BackfillApi(airflow.client).create_backfill(BackfillPostBody(
+                    dag_id=POLICE_DAG, from_date=datetime(2026, 1, 1, tzinfo=UTC),
+                    to_date=datetime(2026, 1, 2, 23, tzinfo=UTC), max_active_runs=2,
+                    reprocess_behavior=ReprocessBehavior.NONE))
             deadline = time.monotonic() + 900
-            runs: list[dict[str, object]] = []
+            runs: list[DAGRunResponse] = []
             while time.monotonic() < deadline:
-                runs = [r for r in airflow.runs(POLICE_DAG) if r.get("run_type") == "backfill"]
-                if len(runs) == 2 and all(r["state"] in ("success", "failed") for r in runs):
+                runs = [r for r in airflow.runs(POLICE_DAG) if r.run_type == "backfill"]
+                if len(runs) == 2 and all(r.state in ("success", "failed") for r in runs):
                     break
                 assert all(w.poll() is None for w in workers), "a Celery worker died: see worker*.log"
                 time.sleep(3)
-            assert len(runs) == 2 and {r["state"] for r in runs} == {"success"}, (backfill, runs)
-            instances = []
-            for run in runs:
-                data_ = airflow.request("GET", f"dags/{POLICE_DAG}/dagRuns/{run['dag_run_id']}/taskInstances",
-                                        params={"limit": 100})
-                instances += data_["task_instances"]
+            assert len(runs) == 2 and {r.state.value for r in runs} == {"success"}, (backfill, runs)
+            instances = [ti for run in runs for ti in airflow.task_instances(POLICE_DAG, run.dag_run_id)]
         finally:
             _stop(workers)
             airflow.stop()
 
-    ran = [ti for ti in instances if ti["state"] == "success"]
-    assert {ti["hostname"] for ti in ran} == {"worker1", "worker2"}, [(ti["task_id"], ti["hostname"]) for ti in ran]
-    assert all(ti["executor"] in (None, "CeleryExecutor") for ti in ran)
+    ran = [ti for ti in instances if ti.state == "success"]
+    assert {ti.hostname for ti in ran} == {"worker1", "worker2"}, [(ti.task_id, ti.hostname) for ti in ran]
+    assert all(ti.executor in (None, "CeleryExecutor") for ti in ran)
     # the pool keeps fetches one at a time across workers: ingest tasks never overlap in time
-    ingest = sorted((datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]),
-                     ti["hostname"]) for ti in ran if ti["task_id"] == "ingest")
+    ingest = sorted((ti.start_date, ti.end_date, ti.hostname) for ti in ran if ti.task_id == "ingest")
     assert len(ingest) >= len(MONTHS)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(ingest)), ingest
     with psycopg.connect(url) as conn:

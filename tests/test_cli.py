@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import psycopg
@@ -66,3 +69,55 @@ def test_refused_file_makes_the_command_fail_with_the_reason(clean_warehouse: st
     done = _vru(["load-archive", str(bad)], env)
     assert done.returncode == 1
     assert "refused" in done.stdout and "missing" in done.stdout and "'Force'" in done.stdout
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str], columns: int = 120) -> tuple[int, str]:
+    """Run `vru` with its stdout and stderr on a pseudo-terminal, as a person at a terminal sees it."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))  # a real terminal's size
+    process = subprocess.Popen([*VRU, *args], env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end closed (the process exited)
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    return process.wait(timeout=180), screen.decode()
+
+
+ARCHIVE = sorted(str(p) for p in SAMPLE.glob("*.csv"))  # 21 force-months, Dec 2019 - Feb 2020
+
+
+def test_load_archive_in_a_log_prints_plain_progress_lines(clean_warehouse: str, tmp_path: Path) -> None:
+    env = dict(os.environ, VRU_HOME=str(tmp_path), VRU_WAREHOUSE_URL=clean_warehouse)
+    done = _vru(["load-archive", "--every", "5", *ARCHIVE], env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len([line for line in lines if line.endswith(" quarantined")]) == 21  # a line per file
+    progress = [line for line in lines if line.startswith("progress: ")]
+    assert [line.split(" files")[0] for line in progress] == [f"progress: {n}/21" for n in (5, 10, 15, 20)]
+    assert all(" rows loaded, 0 failed; " in line and " elapsed, about " in line for line in progress)
+    with psycopg.connect(clean_warehouse) as conn:
+        rows = conn.execute("select count(*) from raw.stop_searches").fetchone()[0]  # type: ignore[index]
+    assert lines[-1].startswith(f"load-archive: 21 of 21 files (force-months: 21 loaded), {rows:,} rows loaded in ")
+    assert "\r" not in done.stdout + done.stderr and "\x1b" not in done.stdout + done.stderr
+
+
+def test_load_archive_on_a_terminal_draws_a_bar_below_the_lines(clean_warehouse: str, tmp_path: Path) -> None:
+    env = dict(os.environ, VRU_HOME=str(tmp_path), VRU_WAREHOUSE_URL=clean_warehouse)
+    env.pop("TERM", None)
+    code, screen = _on_a_terminal(["load-archive", *ARCHIVE[:7]], env)
+    assert code == 0, screen
+    assert "\r" in screen  # the bar redrawn in place
+    assert "load-archive: 100%" in screen and "files 7/7" in screen and "failed 0" in screen
+    assert "progress: " not in screen  # the bar, not the log's lines
+    # every file's line and the log records are written above the bar, each on a line of its own
+    lines = [line.split("\r")[-1] for line in screen.split("\r\n")]
+    assert len([line for line in lines if line.endswith(" quarantined")]) == 7
+    assert any(line.endswith("from archive_csv") and " INFO vru.feeds.police: " in line for line in lines)
+    assert lines[-2].startswith("load-archive: 7 of 7 files (force-months: 7 loaded), ")

@@ -15,6 +15,7 @@ byte-identical to night 2's, and the report says yesterday's figures are still t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 import threading
@@ -32,6 +33,7 @@ from vru.airflow_local import local_airflow, run_chain
 from vru.config import settings
 from vru.dbt import ensure_manifest
 from vru.feeds.police import FEED as POLICE
+from vru.progress import RunProgress
 from vru_sample.server import SampleApi, SampleServer, csv_row_to_api
 
 pytestmark = pytest.mark.e2e  # through a real Airflow scheduler: `pytest -m "not e2e"` skips it
@@ -125,11 +127,17 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
         with SampleServer(api) as source, local_airflow(cfg, url, {
                 "VRU_POLICE_API_URL": source.url, "VRU_ALERT_WEBHOOK_URL": receiver.url,
                 "VRU_EXPECTATIONS_DIR": str(suites)}) as airflow:
-            # night 1: the bad batch
-            night1 = run_chain(airflow, (POLICE.dag_id,))
+            # night 1: the bad batch; its progress drawn as on a terminal
+            screen = io.StringIO()
+            with RunProgress(stream=screen, live=True) as progress:
+                night1 = run_chain(airflow, (POLICE.dag_id,), progress=progress)
+            print(screen.getvalue())  # a real sample, for the record (pytest -rP)
+            assert "\r" in screen.getvalue() and "DAG runs: 2/2 finished" in screen.getvalue()
+            assert f"{POLICE.dag_id} {night1.ingest_run_ids[0]}: success in " in screen.getvalue()
+            assert f"vru_transform {night1.transform_run_ids[0]}: failed in " in screen.getvalue()
             assert night1.emitted and len(night1.transform_runs) == 1
             tasks = night1.transform_tasks[night1.transform_run_ids[0]]
-            assert night1.transform_runs[0]["state"] == "failed"
+            assert night1.transform_runs[0].state == "failed"
             assert tasks["validate_raw"] == "failed"
             assert tasks["dbt.stop_search_monthly_model_build"] == "upstream_failed"
             assert tasks["publish_marts"] == "upstream_failed" and tasks["report"] == "success"
@@ -149,8 +157,21 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             # night 2: re-published, corrected, with one value the checks only warn about
             api.overrides[("durham", "2020-01")] = _durham({"gender": "Not stated"})
             api.last_updated = "2020-03-31"
-            night2 = run_chain(airflow, (POLICE.dag_id,))
-            assert night2.emitted and [r["state"] for r in night2.transform_runs] == ["success"]
+            lines: list[str] = []  # night 2's progress as a log shows it
+            with RunProgress(write=lines.append) as progress:
+                night2 = run_chain(airflow, (POLICE.dag_id,), progress=progress)
+            print("\n".join(lines))  # a real sample, for the record (pytest -rP)
+            police, transform = (f"{POLICE.dag_id} {night2.ingest_run_ids[0]}",
+                                 f"vru_transform {night2.transform_run_ids[0]}")
+            assert any(line.startswith(f"{police}: success in ") for line in lines), lines
+            assert "waiting for the vru_transform run the asset event starts" in lines
+            assert any(line.startswith(f"{transform}: success in ") and line.endswith("(DAG runs finished: 2 of 2)")
+                       for line in lines), lines
+            # the estimate comes from night 1's police ingest, the last successful run
+            waiting = [line for line in lines if line.startswith(f"{police}: ") and " in " not in line]
+            assert all("the last run took" in line or "longer than the last run" in line for line in waiting), lines
+            assert not any("\r" in line or "\x1b" in line for line in lines)
+            assert night2.emitted and [r.state.value for r in night2.transform_runs] == ["success"]
             tasks = night2.transform_tasks[night2.transform_run_ids[0]]
             assert tasks["publish_marts"] == "success"
             assert _mart_events(home) == 1
@@ -181,7 +202,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             api.overrides[("durham", "2020-01")] = _durham({"gender": "Not stated"}, drop_last=True)
             api.last_updated = "2020-04-30"
             night3 = run_chain(airflow, (POLICE.dag_id,))
-            assert night3.emitted and [r["state"] for r in night3.transform_runs] == ["failed"]
+            assert night3.emitted and [r.state.value for r in night3.transform_runs] == ["failed"]
             tasks = night3.transform_tasks[night3.transform_run_ids[0]]
             assert tasks["validate_raw"] == "success" and tasks["dbt.stop_search_monthly_model_build"] == "success"
             assert tasks["validate_marts"] == "failed" and tasks["publish_marts"] == "upstream_failed"

@@ -95,7 +95,7 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert first.emitted
     # the first night (both feeds) and the revised knife crime edition each started the transform
     assert len(first.transform_runs) >= 2, first.transform_runs
-    assert {r["run_type"] for r in first.transform_runs} == {"asset_triggered"}, first.transform_runs
+    assert {r.run_type.value for r in first.transform_runs} == {"asset_triggered"}, first.transform_runs
     tasks = next(iter(first.transform_tasks.values()))
     assert tasks["validate_raw"] == tasks["validate_marts"] == tasks["publish_marts"] == "success"
     assert tasks["dbt.stop_search_monthly_model_build"] == "success"
@@ -157,8 +157,8 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
                                 "hes-sharp-object-edition-1.xlsx (loaded)") for line in lines), lines
 
     # A&E: the synthetic extracts landed while Airflow ran; the landing watcher started the ingest
-    ae_runs = [r for r in first.ingest_runs if r["dag_id"] == "vru_ingest_ae"]
-    assert ae_runs and ae_runs[-1]["run_type"] == "asset_triggered", ae_runs
+    ae_runs = [r for r in first.ingest_runs if r.dag_id == "vru_ingest_ae"]
+    assert ae_runs and ae_runs[-1].run_type == "asset_triggered", ae_runs
     landing = chain_home / "landing" / "ae"
     assert sorted(p.name for p in landing.iterdir() if p.is_file()) == []  # every file taken in
     n_files = len(sample_istv.sites()) * len(list(sample_istv.months()))
@@ -206,7 +206,7 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert not second.emitted and second.transform_runs == []
     assert any("nothing new was published" in line for line in lines), lines
     assert _mart(url) == before
-    assert [r["run_type"] for r in second.ingest_runs if r["dag_id"] == "vru_ingest_ae"] == ["asset_triggered"]
+    assert [r.run_type.value for r in second.ingest_runs if r.dag_id == "vru_ingest_ae"] == ["asset_triggered"]
     with psycopg.connect(url) as conn:
         assert conn.execute("select count(*) from restricted.ae_attendances").fetchone() == attendances
         assert conn.execute("select status, dataset from audit.loads where run_id = any(%s)",

@@ -9,6 +9,7 @@ from types import ModuleType
 
 import psycopg
 import pytest
+from conftest import dag_run
 from vru.archive import Archive
 from vru.config import REPO_ROOT
 from vru.feeds import knife_crime
@@ -245,7 +246,7 @@ def test_the_run_summary_counts_editions_not_load_ids(conn: psycopg.Connection, 
     for edition, date in ((EDITION_1, DATE_1), (EDITION_2, DATE_2)):
         server.api.publish("knife-crime", edition, date)
         assert _ingest(conn, server.knife_crime_url, tmp_path).status == "loaded"
-    run = {"dag_id": knife_crime_dag, "dag_run_id": "test-run", "state": "success", "run_type": "manual"}
+    run = dag_run(knife_crime_dag, "test-run", "success")
     lines = summarise_chain(clean_warehouse, ChainResult([run], {f"{knife_crime_dag}/test-run": {}}), settings())
     loaded = [line for line in lines if "knife crime table edition" in line]
     assert [line.split(":")[0] for line in loaded] == ["  knife crime table edition 1 loaded (csv, load 631)",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import dag_run
 from test_validation import bad_batch, load_stops
 from vru.gates import RawChangedDuringRun, ValidationFailed, loads_since, raw_snapshot, validate_marts_gate
 
@@ -74,7 +75,7 @@ def test_the_run_summary_says_why_a_superseded_run_published_nothing(warehouse_e
     from vru.runner import summarise_chain
 
     def transform(run_id: str, validate_marts: str) -> ChainResult:
-        run = {"dag_run_id": run_id, "state": "success"}
+        run = dag_run("vru_transform", run_id, "success", "asset_triggered")
         return ChainResult([], {}, [run], {run_id: {"validate_raw": "success", "validate_marts": validate_marts,
                                                     "publish_marts": validate_marts, "report": "success"}})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from conftest import dag_run
 from vru.airflow_local import ChainResult
 from vru.config import Settings, settings
 from vru.registry import feed
@@ -34,7 +35,7 @@ def _figures(**changes: object) -> ChainFigures:
 
 
 def test_a_quiet_night_says_nothing_new_was_published(tmp_path: Path) -> None:
-    run = {"dag_id": KNIFE_CRIME_DAG, "dag_run_id": "r1", "state": "success", "run_type": "scheduled"}
+    run = dag_run(KNIFE_CRIME_DAG, "r1", "success", "scheduled")
     lines = format_summary(ChainResult([run], {f"{KNIFE_CRIME_DAG}/r1": {}}), _figures(), _cfg(tmp_path))
     assert lines[:4] == [
         f"Ingest run {KNIFE_CRIME_DAG} r1: success",
@@ -46,8 +47,8 @@ def test_a_quiet_night_says_nothing_new_was_published(tmp_path: Path) -> None:
 
 
 def test_a_busy_night_in_words(tmp_path: Path) -> None:
-    runs = [{"dag_id": AE_DAG, "dag_run_id": "a1", "state": "success", "run_type": "asset_triggered"}]
-    transform = [{"dag_id": "vru_transform", "dag_run_id": "t1", "state": "failed"}]
+    runs = [dag_run(AE_DAG, "a1", "success", "asset_triggered")]
+    transform = [dag_run("vru_transform", "t1", "failed", "asset_triggered")]
     chain = ChainResult(runs, {f"{AE_DAG}/a1": {"publish_raw": "success"}}, transform,
                         {"t1": {"publish_marts": "failed", "validate_marts": "success", "report": "upstream_failed"}})
     figures = _figures(
@@ -88,7 +89,7 @@ def test_a_busy_night_in_words(tmp_path: Path) -> None:
 
 
 def test_a_publication_lists_the_marts_that_changed(tmp_path: Path) -> None:
-    transform = [{"dag_id": "vru_transform", "dag_run_id": "t1", "state": "success"}]
+    transform = [dag_run("vru_transform", "t1", "success", "asset_triggered")]
     marts = {"b": {"inserted": 2, "deleted": 1}, "a": {"inserted": 0, "deleted": 3}, "c": {"inserted": 0, "deleted": 0}}
     lines = format_summary(ChainResult([], {}, transform, {"t1": {"validate_marts": "skipped"}}),
                            _figures(validations={"t1": []}, published={"t1": marts}), _cfg(tmp_path))

@@ -2,8 +2,9 @@
 triggerer and API server as separate processes under VRU_HOME/airflow, sized for 2 cores.
 
 The chain is driven the way an operator would: through Airflow's REST API (trigger the ingest
-DAG, then follow the transform run that the scheduler starts from the asset event). Nothing here
-imports Airflow: it runs the `airflow` command of the same virtualenv.
+DAG, then follow the transform run that the scheduler starts from the asset event), with the
+official client (`apache-airflow-client`, the same minor version as Airflow) and its typed models.
+Nothing here imports Airflow itself: it runs the `airflow` command of the same virtualenv.
 """
 
 from __future__ import annotations
@@ -22,12 +23,34 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
+import pydantic
+import urllib3
+from airflow_client.client import (
+    ApiClient,
+    ApiException,
+    Configuration,
+    DAGApi,
+    DAGPatchBody,
+    DagRunApi,
+    DAGRunResponse,
+    DagRunState,
+    ImportErrorApi,
+    MonitorApi,
+    PoolApi,
+    PoolBody,
+    PoolPatchBody,
+    PoolResponse,
+    TaskInstanceApi,
+    TaskInstanceResponse,
+    TriggerDAGRunPostBody,
+)
+from airflow_client.client.exceptions import NotFoundException
 
 from vru import registry
 from vru.config import REPO_ROOT, Settings
+from vru.progress import RunProgress
 from vru.warehouse import EmbeddedWarehouse, write_secret
 
 log = logging.getLogger(__name__)
@@ -38,6 +61,8 @@ INGEST_DAGS = registry.scheduled_ingest_dag_ids()
 TRANSFORM_DAG = registry.TRANSFORM_DAG
 POOLS = {"police_api": (1, "data.police.uk: one task at a time keeps the 10 requests/s limit global")}
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+TIMEOUT = 60.0  # seconds for one REST call (the client's validation wants a float)
+FINISHED = (DagRunState.SUCCESS, DagRunState.FAILED)
 
 
 class AirflowRunError(RuntimeError):
@@ -182,7 +207,7 @@ class LocalAirflow:
     env: dict[str, str]
     port: int
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    _token: str | None = None
+    _client: ApiClient | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -217,6 +242,7 @@ class LocalAirflow:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.processes.clear()
+        self._client = None  # its token was signed by this API server
 
     def _check_alive(self) -> None:
         for name, proc in self.processes.items():
@@ -225,97 +251,158 @@ class LocalAirflow:
                 raise AirflowRunError(f"airflow {name} exited ({proc.returncode}):\n{tail}")
 
     def _wait_for_api(self, timeout: float = 180) -> None:
+        monitor = MonitorApi(ApiClient(self._configuration()))  # the health endpoint needs no token
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
             try:
-                if httpx.get(f"{self.api}/api/v2/monitor/health", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
+                monitor.get_health(_request_timeout=5.0)
+                return
+            except (ApiException, urllib3.exceptions.HTTPError):
                 pass
             time.sleep(1)
         raise AirflowRunError(f"the Airflow API did not come up on {self.api} in {timeout:.0f}s")
 
-    # --- REST ----------------------------------------------------------------------------
-    def _headers(self) -> dict[str, str]:
-        if self._token is None:
-            response = httpx.get(f"{self.api}/auth/token", timeout=30)
-            response.raise_for_status()
-            self._token = response.json()["access_token"]
-        return {"Authorization": f"Bearer {self._token}"}
+    # --- REST, through the official client -------------------------------------------------
+    def _configuration(self) -> Configuration:
+        config = Configuration(host=self.api)
+        # one attempt per call, as a caller's loop decides what to retry (urllib3 would otherwise
+        # retry each call three times, a timed-out read included)
+        config.retries = 0
+        return config
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.api}/api/v2/{path}", headers=self._headers(),
-                                 timeout=60, **kwargs)
+    def _token(self) -> str:
+        """A JWT from the SimpleAuthManager (everyone an admin on this loopback instance).
+
+        `GET /auth/token` belongs to the auth manager, not to the REST API v2 the client is
+        generated from (its LoginApi only redirects a browser to /auth/login): one plain call.
+        """
+        response = httpx.get(f"{self.api}/auth/token", timeout=TIMEOUT)
         if response.status_code >= 400:
-            raise AirflowRunError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
-        return response.json() if response.content else None
+            raise AirflowRunError(f"GET /auth/token (SimpleAuthManager): HTTP {response.status_code}: "
+                                  f"{response.text[:500]}")
+        return str(response.json()["access_token"])
+
+    @property
+    def client(self) -> ApiClient:
+        """The official Airflow client, authenticated with a bearer token (fetched on first use)."""
+        if self._client is None:
+            config = self._configuration()
+            config.access_token = self._token()
+            self._client = ApiClient(config)
+        return self._client
+
+    @contextmanager
+    def calling(self, what: str) -> Iterator[None]:
+        """Turn the client's errors into an AirflowRunError naming the call that failed."""
+        try:
+            yield
+        except ApiException as e:
+            raise AirflowRunError(f"{what}: HTTP {e.status} {e.reason}: {(e.body or '')[:500]}") from e
+        except urllib3.exceptions.HTTPError as e:
+            raise AirflowRunError(f"{what}: no answer from the Airflow API at {self.api}: {e}") from e
+        except pydantic.ValidationError as e:
+            raise AirflowRunError(f"{what}: the answer does not match apache-airflow-client's model "
+                                  f"(client and server versions differ?): {e}") from e
 
     def ensure_pools(self) -> None:
+        pools = PoolApi(self.client)
         for name, (slots, description) in POOLS.items():
-            response = httpx.get(f"{self.api}/api/v2/pools/{name}", headers=self._headers(), timeout=60)
-            if response.status_code == 404:
-                self.request("POST", "pools", json={"name": name, "slots": slots,
-                                                    "description": description})
-            elif response.json().get("slots") != slots:
-                self.request("PATCH", f"pools/{name}", params={"update_mask": "slots"},
-                             json={"name": name, "slots": slots})
+            with self.calling(f"GET pools/{name}"):
+                try:
+                    pool: PoolResponse | None = pools.get_pool(name, _request_timeout=TIMEOUT)
+                except NotFoundException:
+                    pool = None
+            if pool is None:
+                with self.calling(f"POST pools ({name})"):
+                    pools.post_pool(PoolBody(name=name, slots=slots, description=description),
+                                    _request_timeout=TIMEOUT)
+            elif pool.slots != slots:
+                with self.calling(f"PATCH pools/{name}"):
+                    pools.patch_pool(name, PoolPatchBody(slots=slots), update_mask=["slots"],
+                                     _request_timeout=TIMEOUT)
+
+    def has_dag(self, dag_id: str) -> bool:
+        """Has the dag-processor parsed the DAG yet (the API knows it)?"""
+        with self.calling(f"GET dags/{dag_id}"):
+            try:
+                DAGApi(self.client).get_dag(dag_id, _request_timeout=TIMEOUT)
+            except NotFoundException:
+                return False
+        return True
 
     def wait_for_dags(self, dag_ids: tuple[str, ...], timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         missing = list(dag_ids)
         while time.monotonic() < deadline:
             self._check_alive()
-            missing = []
-            for dag_id in dag_ids:
-                try:
-                    self.request("GET", f"dags/{dag_id}")
-                except AirflowRunError:
-                    missing.append(dag_id)
+            missing = [dag_id for dag_id in dag_ids if not self.has_dag(dag_id)]
             if not missing:
                 return
             time.sleep(2)
-        errors = self.request("GET", "importErrors").get("import_errors", [])
-        detail = "\n".join(f"{e['filename']}: {e['stack_trace'][-1500:]}" for e in errors)
+        with self.calling("GET importErrors"):
+            errors = ImportErrorApi(self.client).get_import_errors(_request_timeout=TIMEOUT).import_errors
+        detail = "\n".join(f"{e.filename}: {e.stack_trace[-1500:]}" for e in errors)
         raise AirflowRunError(f"DAGs not parsed in {timeout:.0f}s: {missing}\n{detail}")
 
     def unpause(self, dag_id: str) -> None:
-        self.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+        with self.calling(f"PATCH dags/{dag_id} (unpause)"):
+            DAGApi(self.client).patch_dag(dag_id, DAGPatchBody(is_paused=False), _request_timeout=TIMEOUT)
+
+    def next_run_after(self, dag_id: str) -> datetime | None:
+        """When the DAG's next scheduled run is due (None: no schedule, or not parsed yet)."""
+        with self.calling(f"GET dags/{dag_id}"):
+            return DAGApi(self.client).get_dag(dag_id, _request_timeout=TIMEOUT).next_dagrun_run_after
 
     def trigger(self, dag_id: str) -> str:
-        run = self.request("POST", f"dags/{dag_id}/dagRuns", json={"logical_date": None})
-        return str(run["dag_run_id"])
+        with self.calling(f"POST dags/{dag_id}/dagRuns (trigger)"):
+            # logical_date None: a run "now", however often the DAG was triggered before
+            run = DagRunApi(self.client).trigger_dag_run(dag_id, TriggerDAGRunPostBody(logical_date=None),
+                                                         _request_timeout=TIMEOUT)
+        return run.dag_run_id
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200) -> dict[str, Any]:
+    def run(self, dag_id: str, run_id: str) -> DAGRunResponse:
+        with self.calling(f"GET dags/{dag_id}/dagRuns/{run_id}"):
+            return DagRunApi(self.client).get_dag_run(dag_id, run_id, _request_timeout=TIMEOUT)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200,
+                     progress: RunProgress | None = None) -> DAGRunResponse:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            run = self.request("GET", f"dags/{dag_id}/dagRuns/{run_id}")
-            if run["state"] in ("success", "failed"):
-                return dict(run)
+            run = self.run(dag_id, run_id)
+            if progress is not None:
+                progress.update(run)
+            if run.state in FINISHED:
+                return run
             time.sleep(2)
         raise AirflowRunError(f"{dag_id} run {run_id} did not finish in {timeout:.0f}s")
 
+    def task_instances(self, dag_id: str, run_id: str) -> list[TaskInstanceResponse]:
+        with self.calling(f"GET dags/{dag_id}/dagRuns/{run_id}/taskInstances"):
+            return TaskInstanceApi(self.client).get_task_instances(
+                dag_id, run_id, limit=500, _request_timeout=TIMEOUT).task_instances
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        data = self.request("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                            params={"limit": 500})
         states: dict[str, str] = {}
-        for ti in data["task_instances"]:
-            key = ti["task_id"] if ti.get("map_index", -1) < 0 else f"{ti['task_id']}[{ti['map_index']}]"
-            states[key] = ti["state"]
+        for ti in self.task_instances(dag_id, run_id):
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            states[key] = ti.state.value if ti.state is not None else "no_status"  # the UI's word
         return states
 
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        data = self.request("GET", f"dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 20})
-        return list(data["dag_runs"])
+    def runs(self, dag_id: str) -> list[DAGRunResponse]:
+        """The DAG's latest 20 runs, newest first."""
+        with self.calling(f"GET dags/{dag_id}/dagRuns"):
+            return DagRunApi(self.client).get_dag_runs(
+                dag_id, order_by=["-run_after"], limit=20, _request_timeout=TIMEOUT).dag_runs
 
-    def wait_for_triggered_run(self, dag_id: str, after: set[str], timeout: float = 120) -> dict[str, Any]:
+    def wait_for_triggered_run(self, dag_id: str, after: set[str], timeout: float = 120) -> DAGRunResponse:
         """The first run of dag_id not in `after` (started by an asset event)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
             for run in self.runs(dag_id):
-                if run["dag_run_id"] not in after:
+                if run.dag_run_id not in after:
                     return run
             time.sleep(2)
         raise AirflowRunError(f"no {dag_id} run was triggered within {timeout:.0f}s")
@@ -339,9 +426,9 @@ def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] |
 
 @dataclass
 class ChainResult:
-    ingest_runs: list[dict[str, Any]]
+    ingest_runs: list[DAGRunResponse]
     ingest_tasks: dict[str, dict[str, str]]  # "<dag_id>/<run_id>" -> task states
-    transform_runs: list[dict[str, Any]] = field(default_factory=list)
+    transform_runs: list[DAGRunResponse] = field(default_factory=list)
     transform_tasks: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
@@ -351,15 +438,15 @@ class ChainResult:
 
     @property
     def ingest_run_ids(self) -> list[str]:
-        return [r["dag_run_id"] for r in self.ingest_runs]
+        return [r.dag_run_id for r in self.ingest_runs]
 
     @property
     def transform_run_ids(self) -> list[str]:
-        return [r["dag_run_id"] for r in self.transform_runs]
+        return [r.dag_run_id for r in self.transform_runs]
 
     @property
     def succeeded(self) -> bool:
-        return all(r["state"] == "success" for r in self.ingest_runs + self.transform_runs)
+        return all(r.state == DagRunState.SUCCESS for r in self.ingest_runs + self.transform_runs)
 
     def tasks_of(self, dag_id: str) -> list[dict[str, str]]:
         return [t for key, t in self.ingest_tasks.items() if key.startswith(f"{dag_id}/")]
@@ -371,28 +458,36 @@ class ChainResult:
         self.transform_tasks.update(other.transform_tasks)
 
 
-def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str],
-                     settle: float = 8.0) -> list[dict[str, Any]]:
+def _previous_duration(runs: list[DAGRunResponse], before: set[str]) -> float | None:
+    """How long the latest successful run among `before` took (runs: newest first)."""
+    return next((float(r.duration) for r in runs
+                 if r.dag_run_id in before and r.state == DagRunState.SUCCESS and r.duration), None)
+
+
+def _follow_new_runs(airflow: LocalAirflow, dag_id: str, before: set[str], settle: float = 8.0,
+                     progress: RunProgress | None = None) -> list[DAGRunResponse]:
     """Wait for every run of dag_id not in `before` to finish, including any that start meanwhile."""
-    finished: dict[str, dict[str, Any]] = {}
+    finished: dict[str, DAGRunResponse] = {}
     quiet_since = time.monotonic()
     while True:
-        pending = [r for r in airflow.runs(dag_id)
-                   if r["dag_run_id"] not in before and r["dag_run_id"] not in finished]
+        runs = airflow.runs(dag_id)
+        if progress is not None:
+            progress.expect(dag_id, _previous_duration(runs, before))
+        pending = [r for r in runs if r.dag_run_id not in before and r.dag_run_id not in finished]
         if not pending:
             if time.monotonic() - quiet_since > settle:
-                return sorted(finished.values(), key=lambda r: r["run_after"])
+                return sorted(finished.values(), key=lambda r: r.run_after)
             time.sleep(2)
             continue
         for run in pending:
-            finished[run["dag_run_id"]] = airflow.wait_for_run(dag_id, run["dag_run_id"])
+            finished[run.dag_run_id] = airflow.wait_for_run(dag_id, run.dag_run_id, progress=progress)
         quiet_since = time.monotonic()
 
 
 def _is_due(airflow: LocalAirflow, dag_id: str) -> bool:
     """Has the DAG's latest scheduled slot come (the scheduler creates that run on unpause)?"""
-    due = airflow.request("GET", f"dags/{dag_id}").get("next_dagrun_run_after")
-    return bool(due) and datetime.fromisoformat(due.replace("Z", "+00:00")) <= datetime.now(UTC)
+    due = airflow.next_run_after(dag_id)
+    return due is not None and due <= datetime.now(UTC)
 
 
 def _started_by_unpause(airflow: LocalAirflow, dag_id: str, before: set[str]) -> bool:
@@ -405,11 +500,11 @@ def _started_by_unpause(airflow: LocalAirflow, dag_id: str, before: set[str]) ->
     """
     if _is_due(airflow, dag_id):
         return True
-    return any(r["dag_run_id"] not in before for r in airflow.runs(dag_id))
+    return any(r.dag_run_id not in before for r in airflow.runs(dag_id))
 
 
 def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
-              watched: dict[str, set[str]] | None = None) -> ChainResult:
+              watched: dict[str, set[str]] | None = None, progress: RunProgress | None = None) -> ChainResult:
     """Run the ingest DAGs now and follow the asset-triggered transform runs to their end.
 
     Unpausing a DAG whose latest scheduled slot has no run makes the scheduler create that run
@@ -418,9 +513,12 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
 
     `watched` maps event-driven DAGs (the A&E landing watcher's) to their run ids before files
     were dropped: the run the files started is awaited and followed like an ingest run.
+    `progress` is told each state the runs followed are seen in.
     """
-    before = {d: {r["dag_run_id"] for r in airflow.runs(d)} for d in ingest_dags}
-    before_transform = {r["dag_run_id"] for r in airflow.runs(TRANSFORM_DAG)}
+    if progress is not None:
+        progress.plan(*ingest_dags, *(watched or {}))
+    before = {d: {r.dag_run_id for r in airflow.runs(d)} for d in ingest_dags}
+    before_transform = {r.dag_run_id for r in airflow.runs(TRANSFORM_DAG)}
     airflow.unpause(TRANSFORM_DAG)
     for dag_id in ingest_dags:
         airflow.unpause(dag_id)
@@ -432,13 +530,16 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
     for dag_id, before_ids in [*((d, before[d]) for d in ingest_dags), *(watched or {}).items()]:
         if dag_id in (watched or {}):
             airflow.wait_for_triggered_run(dag_id, before_ids)
-        for run in _follow_new_runs(airflow, dag_id, before_ids):
+        for run in _follow_new_runs(airflow, dag_id, before_ids, progress=progress):
             result.ingest_runs.append(run)
-            result.ingest_tasks[f"{dag_id}/{run['dag_run_id']}"] = airflow.task_states(dag_id, run["dag_run_id"])
+            result.ingest_tasks[f"{dag_id}/{run.dag_run_id}"] = airflow.task_states(dag_id, run.dag_run_id)
     if result.emitted:
+        if progress is not None:
+            progress.plan(TRANSFORM_DAG)
+            progress.note(f"waiting for the {TRANSFORM_DAG} run the asset event starts")
         airflow.wait_for_triggered_run(TRANSFORM_DAG, before_transform)
-        result.transform_runs = _follow_new_runs(airflow, TRANSFORM_DAG, before_transform)
-        result.transform_tasks = {r["dag_run_id"]: airflow.task_states(TRANSFORM_DAG, r["dag_run_id"])
+        result.transform_runs = _follow_new_runs(airflow, TRANSFORM_DAG, before_transform, progress=progress)
+        result.transform_tasks = {r.dag_run_id: airflow.task_states(TRANSFORM_DAG, r.dag_run_id)
                                   for r in result.transform_runs}
     return result
 
@@ -449,9 +550,9 @@ def settle_event_driven(airflow: LocalAirflow, dag_id: str = registry.feed("ae")
     Files dropped after this start a run of their own (asset_triggered), which is what the
     sample shows; dropped before, the sweep would take them in.
     """
-    before = {r["dag_run_id"] for r in airflow.runs(dag_id)}
+    before = {r.dag_run_id for r in airflow.runs(dag_id)}
     airflow.unpause(dag_id)
     if _started_by_unpause(airflow, dag_id, before):
         sweep = airflow.wait_for_triggered_run(dag_id, before)
-        airflow.wait_for_run(dag_id, sweep["dag_run_id"])
-    return {r["dag_run_id"] for r in airflow.runs(dag_id)}
+        airflow.wait_for_run(dag_id, sweep.dag_run_id)
+    return {r.dag_run_id for r in airflow.runs(dag_id)}

@@ -76,17 +76,20 @@ def cmd_load_archive(args: argparse.Namespace) -> int:
     from vru import warehouse
     from vru.archive import Archive
     from vru.feeds import police
+    from vru.progress import FileProgress
 
     cfg = settings()
     url = warehouse.prepare(cfg)  # a one-shot command's start-up
-    bad = 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name in args.files:
-            result = police.ingest_archive_file(conn, Archive(cfg.archive_dir), Path(name), run_id="cli")
-            print(f"{result.force_id} {result.month}: {result.status}, {result.rows_loaded} rows loaded,"
-                  f" {result.rows_quarantined} quarantined" + (f": {result.error}" if result.error else ""))
-            bad += result.status in FAILED_LOADS
-    return 1 if bad else 0
+    files = [Path(name) for name in args.files]
+    # a bar on a terminal, a totals line every --every files otherwise (CI, logs)
+    with psycopg.connect(url, autocommit=True) as conn, FileProgress(files, every=args.every) as progress:
+        for path in files:
+            result = police.ingest_archive_file(conn, Archive(cfg.archive_dir), path, run_id="cli")
+            progress.file_done(path, result.status, result.rows_loaded,
+                               f"{result.force_id} {result.month}: {result.status}, {result.rows_loaded} rows "
+                               f"loaded, {result.rows_quarantined} quarantined"
+                               + (f": {result.error}" if result.error else ""))
+    return 1 if progress.failed else 0
 
 
 def cmd_load_edition(args: argparse.Namespace) -> int:
@@ -181,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         func=cmd_docs)
     la = sub.add_parser("load-archive", help="load monthly archive CSVs (backfill)")
     la.add_argument("files", nargs="+")
+    la.add_argument("--every", type=int, default=10, metavar="N",
+                    help="when not on a terminal, a progress line every N files (default 10)")
     la.set_defaults(func=cmd_load_archive)
     for feed in registry.edition_feeds():  # load-knife-crime, load-hes
         loader = sub.add_parser(f"load-{feed.name.replace('_', '-')}",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from airflow_client.client import DAGRunResponse, DagRunType
 from psycopg.rows import class_row
 from vru_sample.server import SAMPLE_EDITIONS
 
@@ -34,6 +35,7 @@ from vru.dbt import ensure_manifest
 from vru.feed import FAILED_LOADS, SUCCESSFUL_LOADS, Feed
 from vru.landing import pending_files
 from vru.outcomes_report import write_outcomes_report
+from vru.progress import RunProgress
 
 AE_DAG = registry.feed("ae").dag_id  # started by files landing, not triggered
 T = TypeVar("T")
@@ -214,8 +216,9 @@ def read_chain_figures(conn: psycopg.Connection, chain: ChainResult) -> ChainFig
 
 
 def format_summary(chain: ChainResult, figures: ChainFigures, cfg: Settings) -> list[str]:
-    lines = [f"Ingest run {r['dag_id']} {r['dag_run_id']}: {r['state']}"
-             + (" (started by files landing)" if r["dag_id"] == AE_DAG and r["run_type"] == "asset_triggered" else "")
+    lines = [f"Ingest run {r.dag_id} {r.dag_run_id}: {r.state.value}"
+             + (" (started by files landing)" if r.dag_id == AE_DAG and r.run_type == DagRunType.ASSET_TRIGGERED
+                else "")
              for r in chain.ingest_runs]
     lines += _edition_lines(chain, figures.editions)
     lines += _ae_lines(figures.landed, cfg)
@@ -224,7 +227,7 @@ def format_summary(chain: ChainResult, figures: ChainFigures, cfg: Settings) -> 
         lines.append("  nothing new was published: no asset event; the marts were not rebuilt "
                      "and are unchanged")
     for run in chain.transform_runs:
-        run_id = run["dag_run_id"]
+        run_id = run.dag_run_id
         lines += _transform_lines(run, figures.validations[run_id], chain.transform_tasks.get(run_id, {}),
                                   figures.published[run_id])
     lines += _mart_lines(figures)
@@ -285,9 +288,9 @@ def _police_lines(by_status: dict[str, LoadStatus]) -> list[str]:
     return lines
 
 
-def _transform_lines(run: dict[str, Any], validations: list[ValidationCount], tasks: dict[str, str],
+def _transform_lines(run: DAGRunResponse, validations: list[ValidationCount], tasks: dict[str, str],
                      published: dict[str, dict[str, Any]] | None) -> list[str]:
-    lines = [f"Transform run {run['dag_run_id']}: {run['state']}"]
+    lines = [f"Transform run {run.dag_run_id}: {run.state.value}"]
     for v in validations:
         verdict = "passed" if not v.failed else f"{v.failed} failed ({v.critical} critical)"
         lines.append(f"  validation {v.stage} {v.dataset}: {v.expectations} expectations, {verdict}")
@@ -416,16 +419,20 @@ def execute(sample: bool = False, cfg: Settings | None = None,
         with local_airflow(cfg, url, extra) as airflow:
             out(f"Airflow UI: {airflow.api} (while this command runs)")
             ae_runs = settle_event_driven(airflow)  # the A&E DAG listens for files from now on
-            if sample:
-                _land_sample_extracts(url, cfg, out)
-            # files waiting in the landing folder start an A&E run: follow it with the others
-            watched = {AE_DAG: ae_runs} if pending_files(cfg.ae_landing_dir) else None
-            chain = run_chain(airflow, watched=watched)
-            # The revised editions are published only after the first night's transform runs end:
-            # loading them while a transform run validates its marts fails that run (the marts were
-            # built from the previous edition; tried, and CI caught it).
-            while server_ctx is not None and any(later.values()):
-                chain.extend(run_chain(airflow, _publish_next(server_ctx.api, later, out)))
+            # a bar on a terminal (lines written above it), plain lines otherwise: each DAG run's
+            # state changes, and how long it has been running every few minutes
+            with RunProgress(write=None if out is print else out) as progress:
+                if sample:
+                    _land_sample_extracts(url, cfg, progress.note)
+                # files waiting in the landing folder start an A&E run: follow it with the others
+                watched = {AE_DAG: ae_runs} if pending_files(cfg.ae_landing_dir) else None
+                chain = run_chain(airflow, watched=watched, progress=progress)
+                # The revised editions are published only after the first night's transform runs
+                # end: loading them while a transform run validates its marts fails that run (the
+                # marts were built from the previous edition; tried, and CI caught it).
+                while server_ctx is not None and any(later.values()):
+                    chain.extend(run_chain(airflow, _publish_next(server_ctx.api, later, progress.note),
+                                           progress=progress))
         for line in summarise_chain(url, chain, cfg):
             out(line)
         out(f"Outcomes report: {write_outcomes_report(cfg)}")
