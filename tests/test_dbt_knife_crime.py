@@ -34,7 +34,7 @@ OFFENCES = (
     "Sexual assault",
 )
 FORCES = {"Durham": "durham", "Greater Manchester": "greater-manchester"}
-DURHAM_2011_RESIDENTS = 618_806  # seeds/population_census_2011.csv
+DURHAM_MID_2019 = 636_897  # seeds/population_mid_year.csv: the estimate of 2019/20
 
 
 def edition(load_id: int, quarters: list[tuple[int, int]], changes: dict[tuple[str, int, int, str], int | None],
@@ -94,7 +94,8 @@ def test_build_takes_the_latest_editions_figures(knife_conn: psycopg.Connection,
     done = dbt_build(clean_warehouse, tmp_path)
     assert done.returncode == 0, done.stdout[-5000:]
 
-    columns = ("total_offences", "robbery", "rape", "coverage", "withheld_figures", "rate_per_100k",
+    columns = ("total_offences", "robbery", "rape", "coverage", "withheld_figures", "rate_per_100k", "population",
+               "population_source",
                "is_comparable", "series_breaks", "is_revised", "edition_load_id")
     mart = {(r[0], r[1], r[2]): dict(zip(columns, r[3:], strict=True)) for r in knife_conn.execute(
         f"select force_id, fy_start, financial_quarter, {', '.join(columns)} from marts_build.knife_crime_quarterly")}
@@ -103,7 +104,12 @@ def test_build_takes_the_latest_editions_figures(knife_conn: psycopg.Connection,
     assert mart[("durham", 2017, 3)]["total_offences"] == 90 and mart[("durham", 2017, 3)]["edition_load_id"] == 1
     revised = mart[("durham", 2019, 2)]
     assert (revised["total_offences"], revised["robbery"], revised["is_revised"]) == (93, 23, True)
-    assert revised["rate_per_100k"] == round(Decimal(93 * 100_000) / DURHAM_2011_RESIDENTS, 2)
+    assert revised["rate_per_100k"] == round(Decimal(93 * 100_000) / DURHAM_MID_2019, 2)
+    assert (revised["population"], revised["population_source"]) == (
+        DURHAM_MID_2019, "ONS mid-2019 estimates, original edition (before Census 2021; later revised by ONS), "
+                         "by police force area")
+    before_estimates = mart[("durham", 2017, 3)]  # 2017/18: before the first estimate (mid-2018)
+    assert (before_estimates["population"], before_estimates["rate_per_100k"]) == (None, None)
     assert mart[("durham", 2019, 1)]["is_revised"] is False
     withheld = mart[("durham", 2020, 1)]
     assert (withheld["coverage"], withheld["withheld_figures"], withheld["rape"], withheld["total_offences"],

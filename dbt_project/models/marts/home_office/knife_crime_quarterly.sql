@@ -22,9 +22,9 @@ force_areas as (
 
 ),
 
-population as (
+population_mid_year as (
 
-    select * from {{ ref('population_census_2011') }}
+    select * from {{ ref('population_mid_year') }}
 
 ),
 
@@ -101,18 +101,24 @@ final as (
             cast(force_quarters.{{ offence_group }} as integer) as {{ offence_group }},
         {% endfor %}
         cast(force_quarters.withheld_figures as integer) as withheld_figures,
-        cast(population.all_residents as bigint) as population,
+        cast(population.all_ages as bigint) as population,
         case
-            when population.all_residents is not null
-                then 'Census 2011 usual residents (ONS), by police force area'
+            when population.all_ages is not null
+                then population.vintage || ', by police force area'
+                    || case
+                        when force_quarters.fy_start > population.mid_year
+                            then '; carried forward to ' || force_quarters.financial_year
+                                || ' (no later estimate held)'
+                        else ''
+                    end
         end as population_source,
         -- cast outside the case: postgres drops the precision of a case result
         cast(
             case
-                when force_quarters.withheld_figures = 0 and population.all_residents > 0
+                when force_quarters.withheld_figures = 0 and population.all_ages > 0
                     then round(
                             cast(force_quarters.total_offences as numeric) * 100000
-                            / population.all_residents,
+                            / population.all_ages,
                             2
                         )
             end
@@ -128,8 +134,17 @@ final as (
         cast(force_quarters.edition_load_id as bigint) as edition_load_id
 
     from force_quarters
-    left join population
-        on force_quarters.force_id = population.force_id
+    -- the estimate of the quarter's financial year (mid-2019 for 2019/20), the latest one for a
+    -- later year (carried forward), none for a year before the first estimate (no rate)
+    left join lateral (
+        select *
+        from population_mid_year
+        where
+            population_mid_year.force_id = force_quarters.force_id
+            and population_mid_year.mid_year <= force_quarters.fy_start
+        order by population_mid_year.mid_year desc
+        limit 1
+    ) as population on true
     left join force_areas
         on force_quarters.force_id = force_areas.force_id
     left join quarter_breaks
