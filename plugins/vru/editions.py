@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 
 from vru.archive import Archive, Archived
-from vru.config import reader_limits
+from vru.config import Settings, reader_limits
 from vru.http import FetchError, HttpClient, ResponseTooLarge
 from vru.loader import Noted, Parsed, copy_records, write_quarantine
 from vru.tables import MissingColumns, TableTooLarge, UnreadableTable, detect_format
@@ -280,6 +280,33 @@ def load_edition(
 
 # A feed's parser: (bytes, file format, where the bytes came from) -> COPY rows, notes, quarantine.
 Parser = Callable[[bytes, str, str], Parsed]
+
+
+@dataclass(frozen=True)
+class EditionSource:
+    """How an edition feed reads its publisher's table, declared once per feed: its editions
+    table, its parser (made from the settings: the seeds it checks names against), where the file
+    is linked from, and what else refuses an edition. `Feed.ingest` and `Feed.load_file` are
+    these methods."""
+
+    table: EditionTable
+    parser: Callable[[Settings], Parser]
+    link_pattern: re.Pattern[str]
+    page_pattern: re.Pattern[str] | None = None
+    refusals: tuple[type[Exception], ...] = ()
+
+    def ingest(self, conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str,
+               run_id: str | None, cfg: Settings) -> EditionResult:
+        """The nightly check: load the table if the publisher put out a new edition."""
+        return check_and_load(conn, http, archive, url, self.table, self.parser(cfg),
+                              link_pattern=self.link_pattern, page_pattern=self.page_pattern,
+                              refusals=self.refusals, run_id=run_id)
+
+    def load_file(self, conn: psycopg.Connection, archive: Archive, path: Path, run_id: str | None,
+                  cfg: Settings) -> EditionResult:
+        """`vru load-<feed> FILE`: an edition from a local file (a backfill, or a file sent by hand)."""
+        return load_local_file(conn, archive, self.table, path, self.parser(cfg), refusals=self.refusals,
+                               run_id=run_id)
 
 
 def check_and_load(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str,

@@ -58,16 +58,12 @@ from pathlib import Path
 import psycopg
 
 from vru.archive import Archive
-from vru.config import Settings
 from vru.editions import (
-    Download,
     EditionResult,
+    EditionSource,
     EditionTable,
     check_and_load,
     load_local_file,
-)
-from vru.editions import (
-    load_download as load_edition_download,
 )
 from vru.feed import Feed, Freshness, Mart
 from vru.http import HttpClient
@@ -340,25 +336,12 @@ def ingest(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: st
                           page_pattern=PAGE_PATTERN, run_id=run_id)
 
 
-def load_download(conn: psycopg.Connection, download: Download, run_id: str | None = None) -> EditionResult:
-    return load_edition_download(conn, EDITIONS, download, parse, run_id=run_id)
-
-
 def load_file(conn: psycopg.Connection, archive: Archive, path: Path, run_id: str | None = None) -> EditionResult:
     """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
     return load_local_file(conn, archive, EDITIONS, path, parse, run_id=run_id)
 
 
-def ingest_edition(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str, run_id: str | None,
-                   cfg: Settings) -> EditionResult:
-    """The nightly check (the feed's declared `ingest`)."""
-    return ingest(conn, http, archive, url, run_id)
-
-
-def load_edition_file(conn: psycopg.Connection, archive: Archive, path: Path, run_id: str | None,
-                      cfg: Settings) -> EditionResult:
-    """`vru load-hes FILE` (the feed's declared `load_file`)."""
-    return load_file(conn, archive, path, run_id)
+SOURCE = EditionSource(EDITIONS, lambda cfg: parse, link_pattern=LINK_PATTERN, page_pattern=PAGE_PATTERN)
 
 
 FEED = Feed(
@@ -371,8 +354,8 @@ FEED = Feed(
     schedule="45 2 * * *",
     tags=("nhs", "hes", "sharp-object-admissions", "ingest"),
     url_setting="hes_url",
-    ingest=ingest_edition,
-    load_file=load_edition_file,
+    ingest=SOURCE.ingest,
+    load_file=SOURCE.load_file,
     edition_label="HES table of admissions for assault by sharp object",
     doc_md=("NHS Digital's Hospital Episode Statistics (HES) admitted patient care \"external causes\" "
             "table: admissions for assault by sharp object (ICD-10 X99) in England, by financial year, "

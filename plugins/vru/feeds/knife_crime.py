@@ -21,12 +21,10 @@ from pathlib import Path
 
 import psycopg
 
-from vru import editions
 from vru.archive import Archive
-from vru.config import Settings
 from vru.editions import (
-    Download,
     EditionResult,
+    EditionSource,
     EditionTable,
     Parser,
     check_and_load,
@@ -197,12 +195,6 @@ def ingest(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: st
                           refusals=(UnknownForce,), run_id=run_id)
 
 
-def load_download(conn: psycopg.Connection, download: Download, forces: dict[str, str],
-                  run_id: str | None = None) -> EditionResult:
-    return editions.load_download(conn, EDITIONS, download, _parser(forces), refusals=(UnknownForce,),
-                                  run_id=run_id)
-
-
 def load_file(conn: psycopg.Connection, archive: Archive, path: Path, forces: dict[str, str],
               run_id: str | None = None) -> EditionResult:
     """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
@@ -210,16 +202,8 @@ def load_file(conn: psycopg.Connection, archive: Archive, path: Path, forces: di
                            run_id=run_id)
 
 
-def ingest_edition(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str, run_id: str | None,
-                   cfg: Settings) -> EditionResult:
-    """The nightly check (the feed's declared `ingest`): forces named as the dbt seed knows them."""
-    return ingest(conn, http, archive, url, force_names(cfg.dbt_project_dir), run_id)
-
-
-def load_edition_file(conn: psycopg.Connection, archive: Archive, path: Path, run_id: str | None,
-                      cfg: Settings) -> EditionResult:
-    """`vru load-knife-crime FILE` (the feed's declared `load_file`)."""
-    return load_file(conn, archive, path, force_names(cfg.dbt_project_dir), run_id)
+SOURCE = EditionSource(EDITIONS, lambda cfg: _parser(force_names(cfg.dbt_project_dir)),
+                       link_pattern=LINK_PATTERN, refusals=(UnknownForce,))
 
 
 FEED = Feed(
@@ -233,8 +217,8 @@ FEED = Feed(
     schedule="15 2 * * *",
     tags=("home-office", "knife-crime", "ingest"),
     url_setting="knife_crime_url",
-    ingest=ingest_edition,
-    load_file=load_edition_file,
+    ingest=SOURCE.ingest,
+    load_file=SOURCE.load_file,
     edition_label="knife crime table",
     doc_md=("the Home Office's police recorded crime open data table of offences involving a knife or "
             "sharp instrument, by police force area and financial quarter, into `raw.knife_offences`. "

@@ -56,17 +56,13 @@ from pathlib import Path
 import psycopg
 
 from vru.archive import Archive
-from vru.config import Settings
 from vru.editions import (
-    Download,
     EditionResult,
+    EditionSource,
     EditionTable,
     Parser,
     check_and_load,
     load_local_file,
-)
-from vru.editions import (
-    load_download as load_edition_download,
 )
 from vru.feed import Feed, Freshness, Mart
 from vru.feeds.knife_crime import force_names
@@ -483,27 +479,14 @@ def ingest(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: st
                           refusals=REFUSALS, run_id=run_id)
 
 
-def load_download(conn: psycopg.Connection, download: Download, reference: Reference,
-                  run_id: str | None = None) -> EditionResult:
-    return load_edition_download(conn, EDITIONS, download, _parser(reference), refusals=REFUSALS, run_id=run_id)
-
-
 def load_file(conn: psycopg.Connection, archive: Archive, path: Path, reference: Reference,
               run_id: str | None = None) -> EditionResult:
     """Load an edition from a local file (a backfill of an older edition, or a file sent by hand)."""
     return load_local_file(conn, archive, EDITIONS, path, _parser(reference), refusals=REFUSALS, run_id=run_id)
 
 
-def ingest_edition(conn: psycopg.Connection, http: HttpClient, archive: Archive, url: str, run_id: str | None,
-                   cfg: Settings) -> EditionResult:
-    """The nightly check (the feed's declared `ingest`): areas checked against the dbt seeds."""
-    return ingest(conn, http, archive, url, Reference.from_seeds(cfg.dbt_project_dir), run_id)
-
-
-def load_edition_file(conn: psycopg.Connection, archive: Archive, path: Path, run_id: str | None,
-                      cfg: Settings) -> EditionResult:
-    """`vru load-ons-pfa FILE` (the feed's declared `load_file`)."""
-    return load_file(conn, archive, path, Reference.from_seeds(cfg.dbt_project_dir), run_id)
+SOURCE = EditionSource(EDITIONS, lambda cfg: _parser(Reference.from_seeds(cfg.dbt_project_dir)),
+                       link_pattern=LINK_PATTERN, refusals=REFUSALS)
 
 
 FEED = Feed(
@@ -516,8 +499,8 @@ FEED = Feed(
     schedule="0 3 * * *",
     tags=("ons", "knife-crime", "ingest"),
     url_setting="ons_pfa_url",
-    ingest=ingest_edition,
-    load_file=load_edition_file,
+    ingest=SOURCE.ingest,
+    load_file=SOURCE.load_file,
     edition_label="ONS police force area data tables",
     doc_md=("the ONS police force area data tables: knife or sharp instrument offences by police force "
             "area, selected offence and rolling 12-month period (the table by offence and the series "
