@@ -22,12 +22,6 @@ force_areas as (
 
 ),
 
-population_mid_year as (
-
-    select * from {{ ref('population_mid_year') }}
-
-),
-
 series_breaks as (
 
     select * from {{ ref('knife_crime_series_breaks') }}
@@ -134,17 +128,7 @@ final as (
         cast(force_quarters.edition_load_id as bigint) as edition_load_id
 
     from force_quarters
-    -- the estimate of the quarter's financial year (mid-2019 for 2019/20), the latest one for a
-    -- later year (carried forward), none for a year before the first estimate (no rate)
-    left join lateral (
-        select *
-        from population_mid_year
-        where
-            population_mid_year.force_id = force_quarters.force_id
-            and population_mid_year.mid_year <= force_quarters.fy_start
-        order by population_mid_year.mid_year desc
-        limit 1
-    ) as population on true
+    {{ join_population_of_year('population', 'force_quarters.force_id', 'force_quarters.fy_start') }}
     left join force_areas
         on force_quarters.force_id = force_areas.force_id
     left join quarter_breaks

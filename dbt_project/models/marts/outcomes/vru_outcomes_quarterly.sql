@@ -49,12 +49,6 @@ census_2011 as (
 
 ),
 
-population_mid_year as (
-
-    select * from {{ ref('population_mid_year') }}
-
-),
-
 vru_membership_years as (
 
     select * from {{ ref('vru_membership_years') }}
@@ -114,17 +108,6 @@ fiscal_quarters as (
             as financial_quarter,
         cast(quarter_start + interval '3 months' - interval '1 day' as date) as quarter_end
     from quarters
-
-),
-
--- Each estimate serves the financial years from its mid-year to the next estimate's; the last
--- one serves every later year (carried forward).
-population_spans as (
-
-    select
-        *,
-        lead(mid_year) over (partition by force_id order by mid_year) as next_mid_year
-    from population_mid_year
 
 ),
 
@@ -205,10 +188,10 @@ joined as (
 
     select
         spine.*,
-        population_spans.mid_year as population_year,
-        population_spans.all_ages as population,
-        population_spans.age_0_24 as population_0_24,
-        population_spans.vintage as population_vintage,
+        population_estimate.mid_year as population_year,
+        population_estimate.all_ages as population,
+        population_estimate.age_0_24 as population_0_24,
+        population_estimate.vintage as population_vintage,
         census_2011.black as population_black,
         census_2011.white as population_white,
         membership_spans.fy_start as membership_fy_start,
@@ -237,11 +220,8 @@ joined as (
         stop_search_quarters.searches_black,
         stop_search_quarters.searches_white
     from spine
-    left join population_spans
-        on
-            spine.force_id = population_spans.force_id
-            and spine.fy_start >= population_spans.mid_year
-            and (population_spans.next_mid_year is null or spine.fy_start < population_spans.next_mid_year)
+    -- each estimate serves the years from its mid-year to the next one's; the last, every later year
+    {{ join_population_of_year('population_estimate', 'spine.force_id', 'spine.fy_start') }}
     left join census_2011
         on spine.force_id = census_2011.force_id
     left join membership_spans
