@@ -351,21 +351,24 @@ def _backfill(url: str, cfg: Settings, feed: Feed, editions: list[Path], out: Ca
     from vru.archive import Archive
 
     assert feed.load_file is not None
+    pending = _not_held(url, feed.dataset, editions)
     with psycopg.connect(url, autocommit=True) as conn:
-        held = {r[0] for r in conn.execute("select sha256 from audit.editions where dataset = %s", (feed.dataset,))}
-        for path in editions:
-            if hashlib.sha256(path.read_bytes()).hexdigest() in held:
-                continue
+        for path in pending:
             result = feed.load_file(conn, Archive(cfg.archive_dir), path, "sample-backfill", cfg)
             out(f"Sample: {feed.label}: backfilled {path.name} ({result.status}), as "
                 f"`vru load-{feed.name.replace('_', '-')} {path.name}` does")
 
 
+def _not_held(url: str, dataset: str, editions: list[Path]) -> list[Path]:
+    """The bundled editions of a feed whose bytes the warehouse does not hold yet, in order."""
+    with psycopg.connect(url) as conn:
+        held = {r[0] for r in conn.execute("select sha256 from audit.editions where dataset = %s", (dataset,))}
+    return [p for p in editions if hashlib.sha256(p.read_bytes()).hexdigest() not in held]
+
+
 def _sample_editions(url: str, dataset: str, editions: list[Path]) -> tuple[Path, list[Path]]:
     """The bundled edition of a feed to serve first, and those to publish after it."""
-    with psycopg.connect(url) as conn:
-        loaded = {r[0] for r in conn.execute("select sha256 from audit.editions where dataset = %s", (dataset,))}
-    pending = [p for p in editions if hashlib.sha256(p.read_bytes()).hexdigest() not in loaded]
+    pending = _not_held(url, dataset, editions)
     return (pending[0], pending[1:]) if pending else (editions[-1], [])
 
 
