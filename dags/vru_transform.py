@@ -45,9 +45,10 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavi
 from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from vru import registry
-from vru.assets import MARTS, RAW
+from vru.assets import MARTS, RAW, table_asset
 from vru.config import settings
 from vru.incidents import task_defaults
+from vru.lineage import declares, tables
 from vru.publish import BUILD_SCHEMA
 from vru.sensors import IngestsSettledSensor
 
@@ -65,6 +66,7 @@ RAW_CHECKS = registry.raw_checks()
 # The mart suites check the build (write-audit-publish): dbt builds the marts in BUILD_SCHEMA,
 # which no BI role reads; publish_marts makes them visible only after every check passed.
 MART_CHECKS = registry.mart_checks(BUILD_SCHEMA)
+VALIDATION_RESULTS = table_asset("audit", "validation_results")  # where both gates record each result
 _PROFILE = ProfileConfig(
     profile_name="vru",
     target_name="default",
@@ -87,6 +89,7 @@ _PROFILE = ProfileConfig(
 )
 def vru_transform() -> None:
     @task
+    @declares(inputs=tables(RAW_CHECKS), outputs=[VALIDATION_RESULTS])
     def validate_raw() -> dict[str, object]:
         """Run the raw-stage suites in PostgreSQL; a critical failure stops the run here."""
         from vru.gates import raw_snapshot, run_validations
@@ -138,6 +141,7 @@ def vru_transform() -> None:
     )
 
     @task
+    @declares(inputs=tables(MART_CHECKS), outputs=[VALIDATION_RESULTS])
     def validate_marts(raw: dict[str, object]) -> dict[str, object]:
         """Run the staging and mart suites; a critical failure fails the run, no mart event.
 
@@ -153,6 +157,7 @@ def vru_transform() -> None:
             raise AirflowSkipException(str(superseded)) from superseded
 
     @task(outlets=MARTS, retries=2, retry_delay=pendulum.duration(minutes=1))
+    @declares(inputs=[table_asset(BUILD_SCHEMA, m.name.split(".", 1)[1]) for m in MARTS], outputs=MARTS)
     def publish_marts(validated: dict[str, object]):  # type: ignore[no-untyped-def]
         """Make the checked build visible (one transaction, changed rows only), then tell BI refreshes.
 

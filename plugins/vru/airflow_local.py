@@ -48,7 +48,7 @@ from airflow_client.client import (
 )
 from airflow_client.client.exceptions import NotFoundException
 
-from vru import registry
+from vru import lineage, registry
 from vru.config import REPO_ROOT, Settings
 from vru.progress import RunProgress
 from vru.warehouse import EmbeddedWarehouse, write_secret
@@ -161,6 +161,9 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, metadata_url: str,
         "NO_COLOR": "1",
     })
     env.update(extra or {})
+    # OpenLineage: our extractor, and events to files under VRU_HOME/lineage unless a lineage
+    # server (VRU_LINEAGE_URL) or a transport of the operator's own was set
+    env.update(lineage.airflow_settings(cfg, env))
     return env
 
 
