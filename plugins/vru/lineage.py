@@ -137,7 +137,9 @@ def read_events(folder: Path) -> list[dict[str, Any]]:
 
 
 def dataset_name(dataset: Mapping[str, Any]) -> str:
-    return f"{dataset['namespace']}/{dataset['name']}"
+    """One string for a dataset: its namespace and name, joined by one slash."""
+    name = str(dataset["name"])
+    return f"{dataset['namespace']}{'' if name.startswith('/') else '/'}{name}"
 
 
 def edges(events: Sequence[Mapping[str, Any]], event_type: str = "COMPLETE") -> set[tuple[str, str, str]]:
