@@ -8,7 +8,7 @@ without this extractor, to the task's `inlets` and `outlets`.
 
 from __future__ import annotations
 
-from airflow.providers.common.compat.openlineage.facet import Dataset
+from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
 from airflow.providers.openlineage.extractors.base import BaseExtractor, OperatorLineage
 from airflow.providers.openlineage.utils.utils import translate_airflow_asset
 from airflow.sdk import Asset
@@ -29,7 +29,7 @@ class DeclaredLineageExtractor(BaseExtractor):
     def get_operator_classnames(cls) -> list[str]:
         return ["_PythonDecoratedOperator"]  # what @task builds
 
-    def _execute_extraction(self) -> OperatorLineage | None:
+    def _execute_extraction(self) -> OperatorLineage[Dataset, RunFacet] | None:
         lineage = declared(getattr(self.operator, "python_callable", None))
         if lineage is None:
             return OperatorLineage()
