@@ -129,6 +129,15 @@ def test_a_lineage_server_or_an_operators_own_transport_takes_over(tmp_path: Pat
         replace(settings(), home=tmp_path), {"OPENLINEAGE__TRANSPORT__TYPE": "console"})
 
 
+def test_the_compose_stack_sets_what_the_local_runner_sets() -> None:
+    import yaml
+
+    stack = yaml.safe_load((REPO / "docker-compose.yml").read_text())["x-airflow-common"]["environment"]
+    ours = {k: v for k, v in stack.items() if k.startswith("AIRFLOW__OPENLINEAGE__")}
+    home = Path(stack["VRU_HOME"])
+    assert ours == lineage.airflow_settings(replace(settings(), home=home, lineage_url=None), {}, create=False)
+
+
 def test_edges_join_each_jobs_inputs_to_its_outputs() -> None:
     def event(kind: str, job: str, inputs: list[str], outputs: list[str]) -> dict[str, Any]:
         def ds(n: str) -> dict[str, str]:

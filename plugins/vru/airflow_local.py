@@ -111,8 +111,8 @@ def metadata_database(cfg: Settings) -> Iterator[str]:
 def airflow_env(cfg: Settings, warehouse_url: str, port: int, metadata_url: str,
                 extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for every Airflow process: configuration only through variables."""
-    # psycopg 3 for both engines: Airflow's default async driver for PostgreSQL (asyncpg) is not
-    # installed, and psycopg 3 serves SQLAlchemy's async engine too.
+    # psycopg 3 for both engines: it serves SQLAlchemy's async engine too (one driver, not also
+    # Airflow's default async one, asyncpg).
     metadata = metadata_url.replace("postgresql://", "postgresql+psycopg://", 1)
     home = cfg.airflow_home
     home.mkdir(parents=True, exist_ok=True)

@@ -109,11 +109,12 @@ def transport(cfg: Settings) -> dict[str, Any]:
     return {"type": "file", "log_file_path": str(cfg.lineage_dir / FILE_PREFIX), "append": False}
 
 
-def airflow_settings(cfg: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+def airflow_settings(cfg: Settings, environ: Mapping[str, str], *, create: bool = True) -> dict[str, str]:
     """The AIRFLOW__OPENLINEAGE__* settings of every Airflow process, given its environment.
 
     Our extractor is added to any the operator configured; the transport is ours only when the
-    operator chose none. Creates the lineage folder when events go there.
+    operator chose none. Creates the lineage folder when events go there (unless `create` is
+    False): the file transport does not.
     """
     extractors = [e for e in environ.get("AIRFLOW__OPENLINEAGE__EXTRACTORS", "").split(";") if e.strip()]
     out = {
@@ -124,7 +125,7 @@ def airflow_settings(cfg: Settings, environ: Mapping[str, str]) -> dict[str, str
         name.startswith("OPENLINEAGE__TRANSPORT") and value for name, value in environ.items())
     if not own:
         chosen = transport(cfg)
-        if chosen["type"] == "file":
+        if chosen["type"] == "file" and create:
             cfg.lineage_dir.mkdir(parents=True, exist_ok=True)
         out["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(chosen)
     return out
