@@ -146,8 +146,10 @@ def test_edges_join_each_jobs_inputs_to_its_outputs() -> None:
                 "outputs": [ds(o) for o in outputs]}
 
     events = [event("START", "d.a", ["x"], ["y"]), event("COMPLETE", "d.a", ["x"], ["y", "z"]),
-              event("COMPLETE", "d.b", ["y"], []), event("COMPLETE", "d.c", [], [])]
+              event("COMPLETE", "d.b", ["y"], []), event("COMPLETE", "d.c", [], []),
+              event("COMPLETE", "d.model", ["z", "w"], ["w"])]  # dbt: the built relation, read by its tests
     assert lineage.edges(events) == {("postgres://h:1/x", "d.a", "postgres://h:1/y"),
                                      ("postgres://h:1/x", "d.a", "postgres://h:1/z"),
-                                     ("postgres://h:1/y", "d.b", "")}
+                                     ("postgres://h:1/y", "d.b", ""),
+                                     ("postgres://h:1/z", "d.model", "postgres://h:1/w")}
     assert lineage.edges(events, "START") == {("postgres://h:1/x", "d.a", "postgres://h:1/y")}

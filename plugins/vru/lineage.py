@@ -145,7 +145,8 @@ def dataset_name(dataset: Mapping[str, Any]) -> str:
 
 def edges(events: Sequence[Mapping[str, Any]], event_type: str = "COMPLETE") -> set[tuple[str, str, str]]:
     """(input, job, output) of every job's events of `event_type`; a job with only inputs or only
-    outputs gives ("", job, output) or (input, job, "")."""
+    outputs gives ("", job, output) or (input, job, ""). A dbt task lists the relation it built
+    among its inputs too (its tests read it): that loop onto itself is left out."""
     found: set[tuple[str, str, str]] = set()
     for event in events:
         if event.get("eventType") != event_type:
@@ -153,5 +154,5 @@ def edges(events: Sequence[Mapping[str, Any]], event_type: str = "COMPLETE") -> 
         job = str(event["job"]["name"])
         inputs = [dataset_name(d) for d in event.get("inputs") or []] or [""]
         outputs = [dataset_name(d) for d in event.get("outputs") or []] or [""]
-        found.update((i, job, o) for i in inputs for o in outputs if i or o)
+        found.update((i, job, o) for i in inputs for o in outputs if (i or o) and i != o)
     return found
