@@ -1,8 +1,8 @@
 """The A&E models (stg_istv__attendances, stg_istv__extracts, ae_assault_monthly) built by dbt against a
 real PostgreSQL (embedded) from a small hand-made set of ISTV extracts.
 
-The dbt unit tests (models/marts/ae/_ae__models.yml, models/staging/istv/_istv__models.yml) cover the
-suppression and coverage logic on fixtures; this checks what they cannot: the real seeds, the
+The dbt unit tests (models/intermediate/ae/_int_ae__models.yml, models/marts/ae/_ae__models.yml,
+models/staging/istv/_istv__models.yml) cover the suppression and coverage logic on fixtures; this checks what they cannot: the real seeds, the
 contract, the data tests, where the relations are built (row-level data only in `restricted`) and,
 over the whole built mart, that no suppressed count can be recovered by subtraction.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -153,7 +154,9 @@ def test_build_suppresses_and_keeps_row_level_data_restricted(ae_conn: psycopg.C
 
     done = dbt_build(clean_warehouse, tmp_path)
     assert done.returncode == 0, done.stdout[-6000:]
-    assert "ae_assault_monthly_primary_and_secondary_suppression" in done.stdout  # unit tests ran
+    for unit_test in ("int_ae_cells_suppressed_primary_and_secondary_suppression",  # the rules' unit tests ran
+                      "ae_assault_monthly_names_the_cells"):
+        assert re.search(rf"PASS (\w+::)?{unit_test}\b", done.stdout), unit_test
     assert "assert_ae_assault_monthly_disclosure_safe" in done.stdout
 
     mart = mart_rows(ae_conn)
