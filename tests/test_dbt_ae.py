@@ -2,9 +2,10 @@
 real PostgreSQL (embedded) from a small hand-made set of ISTV extracts.
 
 The dbt unit tests (models/intermediate/ae/_int_ae__models.yml, models/marts/ae/_ae__models.yml,
-models/staging/istv/_istv__models.yml) cover the suppression and coverage logic on fixtures; this checks what they cannot: the real seeds, the
-contract, the data tests, where the relations are built (row-level data only in `restricted`) and,
-over the whole built mart, that no suppressed count can be recovered by subtraction.
+models/staging/istv/_istv__models.yml) cover the suppression and coverage logic on fixtures; this
+checks what they cannot: the real seeds, the contract, the data tests, where the relations are
+built (row-level data only in `restricted`, every model it feeds before the mart configured there)
+and, over the whole built mart, that no suppressed count can be recovered by subtraction.
 """
 
 from __future__ import annotations
