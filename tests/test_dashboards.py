@@ -7,7 +7,9 @@ types (read from the model YAML files, not from the script that wrote the export
 chart names is contracted, every filter value is one the column accepts; no A&E chart adds cells,
 so no total stands beside a suppressed one. Against Superset's import format: the files and keys
 its ImportV1 schemas require, the uuids linking them. Against docker-compose.yml: superset-init
-mounts this folder and imports it before it stores the BI password.
+mounts this folder and imports it before it stores the BI password. On a real warehouse: dbt
+builds and publishes every mart, and the read-only BI login reads each dataset's columns from
+`marts` with the declared types and runs each chart's query.
 
 That Superset 6.0.0 itself imports the folder (and again over itself, and over a warehouse
 registered before) was run by hand: docs/operations.md, "Dashboards as code".
@@ -318,3 +320,104 @@ def test_superset_init_imports_the_dashboards_before_the_password(superset_init:
     assert register[register.index("-d") + 1] == database["database_name"], (
         "set_database_uri must name the imported database, or the dashboards' database keeps no password"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# On a real warehouse: the marts dbt builds and publishes, read as the BI login
+# --------------------------------------------------------------------------------------------
+
+PROJECT = ROOT / "dbt_project"
+DBT = Path(sys.executable).parent / "dbt"
+
+
+def _dbt(url: str, tmp_path: Path, *args: str) -> None:
+    import os
+    import subprocess
+
+    from vru.config import dbt_env
+
+    # target and logs outside the checkout: the checkout's target/manifest.json is the DAGs'
+    done = subprocess.run(
+        [str(DBT), *args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        env={**os.environ, **dbt_env(url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"},
+        capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, f"dbt {' '.join(args)} failed:\n{done.stdout[-3000:]}"
+
+
+def _drop_what_dbt_made(conn: Any) -> None:
+    """Every relation of the manifest's models and seeds, published copies included (others'
+    tests expect an empty warehouse)."""
+    from psycopg import sql
+
+    manifest = json.loads(script.MANIFEST.read_text())
+    names = {n.get("alias") or n["name"] for n in manifest["nodes"].values() if n["resource_type"] in ("model", "seed")}
+    rows = conn.execute(
+        "select n.nspname, c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where c.relname = any(%s) and c.relkind in ('r', 'v', 'm', 'p')", (sorted(names),)).fetchall()
+    for schema, name, kind in rows:
+        what = {"v": "view", "m": "materialized view"}.get(kind, "table")
+        conn.execute(sql.SQL("drop {} if exists {} cascade").format(sql.SQL(what), sql.Identifier(schema, name)))
+
+
+def test_the_bi_login_reads_every_dataset_and_runs_every_chart(clean_warehouse: str, tmp_path: Path) -> None:
+    """dbt builds every mart (on an empty warehouse), they are published as the transform does,
+    and the read-only BI login, the one Superset connects as, reads each dataset's columns from
+    `marts` with the types the export declares and runs each chart's query (its columns,
+    aggregates and filters as SQL)."""
+    import psycopg
+    from conftest import publish_built
+    from psycopg import sql
+    from vru import warehouse
+
+    _dbt(clean_warehouse, tmp_path, "seed")
+    _dbt(clean_warehouse, tmp_path, "run", "--select", "+path:models/marts")
+    publish_built(clean_warehouse)
+    bi = warehouse.grant_bi(clean_warehouse, "bi_dashboards", "bi-dashboards-password")
+    try:
+        with psycopg.connect(bi) as conn:
+            for path, dataset in of_kind("datasets").items():
+                table = sql.Identifier(dataset["schema"], dataset["table_name"])
+                names = [c["column_name"] for c in dataset["columns"]]
+                cursor = conn.execute(sql.SQL("select {} from {} limit 0").format(
+                    sql.SQL(", ").join(map(sql.Identifier, names)), table))
+                assert [d.name for d in cursor.description or []] == names, path
+                types = dict(conn.execute(
+                    "select column_name, format_type(atttypid, atttypmod) from information_schema.columns c "
+                    "join pg_attribute a on a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
+                    "and a.attname = c.column_name where c.table_schema = %s and c.table_name = %s",
+                    (dataset["schema"], dataset["table_name"])).fetchall())
+                for column in dataset["columns"]:
+                    published = types[column["column_name"]].replace("timestamp with time zone", "timestamptz")
+                    declared = column["type"].lower().replace("timestamp with time zone", "timestamptz")
+                    assert published.split("(")[0] == declared.split("(")[0], (
+                        f"{path}: {column['column_name']} is {published} in marts, the export says {column['type']}")
+            for path, chart in of_kind("charts").items():
+                dataset = datasets_by_uuid()[chart["dataset_uuid"]]
+                params = chart["params"]
+                table = sql.Identifier(dataset["schema"], dataset["table_name"])
+                where = sql.SQL(" and ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(f["subject"]), sql.Literal(f["comparator"]))
+                    for f in params.get("adhoc_filters") or []) if params.get("adhoc_filters") else sql.SQL("true")
+                if chart["viz_type"] == "table":
+                    query = sql.SQL("select {} from {} where {}").format(
+                        sql.SQL(", ").join(map(sql.Identifier, params["all_columns"])), table, where)
+                else:
+                    keys = [params["x_axis"], *params["groupby"]]
+                    metrics = [sql.SQL("{}({})").format(sql.SQL(m["aggregate"]),
+                                                        sql.Identifier(m["column"]["column_name"]))
+                               for m in params["metrics"]]
+                    query = sql.SQL("select {}, {} from {} where {} group by {}").format(
+                        sql.SQL(", ").join(map(sql.Identifier, keys)), sql.SQL(", ").join(metrics), table, where,
+                        sql.SQL(", ").join(map(sql.Identifier, keys)))
+                try:
+                    conn.execute(query).fetchall()
+                except psycopg.Error as error:  # a column, type or privilege error
+                    pytest.fail(f"{path}: the chart's query fails as the BI login: {error}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("select * from marts_build.stop_search_monthly limit 0")
+    finally:
+        with psycopg.connect(clean_warehouse, autocommit=True) as admin:
+            _drop_what_dbt_made(admin)
+            admin.execute("drop role if exists bi_dashboards")
