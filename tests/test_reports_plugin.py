@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -70,7 +71,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + 300
             while True:
                 assert proc.poll() is None, f"the API server exited: {Path(log.name).read_text()[-3000:]}"
                 try:
@@ -78,7 +79,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                         break
                 except httpx.HTTPError:
                     pass
-                assert time.monotonic() < deadline, "the API server did not come up in 180 s"
+                assert time.monotonic() < deadline, "the API server did not come up in 300 s"
                 time.sleep(1)
             yield Server(url, password, env["AIRFLOW__API_AUTH__JWT_SECRET"], marker)
         finally:
@@ -151,20 +152,26 @@ def test_api_client_with_a_token_gets_the_reports(api_server: Server) -> None:
 def test_browser_login_cookie_gets_the_reports_and_the_menu(api_server: Server) -> None:
     """What a person does: open the report link, log in on Airflow's login page, get the report."""
     with httpx.Client(base_url=api_server.url, timeout=30, follow_redirects=False) as browser:
-        form = browser.get("/auth/login/")
+        report = f"{api_server.url}{URL_PREFIX}/index.html"
+        sent = browser.get(report, headers={"Accept": "text/html"})
+        assert sent.status_code == 303, sent.status_code
+        login = sent.headers["location"]
+        assert urlsplit(login).path == "/auth/login/" and parse_qs(urlsplit(login).query)["next"] == [report]
+        assert api_server.marker not in sent.text
+        form = browser.get(login)
         assert form.status_code == 200, form.status_code
         csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
         assert csrf, "no CSRF token on the FAB login page"
-        wrong = browser.post("/auth/login/", data={"username": USER, "password": "wrong",
+        wrong = browser.post(login, data={"username": USER, "password": "wrong",
                                                    "csrf_token": csrf[1]})
         assert "_token" not in browser.cookies, f"a wrong password gave a session ({wrong.status_code})"
-        form = browser.get("/auth/login/")
+        form = browser.get(login)
         csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
         assert csrf
-        done = browser.post("/auth/login/", data={"username": USER, "password": api_server.password,
-                                                  "csrf_token": csrf[1]})
+        done = browser.post(login, data={"username": USER, "password": api_server.password, "csrf_token": csrf[1]})
         assert done.status_code in (302, 303), done.status_code
         assert browser.cookies.get("_token"), "the FAB login set no _token cookie"
+        assert done.headers["location"] == report, "after the login, back to the report asked for"
         root = browser.get(f"{URL_PREFIX}/")
         assert root.status_code in (302, 307) and root.headers["location"] == f"{URL_PREFIX}/index.html"
         page = browser.get(f"{URL_PREFIX}/index.html")

@@ -9,7 +9,8 @@ Airflow mounts a plugin's FastAPI app as it is: the auth manager protects Airflo
 not a plugin's. So every route here depends on Airflow's `get_user`, which accepts the JWT the
 login gives: the `_token` cookie the browser holds after logging in to the Airflow UI (the FAB
 auth manager sets it HttpOnly), or an `Authorization: Bearer` token from `POST /auth/token`. No
-token, an expired or a forged one: 401/403, and not a byte of a report.
+token, an expired or a forged one: 401/403, and not a byte of a report. A browser without a
+session (no token, or an expired one) is sent to Airflow's login page and back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -63,6 +65,16 @@ def reports_file(relative: str, root: Path | None = None) -> Path:
 def create_app() -> FastAPI:
     app = FastAPI(title="VRU reports", dependencies=[Depends(signed_in)], docs_url=None, redoc_url=None,
                   openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def login_first(request: Request, exc: HTTPException) -> Response:
+        """A browser without a session goes to Airflow's login page, and back here after it."""
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED and "text/html" in request.headers.get("accept", ""):
+            from airflow.api_fastapi.app import get_auth_manager
+
+            login = get_auth_manager().get_url_login(next_url=str(request.url))
+            return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
+        return await http_exception_handler(request, exc)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
