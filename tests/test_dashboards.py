@@ -11,8 +11,8 @@ mounts this folder and imports it before it stores the BI password. On a real wa
 builds and publishes every mart, and the read-only BI login reads each dataset's columns from
 `marts` with the declared types and runs each chart's query.
 
-That Superset 6.0.0 itself imports the folder (and again over itself, and over a warehouse
-registered before) was run by hand: docs/operations.md, "Dashboards as code".
+That Superset 6.0.0 itself imports the folder (and again over itself) is checked by hand with
+scripts/check_superset_import.sh: docs/operations.md, "Dashboards, reports and docs".
 """
 
 from __future__ import annotations
