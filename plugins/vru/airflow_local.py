@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 # never the reverse). A files feed (A&E) is started by files landing, not triggered by vru run.
 INGEST_DAGS = registry.scheduled_ingest_dag_ids()
 TRANSFORM_DAG = registry.TRANSFORM_DAG
+SETTLE_DAG = registry.SETTLE_DAG  # between the raw events and the transform: "raw settled"
 POOLS = {"police_api": (1, "data.police.uk: one task at a time keeps the 10 requests/s limit global")}
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TIMEOUT = 60.0  # seconds for one REST call (the client's validation wants a float)
@@ -418,7 +419,7 @@ def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] |
         try:
             airflow.start()
             airflow.ensure_pools()
-            airflow.wait_for_dags((*registry.ingest_dag_ids(), TRANSFORM_DAG))
+            airflow.wait_for_dags((*registry.ingest_dag_ids(), SETTLE_DAG, TRANSFORM_DAG))
             yield airflow
         finally:
             airflow.stop()
@@ -520,6 +521,7 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
     before = {d: {r.dag_run_id for r in airflow.runs(d)} for d in ingest_dags}
     before_transform = {r.dag_run_id for r in airflow.runs(TRANSFORM_DAG)}
     airflow.unpause(TRANSFORM_DAG)
+    airflow.unpause(SETTLE_DAG)
     for dag_id in ingest_dags:
         airflow.unpause(dag_id)
         if _started_by_unpause(airflow, dag_id, before[dag_id]):
@@ -537,7 +539,8 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
         if progress is not None:
             progress.plan(TRANSFORM_DAG)
             progress.note(f"waiting for the {TRANSFORM_DAG} run the asset event starts")
-        airflow.wait_for_triggered_run(TRANSFORM_DAG, before_transform)
+        # through vru_raw_settled (a sensor poke and an announcement): allow for a loaded machine
+        airflow.wait_for_triggered_run(TRANSFORM_DAG, before_transform, timeout=600)
         result.transform_runs = _follow_new_runs(airflow, TRANSFORM_DAG, before_transform, progress=progress)
         result.transform_tasks = {r.dag_run_id: airflow.task_states(TRANSFORM_DAG, r.dag_run_id)
                                   for r in result.transform_runs}
