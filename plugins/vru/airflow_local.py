@@ -225,6 +225,10 @@ class LocalAirflow:
             args = [_airflow_bin(), name]
             if name == "api-server":
                 args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
+            elif name in ("scheduler", "triggerer"):
+                # each would start an `airflow serve-logs` process (~140 MB RSS each) for a log
+                # server on another host; here the API server reads the same log folder itself
+                args += ["--skip-serve-logs"]
             self.processes[name] = subprocess.Popen(
                 args, env=self.env, stdout=logfile, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=str(REPO_ROOT),

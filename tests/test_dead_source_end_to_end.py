@@ -1,0 +1,92 @@
+"""A dead source holds back no other feed, and a night runs one transform: through a real scheduler.
+
+The knife crime and HES servers answer 500 to every request; their ingests fail, and Airflow
+retries them (2 retries, 5 minutes apart). Stop and search and the ONS tables load. The settle DAG
+(`vru_raw_settled`) does not wait for an ingest whose only pending work is a retry
+(`vru.sensors.still_loading`), so the transform publishes the stop and search marts while the dead
+sources still wait for their retries; the two feeds' events start one transform run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import SAMPLE, home_with_warehouse
+from vru import registry, warehouse
+from vru.airflow_local import SETTLE_DAG, TRANSFORM_DAG, _started_by_unpause, local_airflow
+from vru.config import settings
+from vru.dbt import ensure_manifest
+from vru_sample.server import SAMPLE_EDITIONS, Fault, SampleApi, SampleServer
+
+pytestmark = pytest.mark.e2e  # through a real Airflow scheduler: `pytest -m "not e2e"` skips it
+
+FILES = ("2019-12-durham-stop-and-search.csv", "2020-01-durham-stop-and-search.csv")
+DEAD = {"knife_crime": ("home-office", "knife-crime"), "hes": ("nhs", "hes-sharp-object")}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with home_with_warehouse(tmp_path_factory, "vru_home_dead_source") as home:
+        yield home
+
+
+def test_a_dead_source_delays_no_other_feed_and_the_night_runs_one_transform(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRU_HOME", str(home))
+    cfg = settings()
+    url = warehouse.embedded(cfg).url()
+    warehouse.apply_schema(url)
+    ensure_manifest(cfg)
+    data = tmp_path / "sample"
+    data.mkdir()
+    for name in FILES:
+        shutil.copy(SAMPLE / name, data / name)
+    api = SampleApi(data, last_updated="2020-02-29")
+    for folder, name in DEAD.values():
+        api.add_fault(folder, name, "*", Fault(500, b'{"error": "down"}', times=10**6))
+    ons = next(s for s in SAMPLE_EDITIONS if s.feed == "ons_pfa")
+    api.publish(ons.served_name, ons.editions()[-1], "Mon, 01 Dec 2026 00:00:00 GMT", folder=ons.folder)
+    ingests = tuple(registry.feed(name).dag_id for name in ("police", "knife_crime", "hes", "ons_pfa"))
+    with SampleServer(api) as source, local_airflow(cfg, url, {
+            "VRU_POLICE_API_URL": source.url, "VRU_KNIFE_CRIME_URL": source.knife_crime_url,
+            "VRU_HES_URL": source.hes_url, "VRU_ONS_PFA_URL": ons.url(source.base),
+            "VRU_HTTP_MAX_ATTEMPTS": "2"}) as airflow:
+        airflow.unpause(SETTLE_DAG)
+        airflow.unpause(TRANSFORM_DAG)
+        for dag_id in ingests:  # as run_chain starts them, without following the dead ones to their end
+            airflow.unpause(dag_id)
+            if not _started_by_unpause(airflow, dag_id, set()):
+                airflow.trigger(dag_id)
+        first = airflow.wait_for_triggered_run(TRANSFORM_DAG, set(), timeout=900)
+        transform = airflow.wait_for_run(TRANSFORM_DAG, first.dag_run_id, timeout=1200)
+        tasks = airflow.task_states(TRANSFORM_DAG, transform.dag_run_id)
+        # the dead sources' runs are still open, their load waiting for a retry, when the marts are out
+        dead = {name: airflow.runs(registry.feed(name).dag_id)[0] for name in DEAD}
+        dead_tasks = {name: airflow.task_states(run.dag_id, run.dag_run_id) for name, run in dead.items()}
+        loaded = {dag_id: airflow.runs(dag_id)[0] for dag_id in ingests if dag_id not in {r.dag_id for r in
+                                                                                           dead.values()}}
+        time.sleep(40)  # long enough for a second settle run to announce (or not) and start a transform
+        transforms = airflow.runs(TRANSFORM_DAG)
+        settles = [(r.dag_run_id, airflow.task_states(SETTLE_DAG, r.dag_run_id)) for r in airflow.runs(SETTLE_DAG)]
+
+    assert transform.state == "success", tasks
+    assert tasks["publish_marts"] == "success", tasks
+    for name, run in dead.items():
+        # the marts were published while the dead source's run was still open (retrying)
+        assert run.end_date is None or (transform.end_date and run.end_date > transform.end_date), (name, run)
+        assert dead_tasks[name]["check_and_load"] in ("up_for_retry", "queued", "running", "failed"), dead_tasks
+    assert all(r.state == "success" for r in loaded.values()), loaded
+    # both feeds' events (police, ONS) went into one transform run
+    assert [r.dag_run_id for r in transforms] == [transform.dag_run_id], (transforms, settles)
+    assert sum(1 for _, t in settles if t.get("announce") == "success") == 1, settles
+    with psycopg.connect(url) as conn:
+        published = conn.execute("select count(*) from marts.stop_search_monthly "
+                                 "where force_id = 'durham' and coverage = 'published'").fetchone()
+        ons_rows = conn.execute("select count(*) from marts.pfa_knife_crime_12_months").fetchone()
+    assert published == (len(FILES),)
+    assert ons_rows is not None and ons_rows[0] > 0
