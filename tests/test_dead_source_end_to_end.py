@@ -74,6 +74,10 @@ def test_a_dead_source_delays_no_other_feed_and_the_night_runs_one_transform(
         transforms = airflow.runs(TRANSFORM_DAG)
         settles = [(r.dag_run_id, airflow.task_states(SETTLE_DAG, r.dag_run_id)) for r in airflow.runs(SETTLE_DAG)]
 
+    ended = max(r.end_date for r in loaded.values() if r.end_date)
+    print(f"transform run started {(transform.start_date - ended).total_seconds():.0f} s after the last ingest that "
+          f"loaded ended, and published {(transform.end_date - ended).total_seconds():.0f} s after it; dead sources: "
+          + ", ".join(f"{n}: {r.state.value}, {dead_tasks[n]['check_and_load']}" for n, r in dead.items()))
     assert transform.state == "success", tasks
     assert tasks["publish_marts"] == "success", tasks
     for name, run in dead.items():

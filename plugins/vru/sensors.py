@@ -58,7 +58,8 @@ class IngestsSettledSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool:
         ti = context["ti"]
-        loading, failing = [], []
+        loading: list[str] = []
+        failing: list[str] = []
         for dag_id in self.ingest_dag_ids:
             runs = ti.get_dr_count(dag_id=dag_id, states=["queued", "running"])
             if not runs:
