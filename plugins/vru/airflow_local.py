@@ -370,8 +370,9 @@ class LocalAirflow:
         with self.calling(f"GET dags/{dag_id}/dagRuns/{run_id}"):
             return DagRunApi(self.client).get_dag_run(dag_id, run_id, _request_timeout=TIMEOUT)
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200,
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 3600,
                      progress: RunProgress | None = None) -> DAGRunResponse:
+        # an hour: a first transform at national volume took over 20 minutes on a loaded 2-core box
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
