@@ -1,12 +1,12 @@
 """
 ### Transform and validate: raw → staging → marts, gated by Great Expectations
 
-Runs when a feed emits a raw asset event (`raw.stop_searches`, `raw.knife_offences`,
-`raw.sharp_object_admissions`, or `restricted.ae_attendances` when an A&E extract lands:
-data-aware scheduling), never when nothing was loaded.
+Runs when raw has settled: the `audit.loads` event of `vru_raw_settled`, which follows every
+feed's raw asset event (`raw.stop_searches`, `raw.knife_offences`, `raw.sharp_object_admissions`,
+`raw.pfa_knife_offences`, or `restricted.ae_attendances` when an A&E extract lands) and announces
+once no feed is still loading (a feed whose source is failing and waits for a retry is not waited
+for). So a night starts one run however many feeds loaded, and never one when nothing was loaded.
 
-0. **wait_for_ingests**: waits (reschedule mode, no worker slot held) while any ingest DAG run is
-   still running, so the marts are built from raw that no feed is changing.
 1. **validate_raw**: the raw suites (`expectations/raw.*.json`) run in PostgreSQL. A critical
    failure stops here: dbt does not run, so no figure from that batch reaches the marts.
 2. **dbt_seeds**, then **dbt**: the seeds and their tests in one `dbt build`, then one Airflow
@@ -39,18 +39,17 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import AssetAny, Metadata, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from vru import registry
-from vru.assets import MARTS, RAW, table_asset
+from vru.assets import MARTS, SETTLED, table_asset
 from vru.config import settings
 from vru.incidents import task_defaults
 from vru.lineage import declares, tables
 from vru.publish import BUILD_SCHEMA
-from vru.sensors import IngestsSettledSensor
 
 _cfg = settings()
 _MANIFEST = Path(_cfg.dbt_project_dir) / "target" / "manifest.json"
@@ -78,7 +77,7 @@ _PROFILE = ProfileConfig(
 
 @dag(
     dag_id=registry.TRANSFORM_DAG,
-    schedule=AssetAny(*RAW.values()),  # any feed's raw asset event
+    schedule=SETTLED,  # raw settled (vru_raw_settled): one run per night however many feeds loaded
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
@@ -177,12 +176,7 @@ def vru_transform() -> None:
 
         return str(write_report(run_id=get_current_context()["run_id"]))
 
-    settled = IngestsSettledSensor(
-        task_id="wait_for_ingests",
-        doc_md="Wait while any ingest DAG run is still loading (reschedule mode: no worker slot held).",
-    )
     raw_ok = validate_raw()
-    settled >> raw_ok
     marts_ok = validate_marts(raw_ok)
     raw_ok >> seeds >> dbt >> marts_ok
     published = publish_marts(marts_ok)
