@@ -302,10 +302,12 @@ def estimate(panel: pd.DataFrame, spec: MeasureSpec, *, permutations: int = PERM
     windows = WINDOWS if windows is None else windows
     effects: list[EffectRow] = []
     study: list[EventStudyRow] = []
-    if panel.empty or panel["excluded"].eq("missing").all():
+    if panel.empty or (panel["excluded"].eq("missing") | panel["count"].isna()).all():
+        excluded = Counter(panel["excluded"].fillna("missing"))
+        reason = "the data holds no figure for this measure" + (
+            f" ({', '.join(f'{why}: {n}' for why, n in sorted(excluded.items()))} area-quarters)" if excluded else "")
         for window in windows:
-            effects.append(_row(spec, window, "not available",
-                                "the data holds no figure for this measure", pd.DataFrame(), Counter(panel["excluded"].dropna())))
+            effects.append(_row(spec, window, "not available", reason, pd.DataFrame(), excluded))
         return Result(effects, study)
     pre_trend: tuple[float | None, int] = (None, 0)
     for index, (window, max_lag) in enumerate(windows.items()):
