@@ -103,7 +103,8 @@ def test_estimates_built_checked_and_exclusions_counted(build: psycopg.Connectio
     assert rows[("ae_knife_under_25", "all quarters after funding")]["status"] == "not available"
     assert rows[("searches", "all quarters after funding")]["role"] == "context"
 
-    study = build.execute("select relative_quarter, estimate_pct, is_reference from marts_build.vru_programme_event_study "
+    study = build.execute("select relative_quarter, estimate_pct, is_reference "
+                          "from marts_build.vru_programme_event_study "
                           "where measure = 'knife_offences' order by relative_quarter").fetchall()
     assert [q for q, _, _ in study] == list(range(-8, 13))
     assert [(q, e) for q, e, ref in study if ref] == [(-1, 0)]

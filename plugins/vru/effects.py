@@ -265,7 +265,7 @@ def _counts(df: pd.DataFrame) -> dict[str, Any]:
     funded = df.loc[df["first_treated"] > 0, "area"].unique()
     return {
         "areas_used": int(df["area"].nunique()),
-        "funded_areas_used": int(len(funded)),
+        "funded_areas_used": len(funded),
         "comparison_areas_used": int(df["area"].nunique() - len(funded)),
         "quarters_used": int(df["period"].nunique()),
         "area_quarters_used": len(df),
@@ -313,9 +313,9 @@ def estimate(panel: pd.DataFrame, spec: MeasureSpec, *, permutations: int = PERM
     for index, (window, max_lag) in enumerate(windows.items()):
         df, excluded = usable_panel(panel, max_lag)
         usable_before_zero = len(df) + excluded["zero count"]
-        reason = _not_possible(df, excluded, usable_before_zero)
-        if reason:
-            effects.append(_row(spec, window, "not possible", reason, df, excluded))
+        lacking = _not_possible(df, excluded, usable_before_zero)
+        if lacking:
+            effects.append(_row(spec, window, "not possible", lacking, df, excluded))
             continue
         if index == 0 and event_study:
             lags, p_pre, leads = _fit_event_study(df)
