@@ -52,12 +52,13 @@ def test_null_panel_false_positives_near_5_percent() -> None:
 def test_diverging_pre_trends_are_flagged_not_interpretable() -> None:
     flagged = 0
     for seed in range(5):
-        result = effects.estimate(synthetic_panel(seed, effect=1.0, pre_trend=0.01), SPEC, permutations=0)
+        result = effects.estimate(synthetic_panel(seed, effect=1.0, pre_trend=0.01), SPEC, permutations=0,
+                                  windows=ALL)
         flagged += all(r.status == "not interpretable" and r.pre_trend_failed for r in result.effects)
         assert all("diverging" in r.status_reason for r in result.effects if r.pre_trend_failed)
     assert flagged == 5
     # and parallel trends are not flagged (pre-trend p is a probability, the leads near 0)
-    clean = effects.estimate(synthetic_panel(7), SPEC, permutations=0)
+    clean = effects.estimate(synthetic_panel(7), SPEC, permutations=0, windows=ALL)
     assert clean.effects[0].status == "estimated" and clean.effects[0].pre_trend_failed is False
     assert 0.0 <= clean.effects[0].pre_trend_p_value <= 1.0 and clean.effects[0].pre_trend_leads_tested == 7
 
