@@ -12,6 +12,8 @@ for). So a night starts one run however many feeds loaded, and never one when no
 2. **dbt_seeds**, then **dbt**: the seeds and their tests in one `dbt build`, then one Airflow
    task per dbt model with its tests (astronomer-cosmos, manifest-based loading, local execution
    with dbt's Python runner). A failing dbt test stops its downstream.
+   **estimate_effects**, then **dbt_effects**: the programme effect estimates (`vru.effects`) from
+   the outcome marts just built, then the two effect marts built from them (`tag:effects`).
 3. **validate_marts**: the staging and mart suites, on the build (`marts_build`, which no BI role
    can read: dbt builds the marts there). A critical failure fails the run: nothing is published
    and BI tools keep reading the previous marts, untouched. If a feed loaded while the run was
@@ -125,7 +127,7 @@ def vru_transform() -> None:
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             # seeds run in dbt_seeds above, with the one test whose parents are all seeds
-            exclude=["resource_type:seed", "assert_ae_seeds_valid"],
+            exclude=["resource_type:seed", "assert_ae_seeds_valid", "tag:effects"],
             # `dbt build` per model: the node and its tests in one task, so a failing test
             # still stops its downstream, at half the task count (each task pays ~8 s of dbt
             # import on 2 cores: 38 tasks took 4.5 min per run with a test task per node)
@@ -137,6 +139,29 @@ def vru_transform() -> None:
             should_detach_multiple_parents_tests=True,
         ),
         operator_args={"install_deps": False},
+    )
+
+    @task
+    @declares(inputs=[table_asset(BUILD_SCHEMA, "vru_outcomes_quarterly")],
+              outputs=[table_asset("staging", "programme_effect_estimates"),
+                       table_asset("staging", "programme_event_study_estimates")])
+    def estimate_effects() -> dict[str, str]:
+        """Estimate the programme's effects (vru.effects) from the outcome marts just built in the
+        build schema; write them to the pipeline-only tables the effect marts are built from."""
+        from vru.effects_build import build_effects
+
+        return build_effects(get_current_context()["run_id"])
+
+    # The effect marts read what estimate_effects wrote (a dbt source), so they are built after it:
+    # one `dbt build` of the two models and their tests, in the same build schema and gate.
+    effect_marts = DbtBuildLocalOperator(
+        task_id="dbt_effects",
+        project_dir=_cfg.dbt_project_dir,
+        profile_config=_PROFILE,
+        select="tag:effects",
+        install_deps=False,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        doc_md="`dbt build --select tag:effects`: the programme effect marts from estimate_effects' tables.",
     )
 
     @task
@@ -178,7 +203,7 @@ def vru_transform() -> None:
 
     raw_ok = validate_raw()
     marts_ok = validate_marts(raw_ok)
-    raw_ok >> seeds >> dbt >> marts_ok
+    raw_ok >> seeds >> dbt >> estimate_effects() >> effect_marts >> marts_ok
     published = publish_marts(marts_ok)
     # The report is written after publishing, so it says which figures BI tools now show. A run's
     # state comes from its leaves: `published` (an EmptyOperator, which the scheduler completes

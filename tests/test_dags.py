@@ -153,7 +153,15 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly", "marts.knife_crime_quarterly",
                                                  "marts.sharp_object_admissions_yearly", "marts.ae_assault_monthly",
                                                  "marts.pfa_knife_crime_12_months",
-                                                 "marts.vru_outcomes_quarterly", "marts.vru_programme_comparison"]
+                                                 "marts.vru_outcomes_quarterly", "marts.vru_programme_comparison",
+                                                 "marts.vru_programme_effect", "marts.vru_programme_event_study"]
+    # the effect estimates: after every dbt model (they read the outcome marts in the build), then
+    # the two effect marts in one dbt task (not in the Cosmos group: they read estimate_effects'
+    # tables), then the same gate and publication as every mart
+    assert not any("vru_programme_e" in t for t in tasks if t.startswith("dbt."))
+    assert all("estimate_effects" in descendants(t) for t in tasks if t.startswith("dbt."))
+    assert tasks["estimate_effects"]["down"] == ["dbt_effects"] and tasks["estimate_effects"]["doc"]
+    assert tasks["dbt_effects"]["down"] == ["validate_marts"]
     assert "dbt.knife_crime_quarterly_model_build" in descendants("dbt.stg_home_office__knife_offences_model_build")
     assert "dbt.pfa_knife_crime_12_months_model_build" in descendants("dbt.stg_ons__pfa_knife_offences_model_build")
     assert tasks["report"]["trigger_rule"] == "all_done"

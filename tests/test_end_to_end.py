@@ -20,7 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import SAMPLE, asset_event_extras, home_with_warehouse
-from vru import lineage, warehouse
+from markupsafe import escape
+from vru import effects, effects_build, effects_report, lineage, warehouse
 from vru.config import REPO_ROOT, pg_params, settings
 from vru.runner import execute
 from vru_sample import istv as sample_istv
@@ -232,7 +233,32 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert "ae_assault_monthly" in dbt_docs and "hospital_violence_dashboard" in dbt_docs
     # the outcomes report for people who do not open BI tools, from the outcome marts
     assert any(line.startswith("Outcomes report: ") for line in lines), lines
-    assert "VRU areas" in (chain_home / "reports" / "outcomes.html").read_text()
+    outcomes_page = (chain_home / "reports" / "outcomes.html").read_text()
+    assert "VRU areas" in outcomes_page
+
+    # the programme effect estimates: built in the same run, checked and published with the marts;
+    # every measure has a row per window, and every area-quarter is used or left out with a reason
+    assert tasks["estimate_effects"] == tasks["dbt_effects"] == "success"
+    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        effect = cur.execute("select * from marts.vru_programme_effect").fetchall()
+        (area_quarters,) = conn.execute("select count(*) from marts.vru_outcomes_quarterly").fetchone() or (0,)
+        study = conn.execute("select measure from marts.vru_programme_event_study").fetchall()
+    assert {(r["measure"], r["analysis_window"]) for r in effect} == {
+        (m.spec.key, w) for m in effects_build.MEASURES for w in effects.WINDOWS}
+    for r in effect:
+        if r["status"] != "not available":
+            assert r["area_quarters_used"] + r["area_quarters_excluded"] == area_quarters, r
+        if r["status"] in ("not possible", "not available"):
+            assert r["estimate_pct"] is None, r
+    assert {m for (m,) in study} <= {r["measure"] for r in effect if r["status"] in ("estimated", "not interpretable")}
+    # the report says what each estimate allows, sentence by sentence from the mart (the sample is
+    # short: a measure without a confident estimate is said in words, not printed as a number)
+    for r in effect:
+        if r["analysis_window"] == effects_report.WINDOW:
+            said = str(escape(effects_report.sentence(r)))  # as the autoescaping template writes it
+            assert f'id="effect-{r["measure"]}-sentence">{said}</p>' in outcomes_page, (r, said)
+            if r["status"] != "estimated" and r["estimate_pct"] is not None:
+                assert effects_report.pct(r["estimate_pct"]) not in said
 
     report = (chain_home / "reports" / "index.html").read_text()
     assert "All checks passed" in report and "Do not use" not in report

@@ -21,6 +21,9 @@ OUTCOMES = Derived(
         Mart("vru_outcomes_quarterly", "outcomes.vru_outcomes_quarterly", "Programme outcomes (quarterly)"),
         Mart("vru_programme_comparison", "outcomes.vru_programme_comparison",
              "Programme comparison (VRU areas against the others)"),
+        Mart("vru_programme_effect", "outcomes.vru_programme_effect", "Programme effect estimates"),
+        Mart("vru_programme_event_study", "outcomes.vru_programme_event_study",
+             "Programme effect by quarter from funding (event study)"),
     ),
 )
 
