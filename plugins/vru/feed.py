@@ -101,6 +101,11 @@ class Feed:
     load_file: Callable[[psycopg.Connection, Archive, Path, str | None, Settings], EditionResult] | None = None
     doc_md: str = ""
     edition_label: str = ""  # an edition feed: what one edition is, in the run summary ("knife crime table")
+    # A partitioned feed: a SQL predicate on the rows of its raw and staging tables that selects the
+    # partitions loaded since the last publication (vru.validation: a row-level check reads only
+    # those; a check of the whole table, columns or row count, still reads the whole table).
+    # None: the suites read whole tables.
+    changed_partitions: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
