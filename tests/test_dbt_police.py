@@ -51,7 +51,8 @@ def police_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
     """An empty warehouse without police relations (other tests make their own shapes of them)."""
     def drop() -> None:
         for relation in (STAGING, "marts_build.stop_search_monthly", "marts.stop_search_monthly"):
-            kind = conn.execute("select relkind::text from pg_class where oid = to_regclass(%s)", (relation,)).fetchone()
+            kind = conn.execute("select relkind::text from pg_class where oid = to_regclass(%s)",
+                                (relation,)).fetchone()
             if kind:
                 conn.execute(f"drop {'view' if kind[0] == 'v' else 'table'} {relation} cascade")
 
@@ -77,7 +78,8 @@ def row_versions(conn: psycopg.Connection, force_id: str, month: str) -> set[str
 def revise(tmp_path: Path, name: str, keep: slice, as_name: str | None = None) -> Path:
     """A republished monthly file: the sample's header and the records in `keep`."""
     lines = (SAMPLE / name).read_text(encoding="utf-8").splitlines(keepends=True)
-    folder = tmp_path / "revised" / str(len(list((tmp_path / "revised").glob("*"))) if (tmp_path / "revised").exists() else 0)
+    revised = tmp_path / "revised"
+    folder = revised / str(len(list(revised.glob("*"))) if revised.exists() else 0)
     folder.mkdir(parents=True)
     path = folder / (as_name or name)
     path.write_text("".join(lines[:1] + lines[1:][keep]), encoding="utf-8")
@@ -122,7 +124,8 @@ def test_incremental_builds_equal_a_full_refresh_after_revisions_and_a_failed_ga
 
     # Night 3: Merseyside revises December (drops its first ten records, keeps the rest).
     merseyside_dec = "2019-12-merseyside-stop-and-search.csv"
-    assert police.ingest_archive_file(conn, archive, revise(tmp_path, merseyside_dec, slice(10, None))).status == "replaced"
+    result = police.ingest_archive_file(conn, archive, revise(tmp_path, merseyside_dec, slice(10, None)))
+    assert result.status == "replaced"
     dbt_build(url, tmp_path)
     assert row_versions(conn, "essex", "2020-01-01") == untouched
     incremental_staged, incremental_mart = staged(conn), mart(conn, "marts_build")

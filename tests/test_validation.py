@@ -372,7 +372,8 @@ def test_staging_is_checked_where_it_changed_since_the_last_publication(clean_wa
         assert unmapped() == []  # nothing loaded since: no row to check
         load("merseyside", JULY, "replaced")
         load("essex", JUNE, "failed")  # a failed load changed nothing
-        expected = ["Every outcome recognised [outcome_category]: 5 of 5 rows fail in staging.stg_police__stop_searches"]
+        expected = ["Every outcome recognised [outcome_category]: 5 of 5 rows fail in "
+                    "staging.stg_police__stop_searches"]
         assert unmapped() == expected  # Merseyside's July only
         # a run whose gate failed published nothing: the next run checks the same force-month again
         assert unmapped() == expected

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 
 from vru.archive import Archive, Archived
-from vru.feed import SUCCESSFUL_LOADS, Feed, Freshness, Mart
+from vru.feed import SUCCESSFUL_LOADS, Feed, Freshness, Mart, Partitions
 from vru.http import FetchError, HttpClient, RetryPolicy
 from vru.loader import (
     Chunk,
@@ -577,11 +577,15 @@ FEED = Feed(
     # or under a run whose gate failed: those are checked again until a run publishes them). With
     # no publication (or one without a snapshot) every force-month. The statuses are
     # vru.feed.SUCCESSFUL_LOADS (tests/test_registry.py).
-    changed_partitions=(
-        "(force_id, month) in (select force_id, month from audit.loads "
-        "where dataset = 'police.stop_searches' and status in ('loaded', 'replaced') "
-        "and not coalesce(pg_visible_in_snapshot(xact, (select raw_snapshot from audit.publications "
-        "order by publication_id desc limit 1)), false))"
+    # The twin of the dbt macro changed_police_partitions (tests/test_registry.py keeps them equal).
+    changed_partitions=Partitions(
+        key=("force_id", "month"),
+        query=(
+            "select distinct force_id, month from audit.loads "
+            "where dataset = 'police.stop_searches' and status in ('loaded', 'replaced') "
+            "and not coalesce(pg_visible_in_snapshot(xact, (select raw_snapshot from audit.publications "
+            "order by publication_id desc limit 1)), false)"
+        ),
     ),
     # data.police.uk publishes a month about 1-2 months after it ends (61 days at the latest),
     # one month per monthly release (31 days). Just before a release on time, the latest month
