@@ -84,6 +84,10 @@ def test_the_dbt_tests_and_the_gates_scope_police_validation_alike() -> None:
     assert " ".join(body.group(1).split()) == " ".join(FEED.changed_partitions.query.split())
     assert FEED.changed_partitions.key == ("force_id", "month")
     assert "t.force_id = changed.force_id and t.month = changed.month" in macro
+    from vru.validation import LOOKUP_AT_MOST
+
+    assert macro.count(f"(select count(*) from changed) > {LOOKUP_AT_MOST}") == 1
+    assert macro.count(f"(select count(*) from changed) <= {LOOKUP_AT_MOST}") == 1
 
 
 def _imports(path: Path) -> set[str]:

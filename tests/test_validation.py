@@ -341,7 +341,8 @@ def test_staging_unmapped_outcome_is_a_warning(warehouse_url: str, docs_dir: Pat
     ]
 
 
-def test_staging_is_checked_where_it_changed_since_the_last_publication(clean_warehouse: str, docs_dir: Path) -> None:
+def test_staging_is_checked_where_it_changed_since_the_last_publication(clean_warehouse: str, docs_dir: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from vru.feeds.police import FEED
 
     url = clean_warehouse
@@ -379,6 +380,12 @@ def test_staging_is_checked_where_it_changed_since_the_last_publication(clean_wa
         assert unmapped() == expected
         publish()
         assert unmapped() == []
+        # past LOOKUP_AT_MOST changed force-months, the whole table is read once instead
+        load("merseyside", JULY, "replaced")
+        load("essex", JUNE, "replaced")
+        monkeypatch.setattr(validation, "LOOKUP_AT_MOST", 1)
+        assert unmapped() == ["Every outcome recognised [outcome_category]: 11 of 11 rows fail in "
+                              "staging.stg_police__stop_searches"]
     finally:
         with psycopg.connect(url) as conn:
             conn.execute("delete from audit.publications where run_id = 'test-scope'")
