@@ -190,7 +190,7 @@ def vru_transform() -> None:
         """
         from vru.publish import publish_marts as promote_build
 
-        changes = promote_build(get_current_context()["run_id"])
+        changes = promote_build(get_current_context()["run_id"], raw_snapshot=str(validated.get("raw_snapshot") or ""))
         for mart in MARTS:
             yield Metadata(mart, {"validated": validated, "published": changes.get(mart.name.split(".", 1)[1])})
 

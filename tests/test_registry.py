@@ -7,6 +7,7 @@ package's own source (the import rules between its modules).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,30 @@ def test_every_dataset_a_check_names_has_a_label() -> None:
 def test_dbt_and_python_agree_on_a_successful_load() -> None:
     macro = (REPO_ROOT / "dbt_project" / "macros" / "successful_load_statuses.sql").read_text()
     assert all(f"'{status}'" in macro for status in SUCCESSFUL_LOADS)
+    # a feed's changed_partitions (SQL the validation scope runs) names the same statuses, and only them
+    for feed in registry.FEEDS:
+        if feed.changed_partitions:
+            query = feed.changed_partitions.query
+            statuses = re.search(r"status in \(([^)]*)\)", query)
+            assert statuses, feed.name
+            assert sorted(s.strip(" '") for s in statuses.group(1).split(",")) == sorted(SUCCESSFUL_LOADS)
+            assert f"dataset = '{feed.dataset}'" in query
+
+
+def test_the_dbt_tests_and_the_gates_scope_police_validation_alike() -> None:
+    from vru.feeds.police import FEED
+
+    assert FEED.changed_partitions is not None
+    macro = (REPO_ROOT / "dbt_project" / "macros" / "get_where_subquery.sql").read_text()
+    body = re.search(r"macro changed_police_partitions\(\) -%}(.*?){%- endmacro", macro, re.S)
+    assert body, "macro changed_police_partitions not found"
+    assert " ".join(body.group(1).split()) == " ".join(FEED.changed_partitions.query.split())
+    assert FEED.changed_partitions.key == ("force_id", "month")
+    assert "t.force_id = changed.force_id and t.month = changed.month" in macro
+    from vru.validation import LOOKUP_AT_MOST
+
+    assert macro.count(f"(select count(*) from changed) > {LOOKUP_AT_MOST}") == 1
+    assert macro.count(f"(select count(*) from changed) <= {LOOKUP_AT_MOST}") == 1
 
 
 def _imports(path: Path) -> set[str]:

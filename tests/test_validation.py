@@ -341,6 +341,56 @@ def test_staging_unmapped_outcome_is_a_warning(warehouse_url: str, docs_dir: Pat
     ]
 
 
+def test_staging_is_checked_where_it_changed_since_the_last_publication(clean_warehouse: str, docs_dir: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from vru.feeds.police import FEED
+
+    url = clean_warehouse
+    make_staging_and_mart(url, GOOD_STOPS, GOOD_MART, outcome_category="unmapped")  # 11 records, all failing
+
+    def load(force: str, month: date, status: str = "loaded") -> None:
+        with psycopg.connect(url) as conn:  # its own transaction, as the loader's
+            conn.execute("insert into audit.loads (dataset, force_id, month, origin, status, finished_at) "
+                         "values ('police.stop_searches', %s, %s, 'api', %s, now())", (force, month, status))
+
+    def publish() -> None:
+        with psycopg.connect(url) as conn:
+            conn.execute("insert into audit.publications (run_id, duration_ms, marts, raw_snapshot) "
+                         "values ('test-scope', 1, '{}', pg_current_snapshot())")
+
+    def unmapped() -> list[str]:
+        outcome = validate("staging", "police.stop_searches", "staging.stg_police__stop_searches",
+                           warehouse_url=url, docs_dir=docs_dir, run_id="test-scope", scope=FEED.changed_partitions)
+        return outcome.warnings
+
+    try:
+        for force, month in GOOD_STOPS:
+            load(force, month)
+        # nothing published yet: every force-month is checked
+        assert unmapped() == ["Every outcome recognised [outcome_category]: 11 of 11 rows fail in "
+                              "staging.stg_police__stop_searches"]
+        publish()
+        assert unmapped() == []  # nothing loaded since: no row to check
+        load("merseyside", JULY, "replaced")
+        load("essex", JUNE, "failed")  # a failed load changed nothing
+        expected = ["Every outcome recognised [outcome_category]: 5 of 5 rows fail in "
+                    "staging.stg_police__stop_searches"]
+        assert unmapped() == expected  # Merseyside's July only
+        # a run whose gate failed published nothing: the next run checks the same force-month again
+        assert unmapped() == expected
+        publish()
+        assert unmapped() == []
+        # past LOOKUP_AT_MOST changed force-months, the whole table is read once instead
+        load("merseyside", JULY, "replaced")
+        load("essex", JUNE, "replaced")
+        monkeypatch.setattr(validation, "LOOKUP_AT_MOST", 1)
+        assert unmapped() == ["Every outcome recognised [outcome_category]: 11 of 11 rows fail in "
+                              "staging.stg_police__stop_searches"]
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute("delete from audit.publications where run_id = 'test-scope'")
+
+
 def test_missing_table_is_a_setup_error(warehouse_url: str, docs_dir: Path) -> None:
     with pytest.raises(validation.ValidationSetupError, match=r"marts\.no_such_table"):
         run(warehouse_url, docs_dir, "marts", "police.stop_search_monthly", "marts.no_such_table")

@@ -69,6 +69,14 @@ class Check(NamedTuple):
     table: str
 
 
+class Partitions(NamedTuple):
+    """Which partitions of a feed's tables changed: `query` (SQL, code) returns their `key`
+    columns, which its raw and staging tables both have (e.g. force_id, month)."""
+
+    key: tuple[str, ...]
+    query: str
+
+
 @dataclass(frozen=True)
 class Mart:
     name: str  # the table BI tools read: marts.<name>
@@ -101,6 +109,10 @@ class Feed:
     load_file: Callable[[psycopg.Connection, Archive, Path, str | None, Settings], EditionResult] | None = None
     doc_md: str = ""
     edition_label: str = ""  # an edition feed: what one edition is, in the run summary ("knife crime table")
+    # A partitioned feed: the partitions loaded since the last publication, which the gates check
+    # in its raw and staging tables (vru.validation: a row-level check reads only their rows; a
+    # check of the whole table, columns or row count, the whole table). None: whole tables.
+    changed_partitions: Partitions | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

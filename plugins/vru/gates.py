@@ -56,8 +56,12 @@ def run_validations(checks: Sequence[tuple[str, str, str]], run_id: str | None,
                       if d.split(".", 1)[0] not in loaded and d.split(".", 1)[0] not in registry.derived_prefixes()})
     for dataset in waiting:
         log.info("not validated: %s has not loaded anything yet", dataset)
+    # A partitioned feed's raw and staging rows are checked where they changed since the last
+    # publication (its changed_partitions); its marts, small, whole.
+    scopes = {f.dataset: f.changed_partitions for f in registry.FEEDS}
     outcomes = [
-        validate(stage, dataset, table, warehouse_url=url, docs_dir=cfg.data_docs_dir, run_id=run_id)
+        validate(stage, dataset, table, warehouse_url=url, docs_dir=cfg.data_docs_dir, run_id=run_id,
+                 scope=scopes.get(dataset) if stage in ("raw", "staging") else None)
         for stage, dataset, table in checks if dataset not in waiting
     ]
     critical = [(o.stage, o.dataset, m) for o in outcomes for m in o.critical_failures]
@@ -107,9 +111,13 @@ class RawChangedDuringRun(RuntimeError):
 
 def validate_marts_gate(checks: Sequence[tuple[str, str, str]], run_id: str | None, snapshot: str,
                         cfg: Settings | None = None) -> dict[str, Any]:
-    """The mart gate: `run_validations`, except that a failure under a changing raw is superseded."""
+    """The mart gate: `run_validations`, except that a failure under a changing raw is superseded.
+
+    Returns the validations with `raw_snapshot`: the publication records it, and the loads it did
+    not see are what the next run validates (a feed's changed_partitions).
+    """
     try:
-        return run_validations(checks, run_id, cfg)
+        return {**run_validations(checks, run_id, cfg), "raw_snapshot": snapshot}
     except ValidationFailed as failed:
         changed = loads_since(snapshot, cfg)
         if not changed:

@@ -151,10 +151,15 @@ def _apply_difference(conn: psycopg.Connection, table: str) -> MartChange:
     return MartChange(table, int(rows[0]) if rows else 0, inserted, deleted, False)
 
 
-def promote(conn: psycopg.Connection, run_id: str | None, marts: list[str]) -> list[MartChange]:
+def promote(conn: psycopg.Connection, run_id: str | None, marts: list[str],
+            raw_snapshot: str | None = None) -> list[MartChange]:
     """Apply the build of `marts` to the published marts, in one transaction, and record it in
     audit.publications. Commits; raises PromotionError and publishes nothing when the build is
-    incomplete or a lock cannot be had within LOCK_TIMEOUT."""
+    incomplete or a lock cannot be had within LOCK_TIMEOUT.
+
+    `raw_snapshot`: the snapshot of raw the build was made from (the transform's validate_raw);
+    the next run validates the partitions it did not see. None: the next run validates whole tables.
+    """
     if conn.autocommit:
         raise PromotionError("promote needs a connection in a transaction (autocommit off)")
     if not marts:
@@ -178,8 +183,9 @@ def promote(conn: psycopg.Connection, run_id: str | None, marts: list[str]) -> l
                 changes.append(_replace(conn, table, exists=published_shape is not None))
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         conn.execute(
-            "insert into audit.publications (run_id, duration_ms, marts) values (%s, %s, %s)",
-            (run_id, duration_ms, json.dumps({c.mart: c.to_dict() for c in changes})))
+            "insert into audit.publications (run_id, duration_ms, marts, raw_snapshot) "
+            "values (%s, %s, %s, %s::pg_snapshot)",
+            (run_id, duration_ms, json.dumps({c.mart: c.to_dict() for c in changes}), raw_snapshot or None))
         conn.commit()
     except psycopg.errors.LockNotAvailable as exc:
         conn.rollback()
@@ -196,12 +202,13 @@ def promote(conn: psycopg.Connection, run_id: str | None, marts: list[str]) -> l
     return changes
 
 
-def publish_marts(run_id: str | None, cfg: Settings | None = None) -> dict[str, Any]:
+def publish_marts(run_id: str | None, cfg: Settings | None = None,
+                  raw_snapshot: str | None = None) -> dict[str, Any]:
     """The DAG's publish step: promote the checked build of every mart; what changed, per mart."""
     from vru.dbt import manifest_path
 
     cfg = cfg or settings()
     marts = manifest_marts(manifest_path(cfg))
     with psycopg.connect(warehouse.warehouse_url(cfg)) as conn:
-        changes = promote(conn, run_id, marts)
+        changes = promote(conn, run_id, marts, raw_snapshot)
     return {c.mart: c.to_dict() for c in changes}

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 
 from vru.archive import Archive, Archived
-from vru.feed import SUCCESSFUL_LOADS, Feed, Freshness, Mart
+from vru.feed import SUCCESSFUL_LOADS, Feed, Freshness, Mart, Partitions
 from vru.http import FetchError, HttpClient, RetryPolicy
 from vru.loader import (
     Chunk,
@@ -572,6 +572,21 @@ FEED = Feed(
     tags=("police", "stop-and-search", "ingest"),
     url_setting="police_api_url",
     marts=(Mart("stop_search_monthly", "police.stop_search_monthly", "Stop and search (monthly figures)"),),
+    # Validation work in proportion to the change: the force-months of every successful load that
+    # the last publication's raw snapshot did not see (loaded after the run that published began,
+    # or under a run whose gate failed: those are checked again until a run publishes them). With
+    # no publication (or one without a snapshot) every force-month. The statuses are
+    # vru.feed.SUCCESSFUL_LOADS (tests/test_registry.py).
+    # The twin of the dbt macro changed_police_partitions (tests/test_registry.py keeps them equal).
+    changed_partitions=Partitions(
+        key=("force_id", "month"),
+        query=(
+            "select distinct force_id, month from audit.loads "
+            "where dataset = 'police.stop_searches' and status in ('loaded', 'replaced') "
+            "and not coalesce(pg_visible_in_snapshot(xact, (select raw_snapshot from audit.publications "
+            "order by publication_id desc limit 1)), false)"
+        ),
+    ),
     # data.police.uk publishes a month about 1-2 months after it ends (61 days at the latest),
     # one month per monthly release (31 days). Just before a release on time, the latest month
     # held ended at most 61 + 31 = 92 days ago; older means a release was missed.

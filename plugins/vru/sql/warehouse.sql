@@ -452,6 +452,9 @@ create table if not exists audit.publications (
     -- table, never counts of records behind a figure)
     marts           jsonb       not null
 );
+-- The snapshot of raw the published build was made from (the transform's validate_raw): the loads
+-- it did not see are the partitions the next run validates (a feed's changed_partitions).
+alter table audit.publications add column if not exists raw_snapshot pg_snapshot;
 
 -- The programme effect estimates (vru.effects_build), written by the transform after dbt built the
 -- outcome marts and read only by the dbt models vru_programme_effect and vru_programme_event_study
