@@ -7,8 +7,8 @@
     (NULL where withheld) and the flags. Compiled into ae_assault_monthly, so the history it reads
     (restricted.ae_published_cells) is the one before that mart's post-hook records this build.
 
-    Threat: a reader who subtracts. Anything published (this mart, the marts built on it, earlier
-    builds of them) may be combined; no count from 1 to 4 may follow, exactly, from it.
+    Threat: a reader who subtracts. Anything published (ae_assault_monthly, the marts built on it,
+    earlier builds of them) may be combined; no count from 1 to 4 may follow, exactly, from it.
 
     Each force-month has two measures (attendances, knife_or_sharp_attendances) and for each one
     equation: 'all ages' = 'under 25' + '25 and over' + 'not known'. A measure of a force-month
@@ -29,16 +29,17 @@
        - Across measures: knife_or_sharp <= attendances per cell gives bounds, never a value: a
          shown attendances cell is 0 (then knife is 0, shown or not, never 1-4) or >= 5 (then a
          withheld knife cell may be any of 1..4 at least).
-       - Across months and areas: vru_outcomes_quarterly sums three months into a quarter only
-         when no month is withheld (else the quarter is withheld), and vru_programme_comparison
-         sums only areas whose quarter is shown; both are functions of the figures shown here,
-         so they reveal nothing these do not. tests/test_disclosure.py solves every subtraction.
+       - Across months and areas: int_ae_quarters_suppressed (for vru_outcomes_quarterly) sums
+         three months into a quarter only when no month is withheld (else the quarter is
+         withheld), and vru_programme_comparison sums only areas whose quarter is shown; both
+         are functions of the figures shown here, so they reveal nothing these do not.
+         tests/test_disclosure.py solves every subtraction.
     3. Publication lag: a 'partial' force-month (not every department has sent the whole month)
        is withheld until var('ae_publication_lag_months') months (default 3) have passed since the
        month ended (as of var('ae_publication_as_of'), default the day the dbt run started). A month is thus
        usually first published complete, so a late extract rarely changes a published figure.
     4. Across builds: restricted.ae_published_cells keeps every figure ever published per cell
-       (recorded by the post-hook, macro record_ae_publication). An equation is withheld (rule 2)
+       (recorded by ae_assault_monthly's post-hook, macro record_ae_publication). An equation is withheld (rule 2)
        when any of its new figures differs by 1 to 4 from any figure published for that cell
        before. So any two builds, differenced, show per cell a change of 0 or at least 5, or a
        withheld cell: a late extract, a replaced extract or a month going from partial to

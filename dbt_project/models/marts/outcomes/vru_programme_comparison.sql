@@ -12,7 +12,8 @@
     coverage 'complete'; police recorded crime: coverage 'complete' and comparable; stop and search:
     all three months published); its rate is that sum over the sum of the same areas' populations
     (never a mean of area rates). *_areas_contributing / *_areas_excluded say how many areas were in
-    or out.
+    or out. Every rate is the macro rate_per and the Black/White search ratio the macro
+    black_white_search_ratio, as in vru_outcomes_quarterly.
 
     Index: the group's rate over its baseline rate x 100. Because membership changes, the baseline
     belongs to the quarter's members: it is the mean of the four 2018/19 quarterly rates (sum over
