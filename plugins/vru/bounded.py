@@ -93,6 +93,7 @@ class Budget:
         self.cells = 0
         self.chars = 0
         self.unzipped = 0
+        self.cells_written = 0
 
     def row(self, line_no: int, cells: list[str]) -> None:
         """Count a row with a value about to be yielded: the rows so far, its width, its cells and text.
@@ -117,6 +118,14 @@ class Budget:
         if self.chars > limits.chars:
             raise too_large(f"the table's cells hold more than {limits.chars:,} characters (passed at line "
                             f"{line_no:,})", limits.chars, "VRU_MAX_TABLE_CHARS")
+
+    def written(self, width: int, line_no: int) -> None:
+        """A spreadsheet row as wide as `width` cells was written, empty ones included (an XLSX row
+        reaches as far as its last cell, whatever it holds): what expanding it cost."""
+        self.cells_written += width
+        if self.cells_written > self.limits.cells:
+            raise too_large(f"the table writes more than {self.limits.cells:,} cells, empty ones included "
+                            f"(passed at line {line_no:,})", self.limits.cells, "VRU_MAX_TABLE_CELLS")
 
     def column(self, index: int, line_no: int) -> None:
         """A cell with a value is about to be placed at 0-based column `index`."""
