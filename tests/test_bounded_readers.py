@@ -486,3 +486,43 @@ def test_empty_repeats_cost_nothing_however_large() -> None:
                  '<row r="1048576"><c r="C1048576"><v>3</v></c></row>')
     assert [(r.line_no, r.cells) for r in read_rows(xlsx, "xlsx")] == [(1, ["", "b"]), (1048576, ["", "", "3"])]
     assert time.monotonic() - started < 2
+
+
+def test_an_xlsx_sheets_claimed_dimension_is_not_trusted_and_its_limits_hold() -> None:
+    """openpyxl's read-only mode trusts a sheet's <dimension>: too small hides data, absurd pads
+    every row. The reader ignores it; rows past the row limit, a value past the column limit, too
+    many written cells and a member inflating past its limit are refused."""
+    from vru.config import ReaderLimits
+    from vru.tables import TableTooLarge, read_rows
+
+    rows = ('<row r="1"><c r="A1" t="inlineStr"><is><t>code</t></is></c><c r="C1"><v>7</v></c></row>'
+            '<row r="3"><c r="B3"><v>2.5</v></c><c r="E3"/></row>')
+    for dimension in (None, "A1", "A1:XFD1048576"):
+        data = _xlsx(rows) if dimension is None else _with_dimension(_xlsx(rows), dimension)
+        assert [(r.line_no, r.cells) for r in read_rows(data, "xlsx")] == [(1, ["code", "", "7"]),
+                                                                           (3, ["", "2.5"])], dimension
+    with pytest.raises(TableTooLarge, match=r"sheet 'Data' has a row past line 2 \(the limit is 2, set by "
+                                            r"VRU_MAX_TABLE_ROWS\)"):
+        list(read_rows(_xlsx(rows), "xlsx", ReaderLimits(rows=2)))
+    with pytest.raises(TableTooLarge, match=r"a cell \(line 1\) is in column 18,278 \(the limit is 16,384"):
+        list(read_rows(_xlsx('<row r="1"><c r="ZZZ1"><v>1</v></c></row>'), "xlsx"))
+    with pytest.raises(TableTooLarge, match=r"writes more than 4 cells, empty ones included \(passed at line 3\)"):
+        list(read_rows(_xlsx(rows), "xlsx", ReaderLimits(cells=4)))
+    with pytest.raises(TableTooLarge, match="VRU_MAX_UNZIPPED_BYTES"):
+        list(read_rows(_xlsx(rows + "<row/>" * 1000), "xlsx", ReaderLimits(unzipped_bytes=4000)))
+    # a row of 600,000 cells in 13 KB: refused from its bytes, before openpyxl builds it (a dict per cell)
+    with pytest.raises(TableTooLarge, match=r"a row or shared string holds more than 524,288 XML tags"):
+        list(read_rows(_xlsx('<row r="1">' + "<c/>" * 600_000 + "</row>"), "xlsx"))
+    assert len(list(read_rows(_xlsx('<row r="1">' + '<c><v>1</v></c>' * 16_384 + "</row>"), "xlsx"))) == 1
+
+
+def _with_dimension(workbook: bytes, dimension: str) -> bytes:
+    """The workbook with <dimension ref="..."/> at the head of its sheet (where Excel writes it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook)) as source, zipfile.ZipFile(buffer, "w") as target:
+        for info in source.infolist():
+            part = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = part.replace(b"<sheetData>", f'<dimension ref="{dimension}"/><sheetData>'.encode())
+            target.writestr(info, part)
+    return buffer.getvalue()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import lzma
+import re
 import struct
 import zipfile
 import zlib
@@ -228,6 +229,39 @@ class CappedReader:
         self._raw.close()
 
     def __enter__(self) -> CappedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_ROW_OR_STRING = re.compile(rb"</?(?:[A-Za-z_][\w.-]*:)?(?:row|si)[\s/>]")  # SpreadsheetML <row>, <si>
+
+
+class ElementGuard:
+    """A streamed SpreadsheetML part (a sheet, the shared strings) whose tags are counted from its
+    bytes between one row or string boundary and the next, before a parser builds them: openpyxl
+    builds a whole row (an element and a dict per cell) before anything else sees it, so a row of
+    millions of cells in a few MB of deflate must be refused in the bytes."""
+
+    def __init__(self, source: CappedReader, most: int) -> None:
+        self._source = source
+        self._most = most
+        self._tags = 0  # tags since the last boundary (one cut by a chunk's end: counted on, so only later)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        parts = _ROW_OR_STRING.split(data)
+        for number, part in enumerate(parts):
+            self._tags = (self._tags if number == 0 else 1) + part.count(b"<")
+            if self._tags > self._most:
+                raise too_large(f"a row or shared string holds more than {self._most:,} XML tags", self._most)
+        return data
+
+    def close(self) -> None:
+        self._source.close()
+
+    def __enter__(self) -> ElementGuard:
         return self
 
     def __exit__(self, *exc: object) -> None:

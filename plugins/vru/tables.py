@@ -17,12 +17,16 @@ strings are counted as they are read. A table past a limit, or one a library can
 zip, deflate, CSV, text encoding, entity declarations), raises :class:`UnreadableTable` with a
 plain reason that never quotes the file; the edition is refused, never the task crashed.
 
-The Excel (.xlsx) reader does the same with SpreadsheetML: the workbook's sheet list and
-relationships say which part holds which sheet, shared strings are read once, and each sheet's
-rows are streamed with their own row numbers (what a person sees in Excel), cells placed by their
-references so an empty cell Excel did not write still takes its column. A number is its stored
-value; a date is stored as a day number and is read as that number (none of our tables has a date
-cell).
+The Excel (.xlsx) reader is openpyxl in read-only mode (values only, external links not loaded;
+it parses with defusedxml, installed here), over a zip whose every member is inflated through the
+same counter, with the shared strings counted against their limits as openpyxl reads them. Each
+sheet's rows are streamed with their own row numbers (what a person sees in Excel), cells in the
+columns of their references. A number is its stored double (integers without '.0', decimals in
+their shortest form), a date cell an ISO date as the ODS reader gives it, a boolean TRUE/FALSE.
+The dimension a sheet claims is ignored (openpyxl trusts it: too small hides data, absurd pads
+every row): rows are read to the row limit and one past it, which is refused, and every cell a
+row writes, empty or not, counts against the cell limit. Why openpyxl and not our own, and what
+it costs: docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from openpyxl.reader.excel import ExcelReader
 from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
 from openpyxl.xml.functions import iterparse as openpyxl_iterparse
 
-from vru.bounded import READ_ERRORS, Budget, CappedReader, count, refusal, too_large
+from vru.bounded import READ_ERRORS, Budget, CappedReader, ElementGuard, count, refusal, too_large
 from vru.bounded import TableTooLarge as TableTooLarge  # what the readers raise, defined with the limits
 from vru.bounded import UnreadableTable as UnreadableTable
 from vru.config import ReaderLimits, reader_limits
@@ -333,6 +337,7 @@ def _ods_cells(row: Any, budget: Budget, line_no: int) -> list[str]:
     return _trim(cells)
 
 
+_TAGS_PER_COLUMN = 32  # a cell is 2 to 8 tags (<c><v></v></c>, inline <is><t>): rows up to the column limit pass
 _WHOLE_PART_BYTES = 16 * 2**20  # a part openpyxl parses whole (workbook, styles, theme, relationships)
 _STRING_TAG = f"{{{SHEET_MAIN_NS}}}si"
 _PLAIN_TEXT_TAG = f"{{{SHEET_MAIN_NS}}}t"
@@ -353,7 +358,9 @@ class _BoundedArchive(zipfile.ZipFile):
             raise
 
     def open(self, name: Any, mode: Any = "r", pwd: bytes | None = None, *, force_zip64: bool = False) -> Any:
-        return CappedReader(super().open(name, mode, pwd, force_zip64=force_zip64), self.budget)
+        """A part openpyxl streams (a sheet, the shared strings): inflation and tags per row counted."""
+        capped = CappedReader(super().open(name, mode, pwd, force_zip64=force_zip64), self.budget)
+        return ElementGuard(capped, _TAGS_PER_COLUMN * self.budget.limits.columns)
 
     def read(self, name: Any, pwd: bytes | None = None) -> bytes:
         with CappedReader(super().open(name, "r", pwd), self.budget) as member:
