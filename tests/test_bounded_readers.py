@@ -526,3 +526,16 @@ def _with_dimension(workbook: bytes, dimension: str) -> bytes:
                 part = part.replace(b"<sheetData>", f'<dimension ref="{dimension}"/><sheetData>'.encode())
             target.writestr(info, part)
     return buffer.getvalue()
+
+
+def test_xlsx_is_not_read_when_openpyxl_would_parse_without_defusedxml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPENPYXL_DEFUSEDXML=False (read by openpyxl at import) would let entities expand: the reader
+    stops the task rather than read a download that way."""
+    import openpyxl.xml
+    from vru.tables import read_rows
+
+    data = _xlsx('<row r="1"><c r="A1"><v>1</v></c></row>')
+    assert [r.cells for r in read_rows(data, "xlsx")] == [["1"]]
+    monkeypatch.setattr(openpyxl.xml, "DEFUSEDXML", False)
+    with pytest.raises(ImportError, match="not parsing with defusedxml"):
+        list(read_rows(data, "xlsx"))

@@ -44,6 +44,7 @@ from typing import Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse  # untrusted downloads: no entity expansion
+from openpyxl import xml as openpyxl_xml
 from openpyxl.cell.text import Text
 from openpyxl.reader.excel import ExcelReader
 from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
@@ -426,6 +427,9 @@ def _library_error(exc: BaseException) -> BaseException:
 
 
 def _open_workbook(data: bytes, budget: Budget) -> Any:
+    if not openpyxl_xml.DEFUSEDXML:  # OPENPYXL_DEFUSEDXML=False in the environment, or no defusedxml
+        raise ImportError("openpyxl is not parsing with defusedxml: .xlsx downloads are not read without it "
+                           "(unset OPENPYXL_DEFUSEDXML)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "no default style", unsupported extensions: nothing we read
