@@ -1,12 +1,12 @@
 """
 ### Transform and validate: raw → staging → marts, gated by Great Expectations
 
-Runs when a feed emits a raw asset event (`raw.stop_searches`, `raw.knife_offences`,
-`raw.sharp_object_admissions`, or `restricted.ae_attendances` when an A&E extract lands:
-data-aware scheduling), never when nothing was loaded.
+Runs when raw has settled: the `audit.loads` event of `vru_raw_settled`, which follows every
+feed's raw asset event (`raw.stop_searches`, `raw.knife_offences`, `raw.sharp_object_admissions`,
+`raw.pfa_knife_offences`, or `restricted.ae_attendances` when an A&E extract lands) and announces
+once no feed is still loading (a feed whose source is failing and waits for a retry is not waited
+for). So a night starts one run however many feeds loaded, and never one when nothing was loaded.
 
-0. **wait_for_ingests**: waits (reschedule mode, no worker slot held) while any ingest DAG run is
-   still running, so the marts are built from raw that no feed is changing.
 1. **validate_raw**: the raw suites (`expectations/raw.*.json`) run in PostgreSQL. A critical
    failure stops here: dbt does not run, so no figure from that batch reaches the marts.
 2. **dbt_seeds**, then **dbt**: the seeds and their tests in one `dbt build`, then one Airflow
@@ -39,17 +39,17 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import AssetAny, Metadata, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from vru import registry
-from vru.assets import MARTS, RAW
+from vru.assets import MARTS, SETTLED, table_asset
 from vru.config import settings
 from vru.incidents import task_defaults
+from vru.lineage import declares, tables
 from vru.publish import BUILD_SCHEMA
-from vru.sensors import IngestsSettledSensor
 
 _cfg = settings()
 _MANIFEST = Path(_cfg.dbt_project_dir) / "target" / "manifest.json"
@@ -65,6 +65,7 @@ RAW_CHECKS = registry.raw_checks()
 # The mart suites check the build (write-audit-publish): dbt builds the marts in BUILD_SCHEMA,
 # which no BI role reads; publish_marts makes them visible only after every check passed.
 MART_CHECKS = registry.mart_checks(BUILD_SCHEMA)
+VALIDATION_RESULTS = table_asset("audit", "validation_results")  # where both gates record each result
 _PROFILE = ProfileConfig(
     profile_name="vru",
     target_name="default",
@@ -76,7 +77,7 @@ _PROFILE = ProfileConfig(
 
 @dag(
     dag_id=registry.TRANSFORM_DAG,
-    schedule=AssetAny(*RAW.values()),  # any feed's raw asset event
+    schedule=SETTLED,  # raw settled (vru_raw_settled): one run per night however many feeds loaded
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
@@ -87,6 +88,7 @@ _PROFILE = ProfileConfig(
 )
 def vru_transform() -> None:
     @task
+    @declares(inputs=tables(RAW_CHECKS), outputs=[VALIDATION_RESULTS])
     def validate_raw() -> dict[str, object]:
         """Run the raw-stage suites in PostgreSQL; a critical failure stops the run here."""
         from vru.gates import raw_snapshot, run_validations
@@ -138,6 +140,7 @@ def vru_transform() -> None:
     )
 
     @task
+    @declares(inputs=tables(MART_CHECKS), outputs=[VALIDATION_RESULTS])
     def validate_marts(raw: dict[str, object]) -> dict[str, object]:
         """Run the staging and mart suites; a critical failure fails the run, no mart event.
 
@@ -153,6 +156,7 @@ def vru_transform() -> None:
             raise AirflowSkipException(str(superseded)) from superseded
 
     @task(outlets=MARTS, retries=2, retry_delay=pendulum.duration(minutes=1))
+    @declares(inputs=[table_asset(BUILD_SCHEMA, m.name.split(".", 1)[1]) for m in MARTS], outputs=MARTS)
     def publish_marts(validated: dict[str, object]):  # type: ignore[no-untyped-def]
         """Make the checked build visible (one transaction, changed rows only), then tell BI refreshes.
 
@@ -172,12 +176,7 @@ def vru_transform() -> None:
 
         return str(write_report(run_id=get_current_context()["run_id"]))
 
-    settled = IngestsSettledSensor(
-        task_id="wait_for_ingests",
-        doc_md="Wait while any ingest DAG run is still loading (reschedule mode: no worker slot held).",
-    )
     raw_ok = validate_raw()
-    settled >> raw_ok
     marts_ok = validate_marts(raw_ok)
     raw_ok >> seeds >> dbt >> marts_ok
     published = publish_marts(marts_ok)

@@ -25,6 +25,9 @@ OUTCOMES = Derived(
 )
 
 TRANSFORM_DAG = "vru_transform"
+# Between the ingests and the transform: announces "raw settled" once no feed is loading, so a
+# night's events start one transform run however many feeds loaded (dags/vru_raw_settled.py).
+SETTLE_DAG = "vru_raw_settled"
 
 
 def feed(name: str) -> Feed:
