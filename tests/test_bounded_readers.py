@@ -66,16 +66,31 @@ def _ods(content: str | bytes) -> bytes:
     return buffer.getvalue()
 
 
+_XLSX_CONTENT_TYPES = (
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>{shared}</Types>')
+_XLSX_SHARED_STRINGS = ('<Override PartName="/xl/sharedStrings.xml" '
+                        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>')
+
+
 def _xlsx(sheet: str, shared: str | None = None) -> bytes:
+    """The smallest workbook Excel opens: its list of parts, workbook, relationships and one sheet."""
     ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
     rel_ns = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml",
+                         _XLSX_CONTENT_TYPES.format(shared=_XLSX_SHARED_STRINGS if shared is not None else ""))
         archive.writestr("xl/workbook.xml", f'<workbook {ns} {rel_ns}><sheets><sheet name="Data" sheetId="1" '
                                             'r:id="rId1"/></sheets></workbook>')
         archive.writestr("xl/_rels/workbook.xml.rels",
                          '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-                         '<Relationship Id="rId1" Target="worksheets/sheet1.xml"/></Relationships>')
+                         '<Relationship Id="rId1" Target="worksheets/sheet1.xml" Type="http://schemas.openxmlformats.org'
+                         '/officeDocument/2006/relationships/worksheet"/></Relationships>')
         archive.writestr("xl/worksheets/sheet1.xml", f"<worksheet {ns}><sheetData>{sheet}</sheetData></worksheet>")
         if shared is not None:
             archive.writestr("xl/sharedStrings.xml", shared)
@@ -212,8 +227,9 @@ CASES: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
     # name: (file, what the reason must say, environment of the child)
     "zip_bomb": (zip_bomb, "VRU_MAX_UNZIPPED_BYTES", {}),
     "billion_laughs": (billion_laughs, "declares entities", {}),
-    "xlsx_column_zzzzzz": (xlsx_column_zzzzzz, "column 321,272,406 (the limit is 16,384, set by VRU_MAX_TABLE_COLUMNS)",
-                           {}),
+    # openpyxl reads columns up to ZZZ (18,278) and refuses a reference past it as malformed
+    "xlsx_column_zzzzzz": (xlsx_column_zzzzzz, "a cell or row in sheet 'Data', before its first row is malformed: a "
+                                               "reference Excel cannot have (columns end at XFD", {}),
     "ods_rows_repeated_1e9": (ods_rows_repeated, "repeated 1,000,000,000 times (the limit is 10,000, set by "
                                                  "VRU_MAX_TABLE_REPEAT)", {}),
     "ods_columns_repeated_1e9": (ods_columns_repeated, "repeated 1,000,000,000 times (the limit is 10,000, set "
@@ -453,7 +469,8 @@ def test_shared_string_limits() -> None:
 
 def test_empty_repeats_cost_nothing_however_large() -> None:
     """Filler: an empty cell repeated 10^18 times, an empty row 10^18 times, an empty XLSX cell
-    at ZZZZZZ: skipped without expanding, and the cells with a value keep their columns."""
+    at XFD (Excel's last column) and a row at Excel's last line: skipped without expanding, and the
+    cells with a value keep their columns."""
     from vru.tables import read_rows
 
     row = ('<table:table-row><table:table-cell office:value-type="string"><text:p>a</text:p></table:table-cell>'
@@ -465,7 +482,60 @@ def test_empty_repeats_cost_nothing_however_large() -> None:
     started = time.monotonic()
     rows = list(read_rows(_ods(_ODS_HEAD + row + _ODS_TAIL), "ods"))
     assert [(r.line_no, r.cells) for r in rows] == [(1, ["a", "", "", "", "2", "2"])]
-    xlsx = _xlsx('<row r="1"><c r="B1" t="inlineStr"><is><t>b</t></is></c><c r="ZZZZZZ1"/></row>'
+    xlsx = _xlsx('<row r="1"><c r="B1" t="inlineStr"><is><t>b</t></is></c><c r="XFD1"/></row>'
                  '<row r="1048576"><c r="C1048576"><v>3</v></c></row>')
     assert [(r.line_no, r.cells) for r in read_rows(xlsx, "xlsx")] == [(1, ["", "b"]), (1048576, ["", "", "3"])]
     assert time.monotonic() - started < 2
+
+
+def test_an_xlsx_sheets_claimed_dimension_is_not_trusted_and_its_limits_hold() -> None:
+    """openpyxl's read-only mode trusts a sheet's <dimension>: too small hides data, absurd pads
+    every row. The reader ignores it; rows past the row limit, a value past the column limit, too
+    many written cells and a member inflating past its limit are refused."""
+    from vru.config import ReaderLimits
+    from vru.tables import TableTooLarge, read_rows
+
+    rows = ('<row r="1"><c r="A1" t="inlineStr"><is><t>code</t></is></c><c r="C1"><v>7</v></c></row>'
+            '<row r="3"><c r="B3"><v>2.5</v></c><c r="E3"/></row>')
+    for dimension in (None, "A1", "A1:XFD1048576"):
+        data = _xlsx(rows) if dimension is None else _with_dimension(_xlsx(rows), dimension)
+        assert [(r.line_no, r.cells) for r in read_rows(data, "xlsx")] == [(1, ["code", "", "7"]),
+                                                                           (3, ["", "2.5"])], dimension
+    with pytest.raises(TableTooLarge, match=r"sheet 'Data' has a row past line 2 \(the limit is 2, set by "
+                                            r"VRU_MAX_TABLE_ROWS\)"):
+        list(read_rows(_xlsx(rows), "xlsx", ReaderLimits(rows=2)))
+    with pytest.raises(TableTooLarge, match=r"a cell \(line 1\) is in column 18,278 \(the limit is 16,384"):
+        list(read_rows(_xlsx('<row r="1"><c r="ZZZ1"><v>1</v></c></row>'), "xlsx"))
+    with pytest.raises(TableTooLarge, match=r"writes more than 4 cells, empty ones included \(passed at line 3\)"):
+        list(read_rows(_xlsx(rows), "xlsx", ReaderLimits(cells=4)))
+    with pytest.raises(TableTooLarge, match="VRU_MAX_UNZIPPED_BYTES"):
+        list(read_rows(_xlsx(rows + "<row/>" * 1000), "xlsx", ReaderLimits(unzipped_bytes=4000)))
+    # a row of 600,000 cells in 13 KB: refused from its bytes, before openpyxl builds it (a dict per cell)
+    with pytest.raises(TableTooLarge, match=r"a row or shared string holds more than 524,288 XML tags"):
+        list(read_rows(_xlsx('<row r="1">' + "<c/>" * 600_000 + "</row>"), "xlsx"))
+    assert len(list(read_rows(_xlsx('<row r="1">' + '<c><v>1</v></c>' * 16_384 + "</row>"), "xlsx"))) == 1
+
+
+def _with_dimension(workbook: bytes, dimension: str) -> bytes:
+    """The workbook with <dimension ref="..."/> at the head of its sheet (where Excel writes it)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook)) as source, zipfile.ZipFile(buffer, "w") as target:
+        for info in source.infolist():
+            part = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = part.replace(b"<sheetData>", f'<dimension ref="{dimension}"/><sheetData>'.encode())
+            target.writestr(info, part)
+    return buffer.getvalue()
+
+
+def test_xlsx_is_not_read_when_openpyxl_would_parse_without_defusedxml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPENPYXL_DEFUSEDXML=False (read by openpyxl at import) would let entities expand: the reader
+    stops the task rather than read a download that way."""
+    import openpyxl.xml
+    from vru.tables import read_rows
+
+    data = _xlsx('<row r="1"><c r="A1"><v>1</v></c></row>')
+    assert [r.cells for r in read_rows(data, "xlsx")] == [["1"]]
+    monkeypatch.setattr(openpyxl.xml, "DEFUSEDXML", False)
+    with pytest.raises(ImportError, match="not parsing with defusedxml"):
+        list(read_rows(data, "xlsx"))

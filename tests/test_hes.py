@@ -373,6 +373,23 @@ def test_xlsx_cells_excel_left_out_keep_their_columns_and_rich_text_is_joined() 
     ]
 
 
+def test_xlsx_dates_are_read_as_dates_like_the_ods_reader() -> None:
+    """A date cell is a day number with a date format: read as the ISO date the ODS reader gives
+    (office:date-value), a time of day kept; numbers stay numbers."""
+    import datetime
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Period end", "Published", "Offences"])
+    sheet.append([datetime.date(2023, 3, 31), datetime.datetime(2023, 7, 20, 9, 30), 45027])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    rows = list(read_rows(buffer.getvalue(), "xlsx"))
+    assert rows[1].cells == ["2023-03-31", "2023-07-20T09:30:00", "45027"]
+
+
 def test_the_same_edition_as_xlsx_and_as_ods_gives_the_same_figures() -> None:
     xlsx = EDITION_2.read_bytes()
     sheet: list[list[object]] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import lzma
+import re
 import struct
 import zipfile
 import zlib
@@ -93,6 +94,7 @@ class Budget:
         self.cells = 0
         self.chars = 0
         self.unzipped = 0
+        self.cells_written = 0
 
     def row(self, line_no: int, cells: list[str]) -> None:
         """Count a row with a value about to be yielded: the rows so far, its width, its cells and text.
@@ -117,6 +119,14 @@ class Budget:
         if self.chars > limits.chars:
             raise too_large(f"the table's cells hold more than {limits.chars:,} characters (passed at line "
                             f"{line_no:,})", limits.chars, "VRU_MAX_TABLE_CHARS")
+
+    def written(self, width: int, line_no: int) -> None:
+        """A spreadsheet row as wide as `width` cells was written, empty ones included (an XLSX row
+        reaches as far as its last cell, whatever it holds): what expanding it cost."""
+        self.cells_written += width
+        if self.cells_written > self.limits.cells:
+            raise too_large(f"the table writes more than {self.limits.cells:,} cells, empty ones included "
+                            f"(passed at line {line_no:,})", self.limits.cells, "VRU_MAX_TABLE_CELLS")
 
     def column(self, index: int, line_no: int) -> None:
         """A cell with a value is about to be placed at 0-based column `index`."""
@@ -219,6 +229,39 @@ class CappedReader:
         self._raw.close()
 
     def __enter__(self) -> CappedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_ROW_OR_STRING = re.compile(rb"</?(?:[A-Za-z_][\w.-]*:)?(?:row|si)[\s/>]")  # SpreadsheetML <row>, <si>
+
+
+class ElementGuard:
+    """A streamed SpreadsheetML part (a sheet, the shared strings) whose tags are counted from its
+    bytes between one row or string boundary and the next, before a parser builds them: openpyxl
+    builds a whole row (an element and a dict per cell) before anything else sees it, so a row of
+    millions of cells in a few MB of deflate must be refused in the bytes."""
+
+    def __init__(self, source: CappedReader, most: int) -> None:
+        self._source = source
+        self._most = most
+        self._tags = 0  # tags since the last boundary (one cut by a chunk's end: counted on, so only later)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        parts = _ROW_OR_STRING.split(data)
+        for number, part in enumerate(parts):
+            self._tags = (self._tags if number == 0 else 1) + part.count(b"<")
+            if self._tags > self._most:
+                raise too_large(f"a row or shared string holds more than {self._most:,} XML tags", self._most)
+        return data
+
+    def close(self) -> None:
+        self._source.close()
+
+    def __enter__(self) -> ElementGuard:
         return self
 
     def __exit__(self, *exc: object) -> None:

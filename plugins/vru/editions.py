@@ -422,8 +422,10 @@ def _record_revisions(conn: psycopg.Connection, target: EditionTable, load_id: i
                 n.present is null and exists (select 1 from new n3 where {in_new_period})
                     as dropped_in_covered_period
             from new n full join previous p on {on}
+            -- figures are compared as the doubles a spreadsheet stores: the same double written
+            -- 7.8306063522617899 by one reader and 7.83060635226179 by another is no revision
             where p.load_id is null or n.present is null
-               or n.value is distinct from p.value or n.marker is distinct from p.marker
+               or n.value::float8 is distinct from p.value::float8 or n.marker is distinct from p.marker
         ),
         kept as (
             insert into audit.revisions (dataset, load_id, previous_load_id, cell, change,

@@ -17,28 +17,40 @@ strings are counted as they are read. A table past a limit, or one a library can
 zip, deflate, CSV, text encoding, entity declarations), raises :class:`UnreadableTable` with a
 plain reason that never quotes the file; the edition is refused, never the task crashed.
 
-The Excel (.xlsx) reader does the same with SpreadsheetML: the workbook's sheet list and
-relationships say which part holds which sheet, shared strings are read once, and each sheet's
-rows are streamed with their own row numbers (what a person sees in Excel), cells placed by their
-references so an empty cell Excel did not write still takes its column. A number is its stored
-value; a date is stored as a day number and is read as that number (none of our tables has a date
-cell).
+The Excel (.xlsx) reader is openpyxl in read-only mode (values only, external links not loaded;
+it parses with defusedxml, installed here), over a zip whose every member is inflated through the
+same counter, with the shared strings counted against their limits as openpyxl reads them. Each
+sheet's rows are streamed with their own row numbers (what a person sees in Excel), cells in the
+columns of their references. A number is its stored double (integers without '.0', decimals in
+their shortest form), a date cell an ISO date as the ODS reader gives it, a boolean TRUE/FALSE.
+The dimension a sheet claims is ignored (openpyxl trusts it: too small hides data, absurd pads
+every row): rows are read to the row limit and one past it, which is refused, and every cell a
+row writes, empty or not, counts against the cell limit. Why openpyxl and not our own, and what
+it costs: docs/decisions.md.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import re
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse  # untrusted downloads: no entity expansion
+from openpyxl import xml as openpyxl_xml
+from openpyxl.cell.text import Text
+from openpyxl.reader.excel import ExcelReader
+from openpyxl.xml.constants import SHARED_STRINGS, SHEET_MAIN_NS
+from openpyxl.xml.functions import iterparse as openpyxl_iterparse
 
-from vru.bounded import READ_ERRORS, Budget, CappedReader, count, refusal, too_large
+from vru.bounded import READ_ERRORS, Budget, CappedReader, ElementGuard, count, refusal, too_large
 from vru.bounded import TableTooLarge as TableTooLarge  # what the readers raise, defined with the limits
 from vru.bounded import UnreadableTable as UnreadableTable
 from vru.config import ReaderLimits, reader_limits
@@ -326,129 +338,180 @@ def _ods_cells(row: Any, budget: Budget, line_no: int) -> list[str]:
     return _trim(cells)
 
 
-def _local(tag: str) -> str:
-    """An element's name without its namespace (transitional and strict SpreadsheetML differ)."""
-    return tag.rsplit("}", 1)[-1]
+_TAGS_PER_COLUMN = 32  # a cell is 2 to 8 tags (<c><v></v></c>, inline <is><t>): rows up to the column limit pass
+_WHOLE_PART_BYTES = 16 * 2**20  # a part openpyxl parses whole (workbook, styles, theme, relationships)
+_STRING_TAG = f"{{{SHEET_MAIN_NS}}}si"
+_PLAIN_TEXT_TAG = f"{{{SHEET_MAIN_NS}}}t"
 
 
-_MAX_COLUMN_LETTERS = 7  # 'ZZZZZZZ' is column 8,353,082,582: past any limit
+class _BoundedArchive(zipfile.ZipFile):
+    """The workbook's zip as openpyxl reads it: every member inflated through the budget's counter
+    (streamed parts: sheets, shared strings) and a part it parses whole held to 16 MiB."""
+
+    def __init__(self, data: bytes, budget: Budget) -> None:
+        budget.zip_directory(data)  # before zipfile reads the directory
+        super().__init__(io.BytesIO(data))
+        self.budget = budget
+        try:
+            budget.open_zip(self)
+        except UnreadableTable:
+            self.close()
+            raise
+
+    def open(self, name: Any, mode: Any = "r", pwd: bytes | None = None, *, force_zip64: bool = False) -> Any:
+        """A part openpyxl streams (a sheet, the shared strings): inflation and tags per row counted."""
+        capped = CappedReader(super().open(name, mode, pwd, force_zip64=force_zip64), self.budget)
+        return ElementGuard(capped, _TAGS_PER_COLUMN * self.budget.limits.columns)
+
+    def read(self, name: Any, pwd: bytes | None = None) -> bytes:
+        with CappedReader(super().open(name, "r", pwd), self.budget) as member:
+            data = member.read_all(_WHOLE_PART_BYTES + 1)
+        if len(data) > _WHOLE_PART_BYTES:
+            raise too_large(f"a part of the workbook read whole (its list of sheets, styles or relationships) "
+                            f"inflates to more than {_WHOLE_PART_BYTES:,} bytes", _WHOLE_PART_BYTES)
+        return data
 
 
-def _column_index(reference: str) -> int:
-    """'C7' -> 2: the 0-based column of a cell reference (its letters read at most 7 deep)."""
-    index = 0
-    for letters, char in enumerate(reference):
-        if not ("A" <= char.upper() <= "Z") or letters >= _MAX_COLUMN_LETTERS:
-            break
-        index = index * 26 + (ord(char.upper()) - 64)
-    return index - 1
+class _WorkbookReader(ExcelReader):  # type: ignore[misc]  # openpyxl has no type hints
+    """openpyxl's reader in read-only mode (values only, no external links) over the bounded zip,
+    with the shared strings counted against their limits as they are read."""
+
+    def __init__(self, data: bytes, budget: Budget) -> None:
+        archive = _BoundedArchive(data, budget)
+        try:
+            super().__init__(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+        except BaseException:
+            archive.close()
+            raise
+        self.archive.close()  # openpyxl's own ZipFile of the data: ours replaces it
+        self.archive: _BoundedArchive = archive
+        self.budget = budget
+
+    def read_strings(self) -> None:
+        """openpyxl's read_string_table, counting each string as it comes (a workbook can declare
+        millions in a few hundred KB)."""
+        part = self.package.find(SHARED_STRINGS)
+        if part is None:
+            return
+        limits = self.budget.limits
+        strings: list[str] = []
+        chars = 0
+        with self.archive.open(part.PartName[1:]) as source:
+            for _, node in openpyxl_iterparse(source):  # defusedxml's iterparse: openpyxl picks it
+                if node.tag != _STRING_TAG:
+                    continue
+                if len(node) == 1 and node[0].tag == _PLAIN_TEXT_TAG:
+                    text = node[0].text or ""  # plain text, most strings: openpyxl's Text is slow for it
+                else:
+                    text = Text.from_tree(node).content  # rich text runs, phonetic guides left out
+                text = text.replace("x005F_", "")
+                node.clear()
+                strings.append(text)
+                chars += len(text)
+                if len(strings) > limits.shared_strings:
+                    raise too_large(f"the workbook has more than {limits.shared_strings:,} shared strings",
+                                    limits.shared_strings, "VRU_MAX_SHARED_STRINGS")
+                if chars > limits.shared_strings_chars:
+                    raise too_large(f"the workbook's shared strings hold more than "
+                                    f"{limits.shared_strings_chars:,} characters", limits.shared_strings_chars,
+                                    "VRU_MAX_SHARED_STRINGS_CHARS")
+        self.shared_strings = strings
 
 
-def _xlsx_text(element: object) -> str:
-    """The text of a shared or inline string: its <t>, or its rich text runs' <t> joined; phonetic
-    guides (<rPh>) are not the cell's text."""
-    parts: list[str] = []
-    for child in element:  # type: ignore[attr-defined]
-        name = _local(child.tag)
-        if name == "t":
-            parts.append(child.text or "")
-        elif name == "r":
-            parts.extend(t.text or "" for t in child if _local(t.tag) == "t")
-    return "".join(parts)
+def _library_error(exc: BaseException) -> BaseException:
+    """The error openpyxl met, out of the ValueError it wraps it in while opening a workbook."""
+    while isinstance(exc, ValueError) and not isinstance(exc, UnreadableTable | DefusedXmlException) \
+            and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
-def _xlsx_sheets(archive: zipfile.ZipFile, budget: Budget) -> list[tuple[str, str]]:
-    """(sheet name, part path) in the workbook's order."""
-    targets: dict[str, str] = {}
-    with _member(archive, "xl/_rels/workbook.xml.rels", budget, ".xlsx file") as rels:
-        for event, element in _Stream(rels, lambda tag: _local(tag) == "Relationship", 64).rows():
-            if event == "row":
-                target = element.get("Target", "")
-                targets[element.get("Id", "")] = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-    sheets: list[tuple[str, str]] = []
-    with _member(archive, "xl/workbook.xml", budget, ".xlsx file") as workbook:
-        for event, element in _Stream(workbook, lambda tag: _local(tag) == "sheet", 64).rows():
-            if event == "row":
-                rel = next((v for k, v in element.attrib.items() if _local(k) == "id"), "")
-                if rel in targets:
-                    sheets.append((element.get("name", ""), targets[rel]))
-    return sheets
+def _open_workbook(data: bytes, budget: Budget) -> Any:
+    if not openpyxl_xml.DEFUSEDXML:  # OPENPYXL_DEFUSEDXML=False in the environment, or no defusedxml
+        raise ImportError("openpyxl is not parsing with defusedxml: .xlsx downloads are not read without it "
+                           "(unset OPENPYXL_DEFUSEDXML)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no default style", unsupported extensions: nothing we read
+            reader = _WorkbookReader(data, budget)
+            try:
+                reader.read()
+            except BaseException:
+                reader.archive.close()
+                raise
+    except KeyError:
+        raise UnreadableTable("not a readable Excel workbook (.xlsx): a part it needs is missing (its list of "
+                              "parts, [Content_Types].xml, or its workbook, or a sheet)") from None
+    except READ_ERRORS as exc:
+        error = _library_error(exc)
+        if isinstance(error, UnreadableTable):
+            raise error from None
+        raise refusal(error, "xlsx") from None
+    return reader.wb
 
 
-def _xlsx_shared_strings(archive: zipfile.ZipFile, budget: Budget) -> list[str]:
-    if "xl/sharedStrings.xml" not in archive.NameToInfo:
-        return []
-    limits = budget.limits
-    strings: list[str] = []
-    chars = 0
-    with budget.member(archive, "xl/sharedStrings.xml") as part:
-        for event, element in _Stream(part, lambda tag: _local(tag) == "si", 16 * limits.columns).rows():
-            if event != "row":
-                continue
-            text = _xlsx_text(element)
-            chars += len(text)
-            strings.append(text)
-            if len(strings) > limits.shared_strings:
-                raise too_large(f"the workbook has more than {limits.shared_strings:,} shared strings",
-                                limits.shared_strings, "VRU_MAX_SHARED_STRINGS")
-            if chars > limits.shared_strings_chars:
-                raise too_large(f"the workbook's shared strings hold more than {limits.shared_strings_chars:,} "
-                                "characters", limits.shared_strings_chars, "VRU_MAX_SHARED_STRINGS_CHARS")
-    return strings
-
-
-def _xlsx_cell_value(cell: object, shared: list[str]) -> str:
-    kind = cell.get("t", "n")  # type: ignore[attr-defined]
-    if kind == "inlineStr":
-        inline = next((c for c in cell if _local(c.tag) == "is"), None)  # type: ignore[attr-defined]
-        return _xlsx_text(inline) if inline is not None else ""
-    value = next((c.text or "" for c in cell if _local(c.tag) == "v"), "")  # type: ignore[attr-defined]
-    if kind == "s":
-        if not (value.isascii() and value.isdigit() and len(value) <= 18):
-            return ""
-        return shared[int(value)] if int(value) < len(shared) else ""
-    if kind == "b":
-        return "TRUE" if value == "1" else "FALSE"
-    if kind == "n" and value.endswith(".0"):
-        return value[:-2]  # integers stored as floats read as integers, as in the ODS reader
-    return value  # numbers as stored, formula strings (str), errors (e: "#N/A")
+def _xlsx_text(value: object) -> str:
+    """A cell's value as text: numbers as stored (integers without '.0'), dates as ISO dates,
+    booleans as Excel shows them."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return value.date().isoformat()  # a date cell: the day, as the ODS reader gives it
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value)  # int; timedelta (a duration format)
 
 
 def _xlsx_rows(data: bytes, budget: Budget) -> Iterator[Row]:
-    with _open_zip(data, budget) as archive:
-        sheets = _xlsx_sheets(archive, budget)
-        shared = _xlsx_shared_strings(archive, budget)
-        for number, (name, part) in enumerate(sheets, start=1):
-            if part not in archive.NameToInfo:
-                raise UnreadableTable(f"not a readable .xlsx file: sheet {number} of the workbook has no part")
-            with budget.member(archive, part) as content:
-                yield from _xlsx_sheet_rows(name, content, shared, budget)
+    workbook = _open_workbook(data, budget)
+    try:
+        for sheet in workbook.worksheets:
+            yield from _xlsx_sheet_rows(sheet, budget)
+    finally:
+        workbook.close()
 
 
-def _xlsx_sheet_rows(name: str, content: CappedReader, shared: list[str], budget: Budget) -> Iterator[Row]:
+def _xlsx_sheet_rows(sheet: Any, budget: Budget) -> Iterator[Row]:
+    """A sheet's rows with a value, numbered as in Excel.
+
+    The dimension a sheet declares is not trusted (too small hides data, absurd costs time):
+    each row is as wide as its last written cell, which openpyxl places no further than column
+    ZZZ; every cell written, empty or not, counts against VRU_MAX_TABLE_CELLS; rows are read to
+    the row limit and one past it, so a row beyond it is refused rather than dropped.
+    """
+    name = str(sheet.title)
+    last = budget.limits.rows
+    sheet.reset_dimensions()
     line_no = 0
-    for event, element in _Stream(content, lambda tag: _local(tag) == "row", 16 * budget.limits.columns).rows():
-        if event != "row":
-            continue
-        line_no = count(element.get("r"), "row number", line_no + 1)
-        cells: list[str] = []
-        width = 0  # columns taken so far, written or left out; only cells with a value are placed
-        for cell in element:
-            if _local(cell.tag) != "c":
+    try:
+        for line_no, values in enumerate(sheet.iter_rows(max_row=last + 1, values_only=True), start=1):
+            if line_no > last:
+                raise too_large(f"sheet {name!r} has a row past line {last:,}", last, "VRU_MAX_TABLE_ROWS")
+            if not values:
                 continue
-            reference = cell.get("r")
-            column = max(_column_index(reference) if reference else width, width)  # Excel left out the gap
-            width = column + 1
-            value = _xlsx_cell_value(cell, shared)
-            if not value:
-                continue
-            budget.column(column, line_no)
-            cells.extend([""] * (column - len(cells)))
-            cells.append(value)
-        cells = _trim(cells)
-        if cells:
-            budget.row(line_no, cells)
-            yield Row(name, line_no, cells)
+            budget.written(len(values), line_no)
+            cells = _trim([_xlsx_text(value) for value in values])
+            if cells:
+                budget.column(len(cells) - 1, line_no)
+                budget.row(line_no, cells)
+                yield Row(name, line_no, cells)
+    except UnreadableTable:
+        raise
+    except READ_ERRORS as exc:
+        # openpyxl's messages quote the cell: each is put in our words, naming the sheet and line
+        where = f"sheet {name!r}, after line {line_no:,}" if line_no else f"sheet {name!r}, before its first row"
+        if isinstance(exc, IndexError):
+            reason = f"a cell in {where} refers to a shared string the workbook does not have"
+        elif isinstance(exc, ValueError) and not isinstance(exc, DefusedXmlException):
+            reason = (f"a cell or row in {where} is malformed: a reference Excel cannot have (columns end at "
+                      "XFD, rows at 1,048,576) or a number, string index or date that is not one")
+        else:
+            raise UnreadableTable(f"{refusal(exc, 'xlsx')} ({where})") from None
+        raise UnreadableTable(f"not a readable Excel workbook (.xlsx): {reason}") from None
 
 
 # ------------------------------------------------------------------------------------------------
