@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import psycopg
@@ -44,13 +44,15 @@ class Quarantined:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Many checked records, each already a CSV line in `columns` order (no newline).
+    """Many checked records as one text: `rows` CSV lines in `columns` order, each ending in a
+    newline, none with a line break inside a field.
 
-    The hot path of a parser: the loader joins them with its own columns in front in one call,
-    instead of handling records one by one.
+    The hot path of a parser: the loader puts its own columns in front of every line in one call
+    and hands the text to COPY, instead of handling records one by one.
     """
 
-    lines: list[str]
+    text: str
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -174,10 +176,6 @@ def copy_records(
     being data) for the caller to keep. Runs inside the caller's transaction.
     """
     schema, name = table.split(".")
-    quarantined: list[Quarantined] = []
-    noted: list[Noted] = []
-    prefix_text = ",".join(prefix) + ","  # the values never need CSV quoting
-    prefix_list = list(prefix)
     copy_sql = psycopg.sql.SQL("copy {}.{} ({}) from stdin (format csv)").format(
         psycopg.sql.Identifier(schema),
         psycopg.sql.Identifier(name),
@@ -185,40 +183,61 @@ def copy_records(
             psycopg.sql.Identifier(c) for c in [*prefix_columns, *parsed.columns]
         ),
     )
-    loaded = 0
+    tally = CopyTally()
     # The default writer, not psycopg's QueuedLibpqWriter: with a writer thread this was slower
     # (0.53x psql vs 0.65x) and its unbounded queue took RSS to 149 MB on 2 cores.
     with conn.cursor().copy(copy_sql) as copy:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        write = writer.writerow
-        put = buffer.write
-        joiner = "\n" + prefix_text
-        for record in parsed.records:
-            kind = type(record)
-            if kind is Chunk:
-                lines = record.lines  # type: ignore[union-attr]
-                if lines:
-                    put(prefix_text)
-                    put(joiner.join(lines))
-                    put("\n")
-                    loaded += len(lines)
-            elif kind is Quarantined:
-                quarantined.append(record)  # type: ignore[arg-type]
-                continue
-            elif kind is Noted:
-                noted.append(record)  # type: ignore[arg-type]
-                continue
-            else:
-                write(prefix_list + list(record))  # type: ignore[arg-type]
-                loaded += 1
+        for text in copy_text(prefix, parsed.records, tally):
+            copy.write(text)
+    return tally.loaded, tally.quarantined, tally.noted
+
+
+@dataclass
+class CopyTally:
+    """What `copy_text` sent and set aside."""
+
+    loaded: int = 0
+    quarantined: list[Quarantined] = field(default_factory=list)
+    noted: list[Noted] = field(default_factory=list)
+
+
+def copy_text(prefix: Sequence[str], records: Iterable[Chunk | Sequence[str | None] | Quarantined | Noted],
+              tally: CopyTally) -> Iterator[str]:
+    """The COPY (format csv) text of a parser's records, in blocks, with `prefix` in front of each.
+
+    A Chunk goes out as one block (its lines get the prefix in one pass over the text); single
+    rows are written with the csv module and sent every `_BLOCK` characters. Quarantined and
+    Noted records are kept in `tally` for the caller.
+    """
+    prefix_text = ",".join(prefix) + ","  # the values never need CSV quoting
+    prefix_list = list(prefix)
+    joiner = "\n" + prefix_text
+    buffer = io.StringIO()
+    write = csv.writer(buffer, lineterminator="\n").writerow
+    for record in records:
+        kind = type(record)
+        if kind is Chunk:
+            chunk: Chunk = record  # type: ignore[assignment]
+            if chunk.rows:
+                if buffer.tell():
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+                yield prefix_text + chunk.text[:-1].replace("\n", joiner) + "\n"
+                tally.loaded += chunk.rows
+        elif kind is Quarantined:
+            tally.quarantined.append(record)  # type: ignore[arg-type]
+        elif kind is Noted:
+            tally.noted.append(record)  # type: ignore[arg-type]
+        else:
+            write(prefix_list + list(record))  # type: ignore[arg-type]
+            tally.loaded += 1
             if buffer.tell() > _BLOCK:
-                copy.write(buffer.getvalue())
+                yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
-        if buffer.tell():
-            copy.write(buffer.getvalue())
-    return loaded, quarantined, noted
+    if buffer.tell():
+        yield buffer.getvalue()
 
 
 def write_quarantine(conn: psycopg.Connection, load_id: int, dataset: str, force_id: str | None,
