@@ -216,9 +216,13 @@ _EDGE_VALUES = {
 
 
 def _edge_row(rng: random.Random) -> list[str]:
+    """A good row with one or two fields set to edge values."""
     kind = {"Date": "Date", **dict.fromkeys(police._CSV_NUMBER, "number"),
             **dict.fromkeys(police._CSV_BOOLEAN, "boolean")}
-    return [rng.choice(_EDGE_VALUES[kind.get(column, "text")]) for column in HEADER]
+    row = list(GOOD)
+    for i in rng.sample(range(len(HEADER)), rng.choice([1, 2])):
+        row[i] = rng.choice(_EDGE_VALUES[kind.get(HEADER[i], "text")])
+    return row
 
 
 def _as_fields(parsed: police.Parsed) -> tuple[list[object], bool]:
