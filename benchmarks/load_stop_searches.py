@@ -347,7 +347,7 @@ def diagnose(url: str, csv_path: Path, rows: int, base_seconds: float, work: Pat
     _loader_stream(csv_path, stream)
     columns = ", ".join(["load_id", "force_id", "month", "origin", "sha256", "line_no",
                          *police.CSV_COLUMNS.values()])
-    copy = f"\\copy raw.stop_searches ({columns}) from '{stream}' with (format csv)"
+    copy = f"\\copy raw.stop_searches ({columns}) from '{stream}' with (format text, null '')"
     psql = [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", copy]
     for label, drop_index in (("server: psql \\copy of loader stream, with BRIN", False),
                               ("server: psql \\copy of loader stream, no index", True)):

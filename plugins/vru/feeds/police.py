@@ -193,7 +193,7 @@ _FAST_DATE = (
 )
 _FAST_NUMBER = r"(?:-?\d{1,3}\.\d{1,15})?"
 _FAST_BOOLEAN = r"(?:True|False|true|false)?"
-_FAST_TEXT = '[^,"\\r\\n\\x00]*'
+_FAST_TEXT = '[^,"\\r\\n\\x00\\t\\\\]*'  # nor a tab or backslash: COPY's text format
 _BLOCK_CHARS = 1 << 20  # characters read at a time: about 4,500 records; memory stays flat
 # A line as iterating a file opened with newline='' gives it (CRLF, LF or a lone CR ends one).
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
@@ -220,7 +220,7 @@ def _csv_records(stream: TextIO, header: list[str]) -> Iterator[Chunk | Sequence
     line without its line end) goes through `_checked_lines`, line by line.
     """
     lf_block, crlf_block = (p.fullmatch for p in _fast_block_patterns(header))
-    numbered = "{},{}\n".format
+    numbered = "{},{}\n".format  # then every comma becomes a tab: no field holds one
     read, readline = stream.read, stream.readline
     line_no = 1  # the header
     while block := read(_BLOCK_CHARS):
@@ -232,7 +232,8 @@ def _csv_records(stream: TextIO, header: list[str]) -> Iterator[Chunk | Sequence
             lines.pop()  # the empty string after the last line end
             first = line_no + 1
             line_no += len(lines)
-            yield Chunk("".join(map(numbered, range(first, line_no + 1), lines)), len(lines))
+            text = "".join(map(numbered, range(first, line_no + 1), lines)).replace(",", "\t")
+            yield Chunk(text, len(lines))
             continue
         line_no = yield from _checked_lines(_LINE.findall(block), readline, header, line_no)
 
@@ -264,7 +265,7 @@ def _checked_lines(block: list[str], readline: Callable[[], str], header: list[s
                     and (not row[i_lat] or not bad_number(row[i_lat]))
                     and (not row[i_lon] or not bad_number(row[i_lon]))
                     and row[i_b1] in bools and row[i_b2] in bools and row[i_b3] in bools
-                    and "\r" not in text and "\x00" not in text):
+                    and "\r" not in text and "\x00" not in text and "\t" not in text and "\\" not in text):
                 keep(f"{line_no},{text}\n")
                 continue
             if not text:
@@ -274,7 +275,7 @@ def _checked_lines(block: list[str], readline: Callable[[], str], header: list[s
                 continue
             problem = _check_fields(row, header, i_date, numbers, booleans)
             if problem is None:
-                yield [str(line_no), *row]  # a carriage return inside: re-quoted by the loader
+                yield [str(line_no), *row]  # a carriage return, tab or backslash inside: escaped by the loader
             else:
                 yield Quarantined(line_no, problem, text)
             continue
@@ -295,7 +296,7 @@ def _checked_lines(block: list[str], readline: Callable[[], str], header: list[s
         else:
             yield Quarantined(first, problem, _line(row))
     if ready:
-        yield Chunk("".join(ready), len(ready))
+        yield Chunk("".join(ready).replace(",", "\t"), len(ready))
     return line_no
 
 
