@@ -24,10 +24,13 @@ What runs:
    The loaders run in a fresh child interpreter each time; the time is that of the call, the
    memory is the child's peak RSS (VmHWM of the child's own address space, read by the child at
    the end; it includes the interpreter and its imports; see _spawn for why not ru_maxrss).
+   Each child also reports its own CPU and its PostgreSQL backend's (from /proc), and a COPY of
+   the file fed by psycopg gives the baseline's server CPU: CPU seconds stay comparable when other
+   work shares the cores, wall-clock ratios do not.
 4. With --diagnose: where the time goes. Client side without a database (csv.reader alone,
-   parse_csv, parse_csv + the loader's csv.writer formatting) and server side without the Python
-   client (`psql \\copy` of the exact stream the loader sends, into raw.stop_searches, with and
-   without its unique index). With --profile: the load step once more under cProfile.
+   parse_csv, parse_csv + the loader's copy_text) and server side without the Python client
+   (`psql \\copy` of the exact stream the loader sends, into raw.stop_searches, with and without
+   its BRIN index). With --profile: the load step once more under cProfile.
 """
 
 from __future__ import annotations
