@@ -45,6 +45,7 @@ from vru.assets import raw_asset
 from vru.config import settings
 from vru.feeds.ae import FEED
 from vru.ingest_dags import dag_arguments, schedule
+from vru.lineage import declares
 from vru.triggers import LandingFileTrigger
 
 RAW_AE_ATTENDANCES = raw_asset(FEED)
@@ -71,6 +72,7 @@ AE_LANDING = Asset(
 )
 def vru_ingest_ae() -> None:
     @task
+    @declares(inputs=[AE_LANDING], outputs=[RAW_AE_ATTENDANCES])
     def take_in() -> dict[str, Any]:
         """Take in every waiting extract: load, reject with a reason, or recognise a duplicate."""
         from vru.landing import ingest_landed

@@ -29,17 +29,22 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
-from vru.assets import raw_asset
+from vru.assets import raw_asset, table_asset
+from vru.config import settings
 from vru.feeds.police import FEED
 from vru.ingest_dags import dag_arguments, schedule
+from vru.lineage import declares, source
 
 RAW_STOP_SEARCHES = raw_asset(FEED)
+API = settings().police_api_url
 
 
 # id, retries and the incident callbacks on every task, tags: from the feed's declaration
 @dag(schedule=schedule(FEED), doc_md=__doc__, **dag_arguments(FEED))
 def vru_ingest_police() -> None:
     @task
+    @declares(inputs=[source(API, "/crimes-street-dates"), source(API, "/crime-last-updated")],
+              outputs=[table_asset("raw", "police_availability")])
     def plan() -> dict[str, Any]:
         """Read what data.police.uk lists as published; return tonight's force-months by month."""
         from vru.ingest import plan_police
@@ -57,6 +62,7 @@ def vru_ingest_police() -> None:
         # a mapped task does not take its docstring as doc_md: say it here
         doc_md="Fetch, archive and load each force-month of one month; failures are returned, not raised.",
     )
+    @declares(inputs=[source(API, "/stops-force")], outputs=[RAW_STOP_SEARCHES])
     def ingest(batch: list[dict[str, str]]) -> list[dict[str, Any]]:
         from vru.ingest import ingest_police_batch
 

@@ -1,17 +1,19 @@
 """
 ### Transform and validate: raw → staging → marts, gated by Great Expectations
 
-Runs when a feed emits a raw asset event (`raw.stop_searches`, `raw.knife_offences`,
-`raw.sharp_object_admissions`, or `restricted.ae_attendances` when an A&E extract lands:
-data-aware scheduling), never when nothing was loaded.
+Runs when raw has settled: the `audit.loads` event of `vru_raw_settled`, which follows every
+feed's raw asset event (`raw.stop_searches`, `raw.knife_offences`, `raw.sharp_object_admissions`,
+`raw.pfa_knife_offences`, or `restricted.ae_attendances` when an A&E extract lands) and announces
+once no feed is still loading (a feed whose source is failing and waits for a retry is not waited
+for). So a night starts one run however many feeds loaded, and never one when nothing was loaded.
 
-0. **wait_for_ingests**: waits (reschedule mode, no worker slot held) while any ingest DAG run is
-   still running, so the marts are built from raw that no feed is changing.
 1. **validate_raw**: the raw suites (`expectations/raw.*.json`) run in PostgreSQL. A critical
    failure stops here: dbt does not run, so no figure from that batch reaches the marts.
 2. **dbt_seeds**, then **dbt**: the seeds and their tests in one `dbt build`, then one Airflow
    task per dbt model with its tests (astronomer-cosmos, manifest-based loading, local execution
    with dbt's Python runner). A failing dbt test stops its downstream.
+   **estimate_effects**, then **dbt_effects**: the programme effect estimates (`vru.effects`) from
+   the outcome marts just built, then the two effect marts built from them (`tag:effects`).
 3. **validate_marts**: the staging and mart suites, on the build (`marts_build`, which no BI role
    can read: dbt builds the marts there). A critical failure fails the run: nothing is published
    and BI tools keep reading the previous marts, untouched. If a feed loaded while the run was
@@ -39,17 +41,17 @@ from pathlib import Path
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import AssetAny, Metadata, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from vru import registry
-from vru.assets import MARTS, RAW
+from vru.assets import MARTS, SETTLED, table_asset
 from vru.config import settings
 from vru.incidents import task_defaults
+from vru.lineage import declares, tables
 from vru.publish import BUILD_SCHEMA
-from vru.sensors import IngestsSettledSensor
 
 _cfg = settings()
 _MANIFEST = Path(_cfg.dbt_project_dir) / "target" / "manifest.json"
@@ -65,6 +67,7 @@ RAW_CHECKS = registry.raw_checks()
 # The mart suites check the build (write-audit-publish): dbt builds the marts in BUILD_SCHEMA,
 # which no BI role reads; publish_marts makes them visible only after every check passed.
 MART_CHECKS = registry.mart_checks(BUILD_SCHEMA)
+VALIDATION_RESULTS = table_asset("audit", "validation_results")  # where both gates record each result
 _PROFILE = ProfileConfig(
     profile_name="vru",
     target_name="default",
@@ -76,7 +79,7 @@ _PROFILE = ProfileConfig(
 
 @dag(
     dag_id=registry.TRANSFORM_DAG,
-    schedule=AssetAny(*RAW.values()),  # any feed's raw asset event
+    schedule=SETTLED,  # raw settled (vru_raw_settled): one run per night however many feeds loaded
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
@@ -87,6 +90,7 @@ _PROFILE = ProfileConfig(
 )
 def vru_transform() -> None:
     @task
+    @declares(inputs=tables(RAW_CHECKS), outputs=[VALIDATION_RESULTS])
     def validate_raw() -> dict[str, object]:
         """Run the raw-stage suites in PostgreSQL; a critical failure stops the run here."""
         from vru.gates import raw_snapshot, run_validations
@@ -123,7 +127,7 @@ def vru_transform() -> None:
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             # seeds run in dbt_seeds above, with the one test whose parents are all seeds
-            exclude=["resource_type:seed", "assert_ae_seeds_valid"],
+            exclude=["resource_type:seed", "assert_ae_seeds_valid", "tag:effects"],
             # `dbt build` per model: the node and its tests in one task, so a failing test
             # still stops its downstream, at half the task count (each task pays ~8 s of dbt
             # import on 2 cores: 38 tasks took 4.5 min per run with a test task per node)
@@ -138,6 +142,30 @@ def vru_transform() -> None:
     )
 
     @task
+    @declares(inputs=[table_asset(BUILD_SCHEMA, "vru_outcomes_quarterly")],
+              outputs=[table_asset("staging", "programme_effect_estimates"),
+                       table_asset("staging", "programme_event_study_estimates")])
+    def estimate_effects() -> dict[str, str]:
+        """Estimate the programme's effects (vru.effects) from the outcome marts just built in the
+        build schema; write them to the pipeline-only tables the effect marts are built from."""
+        from vru.effects_build import build_effects
+
+        return build_effects(get_current_context()["run_id"])
+
+    # The effect marts read what estimate_effects wrote (a dbt source), so they are built after it:
+    # one `dbt build` of the two models and their tests, in the same build schema and gate.
+    effect_marts = DbtBuildLocalOperator(
+        task_id="dbt_effects",
+        project_dir=_cfg.dbt_project_dir,
+        profile_config=_PROFILE,
+        select="tag:effects",
+        install_deps=False,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        doc_md="`dbt build --select tag:effects`: the programme effect marts from estimate_effects' tables.",
+    )
+
+    @task
+    @declares(inputs=tables(MART_CHECKS), outputs=[VALIDATION_RESULTS])
     def validate_marts(raw: dict[str, object]) -> dict[str, object]:
         """Run the staging and mart suites; a critical failure fails the run, no mart event.
 
@@ -153,6 +181,7 @@ def vru_transform() -> None:
             raise AirflowSkipException(str(superseded)) from superseded
 
     @task(outlets=MARTS, retries=2, retry_delay=pendulum.duration(minutes=1))
+    @declares(inputs=[table_asset(BUILD_SCHEMA, m.name.split(".", 1)[1]) for m in MARTS], outputs=MARTS)
     def publish_marts(validated: dict[str, object]):  # type: ignore[no-untyped-def]
         """Make the checked build visible (one transaction, changed rows only), then tell BI refreshes.
 
@@ -172,14 +201,9 @@ def vru_transform() -> None:
 
         return str(write_report(run_id=get_current_context()["run_id"]))
 
-    settled = IngestsSettledSensor(
-        task_id="wait_for_ingests",
-        doc_md="Wait while any ingest DAG run is still loading (reschedule mode: no worker slot held).",
-    )
     raw_ok = validate_raw()
-    settled >> raw_ok
     marts_ok = validate_marts(raw_ok)
-    raw_ok >> seeds >> dbt >> marts_ok
+    raw_ok >> seeds >> dbt >> estimate_effects() >> effect_marts >> marts_ok
     published = publish_marts(marts_ok)
     # The report is written after publishing, so it says which figures BI tools now show. A run's
     # state comes from its leaves: `published` (an EmptyOperator, which the scheduler completes

@@ -56,7 +56,8 @@ def warehouse_url(pg_server: warehouse.EmbeddedWarehouse) -> str:
 # What tests load besides each feed's raw table: the shared raw, audit and restricted records.
 SHARED_TABLES = ("raw.quarantine", "raw.police_availability", "raw.source_notes", "audit.loads", "audit.feed_state",
                  "audit.validation_results", "audit.editions", "audit.revisions", "audit.incidents",
-                 "audit.landed_files", "restricted.ae_quarantine", "restricted.ae_published_cells")
+                 "audit.landed_files", "restricted.ae_quarantine", "restricted.ae_published_cells",
+                 "staging.programme_effect_estimates", "staging.programme_event_study_estimates")
 
 
 def _truncate(url: str) -> None:

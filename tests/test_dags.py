@@ -64,7 +64,7 @@ def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_dags_import_without_errors_or_heavy_imports(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
     assert set(parsed["dags"]) == {"vru_ingest_police", "vru_ingest_knife_crime", "vru_ingest_hes", "vru_ingest_ae",
-                                    "vru_ingest_ons_pfa", "vru_transform"}
+                                    "vru_ingest_ons_pfa", "vru_raw_settled", "vru_transform"}
     assert parsed["heavy_modules"] == [], "GX, dbt or pandas imported at DAG-parse time"
     for dag in parsed["dags"].values():
         assert dag["doc"] and dag["tags"] and dag["owner"] == "data-engineering"
@@ -106,18 +106,27 @@ def test_ae_dag_runs_when_a_file_lands_and_nightly_and_publishes_only_a_load(par
     assert all(t["doc"] for t in tasks.values())
 
 
+def test_raw_events_start_the_settle_dag_which_alone_starts_the_transform(parsed: dict[str, Any]) -> None:
+    settle = parsed["dags"]["vru_raw_settled"]
+    assert sorted(settle["schedule_assets"]) == ["raw.knife_offences", "raw.pfa_knife_offences",
+                                                 "raw.sharp_object_admissions", "raw.stop_searches",
+                                                 "restricted.ae_attendances"]
+    tasks = settle["tasks"]
+    # first, the run waits for every ingest still loading (a sensor that holds no worker slot)
+    assert tasks["wait_for_ingests"]["down"] == ["announce"] and tasks["wait_for_ingests"]["doc"]
+    assert tasks["announce"]["outlets"] == ["audit.loads"] and tasks["announce"]["doc"]
+    # one transform run per announcement: the transform listens to nothing else
+    assert parsed["dags"]["vru_transform"]["schedule_assets"] == ["audit.loads"]
+
+
 def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parsed: dict[str, Any]) -> None:
     dag = parsed["dags"]["vru_transform"]
-    assert sorted(dag["schedule_assets"]) == ["raw.knife_offences", "raw.pfa_knife_offences",
-                                              "raw.sharp_object_admissions", "raw.stop_searches",
-                                              "restricted.ae_attendances"]
     tasks = dag["tasks"]
     dbt_runs = {t for t in tasks if t.startswith("dbt.") and t.endswith("_model_build")}
     assert {"dbt.stg_police__stop_searches_model_build", "dbt.stop_search_monthly_model_build"} <= dbt_runs
     # the raw gate comes first, then the seeds in one task, then one task per model: no dbt task
     # starts before the seeds are loaded, and no seed is built per node any more
-    # first, the run waits for every ingest still loading (a sensor that holds no worker slot)
-    assert tasks["wait_for_ingests"]["down"] == ["validate_raw"] and tasks["wait_for_ingests"]["doc"]
+    assert "wait_for_ingests" not in tasks  # the settle DAG waited before this run started
     # (validate_marts reads validate_raw's snapshot of raw: a data dependency too)
     assert tasks["validate_raw"]["down"] == ["dbt_seeds", "validate_marts"]
     assert tasks["dbt_seeds"]["down"] and all(t.startswith("dbt.") for t in tasks["dbt_seeds"]["down"])
@@ -144,7 +153,15 @@ def test_transform_dag_is_asset_scheduled_and_gates_the_mart_on_validation(parse
     assert tasks["publish_marts"]["outlets"] == ["marts.stop_search_monthly", "marts.knife_crime_quarterly",
                                                  "marts.sharp_object_admissions_yearly", "marts.ae_assault_monthly",
                                                  "marts.pfa_knife_crime_12_months",
-                                                 "marts.vru_outcomes_quarterly", "marts.vru_programme_comparison"]
+                                                 "marts.vru_outcomes_quarterly", "marts.vru_programme_comparison",
+                                                 "marts.vru_programme_effect", "marts.vru_programme_event_study"]
+    # the effect estimates: after every dbt model (they read the outcome marts in the build), then
+    # the two effect marts in one dbt task (not in the Cosmos group: they read estimate_effects'
+    # tables), then the same gate and publication as every mart
+    assert not any("vru_programme_e" in t for t in tasks if t.startswith("dbt."))
+    assert all("estimate_effects" in descendants(t) for t in tasks if t.startswith("dbt."))
+    assert tasks["estimate_effects"]["down"] == ["dbt_effects"] and tasks["estimate_effects"]["doc"]
+    assert tasks["dbt_effects"]["down"] == ["validate_marts"]
     assert "dbt.knife_crime_quarterly_model_build" in descendants("dbt.stg_home_office__knife_offences_model_build")
     assert "dbt.pfa_knife_crime_12_months_model_build" in descendants("dbt.stg_ons__pfa_knife_offences_model_build")
     assert tasks["report"]["trigger_rule"] == "all_done"

@@ -1,16 +1,19 @@
 """The A&E models (stg_istv__attendances, stg_istv__extracts, ae_assault_monthly) built by dbt against a
 real PostgreSQL (embedded) from a small hand-made set of ISTV extracts.
 
-The dbt unit tests (models/marts/ae/_ae__models.yml, models/staging/istv/_istv__models.yml) cover the
-suppression and coverage logic on fixtures; this checks what they cannot: the real seeds, the
-contract, the data tests, where the relations are built (row-level data only in `restricted`) and,
-over the whole built mart, that no suppressed count can be recovered by subtraction.
+The dbt unit tests (models/intermediate/ae/_int_ae__models.yml, models/marts/ae/_ae__models.yml,
+models/staging/istv/_istv__models.yml) cover the suppression and coverage logic on fixtures; this
+checks what they cannot: the real seeds, the contract, the data tests, where the relations are
+built (row-level data only in `restricted`, every model it feeds before the mart configured there)
+and, over the whole built mart, that no suppressed count can be recovered by subtraction.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -153,7 +156,9 @@ def test_build_suppresses_and_keeps_row_level_data_restricted(ae_conn: psycopg.C
 
     done = dbt_build(clean_warehouse, tmp_path)
     assert done.returncode == 0, done.stdout[-6000:]
-    assert "ae_assault_monthly_primary_and_secondary_suppression" in done.stdout  # unit tests ran
+    for unit_test in ("int_ae_cells_suppressed_primary_and_secondary_suppression",  # the rules' unit tests ran
+                      "ae_assault_monthly_names_the_cells"):
+        assert re.search(rf"PASS (\w+::)?{unit_test}\b", done.stdout), unit_test
     assert "assert_ae_assault_monthly_disclosure_safe" in done.stdout
 
     mart = mart_rows(ae_conn)
@@ -242,6 +247,25 @@ def test_build_suppresses_and_keeps_row_level_data_restricted(ae_conn: psycopg.C
         "join pg_attribute a on a.attrelid = c.oid and a.attname = 'arrival_at' and not a.attisdropped "
         "where n.nspname <> 'restricted' and c.relkind in ('r', 'v', 'm', 'p')").fetchall()
     assert outside == []  # no relation with arrival times (row-level A&E data) outside restricted
+    # Every model fed by the row-level rows, until the suppressing mart, is configured into
+    # `restricted` (the ephemeral ones too, should they ever be materialised), and the
+    # intermediate models built no relation anywhere
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text(encoding="utf-8"))
+    children = manifest["child_map"]
+    fed, todo = set(), list(children["source.vru.istv.ae_attendances"])
+    while todo:
+        node = todo.pop()
+        if node in fed or not node.startswith("model."):
+            continue
+        fed.add(node)
+        if node != "model.vru.ae_assault_monthly":  # its output is suppressed: its readers may be anywhere
+            todo.extend(children[node])
+    assert {"model.vru.int_ae_cells_suppressed", "model.vru.ae_assault_monthly"} <= fed
+    assert {n: manifest["nodes"][n]["schema"] for n in fed - {"model.vru.ae_assault_monthly"}} == {
+        n: "restricted" for n in fed - {"model.vru.ae_assault_monthly"}}
+    assert all(manifest["nodes"][n]["config"]["materialized"] in ("view", "ephemeral")
+               for n in fed - {"model.vru.ae_assault_monthly"})
+    assert ae_conn.execute("select count(*) from pg_class where relname like 'int\\_%'").fetchone() == (0,)
 
     # The dbt-built mart and the raw rows pass their suites (the suites' failures: test_validation_ae.py)
     for stage, dataset, table in (("raw", "ae.attendances", "restricted.ae_attendances"),

@@ -20,8 +20,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import SAMPLE, asset_event_extras, home_with_warehouse
-from vru import warehouse
-from vru.config import REPO_ROOT, settings
+from markupsafe import escape
+from vru import effects, effects_build, effects_report, lineage, warehouse
+from vru.config import REPO_ROOT, pg_params, settings
 from vru.runner import execute
 from vru_sample import istv as sample_istv
 
@@ -77,6 +78,54 @@ def ae_expected() -> dict[tuple[str, date], int]:
             rows = list(csv.reader(io.StringIO(sample_istv.extract(site, month).decode("utf-8"), newline="")))
             totals[(force, month)] += len(rows) - 1
     return dict(totals)
+
+
+def check_lineage(home: Path, url: str) -> None:
+    """The OpenLineage events the run's tasks wrote (file transport, VRU_HOME/lineage) form the
+    graph source -> raw -> staging -> marts_build -> marts, each table named as the warehouse's."""
+    events = lineage.read_events(home / "lineage")
+    pg = pg_params(url)
+    done = lineage.edges(events)
+
+    def table(name: str) -> str:  # OpenLineage's naming of a PostgreSQL table, as the warehouse's URL gives it
+        return f"postgres://{pg.host}:{pg.port}/{pg.dbname}.{name}"
+
+    def jobs(src: str, dst: str) -> set[str]:
+        return {job for i, job, o in done if i == src and o == dst}
+
+    def starts(job: str) -> list[dict[str, object]]:
+        return [e for e in events if e["eventType"] == "START" and e["job"]["name"] == job]
+
+    # ingest: the load tasks read their source and write raw (and say so when they start)
+    raw_stops = table("raw.stop_searches")
+    police = {(i, o) for i, job, o in done if job == "vru_ingest_police.ingest"}
+    assert {o for _, o in police} == {raw_stops} and all(i.endswith("/stops-force") for i, _ in police), police
+    assert starts("vru_ingest_police.ingest") and all(
+        [d["name"] for d in e["outputs"]] == [f"{pg.dbname}.raw.stop_searches"]
+        for e in starts("vru_ingest_police.ingest"))
+    assert "vru_ingest_knife_crime.check_and_load" in {j for _, j, o in done if o == table("raw.knife_offences")}
+    assert "vru_ingest_ae.take_in" in {j for _, j, o in done if o == table("restricted.ae_attendances")}
+    # validation reads raw before dbt, and the build (not what BI reads) after it
+    assert jobs(raw_stops, table("audit.validation_results")) == {"vru_transform.validate_raw"}
+    assert "vru_transform.validate_marts" in jobs(table("marts_build.stop_search_monthly"),
+                                                   table("audit.validation_results"))
+    # dbt, through Cosmos: raw -> staging model -> the mart in the build schema, one task per model
+    staging = jobs(raw_stops, table("staging.stg_police__stop_searches"))
+    assert staging and all(j.startswith("vru_transform.dbt.") for j in staging), staging
+    assert jobs(table("staging.stg_police__stop_searches"), table("marts_build.stop_search_monthly")) == {
+        "vru_transform.dbt.stop_search_monthly_model_build"}
+    # publishing: the checked build -> the marts BI tools read
+    for mart in ("stop_search_monthly", "knife_crime_quarterly", "ae_assault_monthly"):
+        assert jobs(table(f"marts_build.{mart}"), table(f"marts.{mart}")) == {"vru_transform.publish_marts"}, mart
+    # every task that ran said it started and how it ended
+    ended = {e["job"]["name"] for e in events if e["eventType"] in ("COMPLETE", "FAIL")}
+    assert {e["job"]["name"] for e in events if e["eventType"] == "START"} <= ended | {
+        e["job"]["name"] for e in events if e["eventType"] == "ABORT"}
+    # no credential in any event: the warehouse logins' passwords appear nowhere
+    server = warehouse.embedded(settings())
+    texts = [path.read_text() for path in (home / "lineage").iterdir()]
+    for secret in (server.pipeline_password(), pg.password):
+        assert secret and not [t for t in texts if secret in t]
 
 
 def _mart(url: str) -> list[tuple[object, ...]]:
@@ -184,12 +233,38 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     assert "ae_assault_monthly" in dbt_docs and "hospital_violence_dashboard" in dbt_docs
     # the outcomes report for people who do not open BI tools, from the outcome marts
     assert any(line.startswith("Outcomes report: ") for line in lines), lines
-    assert "VRU areas" in (chain_home / "reports" / "outcomes.html").read_text()
+    outcomes_page = (chain_home / "reports" / "outcomes.html").read_text()
+    assert "VRU areas" in outcomes_page
+
+    # the programme effect estimates: built in the same run, checked and published with the marts;
+    # every measure has a row per window, and every area-quarter is used or left out with a reason
+    assert tasks["estimate_effects"] == tasks["dbt_effects"] == "success"
+    with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        effect = cur.execute("select * from marts.vru_programme_effect").fetchall()
+        (area_quarters,) = conn.execute("select count(*) from marts.vru_outcomes_quarterly").fetchone() or (0,)
+        study = conn.execute("select measure from marts.vru_programme_event_study").fetchall()
+    assert {(r["measure"], r["analysis_window"]) for r in effect} == {
+        (m.spec.key, w) for m in effects_build.MEASURES for w in effects.WINDOWS}
+    for r in effect:
+        if r["status"] != "not available":
+            assert r["area_quarters_used"] + r["area_quarters_excluded"] == area_quarters, r
+        if r["status"] in ("not possible", "not available"):
+            assert r["estimate_pct"] is None, r
+    assert {m for (m,) in study} <= {r["measure"] for r in effect if r["status"] in ("estimated", "not interpretable")}
+    # the report says what each estimate allows, sentence by sentence from the mart (the sample is
+    # short: a measure without a confident estimate is said in words, not printed as a number)
+    for r in effect:
+        if r["analysis_window"] == effects_report.WINDOW:
+            said = str(escape(effects_report.sentence(r)))  # as the autoescaping template writes it
+            assert f'id="effect-{r["measure"]}-sentence">{said}</p>' in outcomes_page, (r, said)
+            if r["status"] != "estimated" and r["estimate_pct"] is not None:
+                assert effects_report.pct(r["estimate_pct"]) not in said
 
     report = (chain_home / "reports" / "index.html").read_text()
     assert "All checks passed" in report and "Do not use" not in report
     assert (chain_home / "reports" / "data_docs" / "index.html").exists()
     assert any("force-months loaded: 21" in line for line in lines), lines
+    check_lineage(chain_home, url)
 
     # second run: nothing new from the publishers; a department re-sends a file it already sent,
     # and another sends a malformed one. Nothing is loaded, no transform runs, marts untouched.

@@ -347,3 +347,93 @@ def test_built_by_dbt_the_page_shows_the_marts(built: psycopg.Connection, clean_
         assert areas[name][3:7] == [str(figure), str(rate), str(baseline), str(change)]
     metropolitan = areas["Metropolitan Police Service"]  # no figure in the fixture: words, not 0
     assert metropolitan[3] == "missing: not in the Home Office table"
+
+
+EFFECTS_CONTRACT = REPO / "dbt_project" / "models" / "marts" / "outcomes" / "_effects__models.yml"
+EFFECT_MARTS = ("vru_programme_effect", "vru_programme_event_study")
+
+
+def _effect_row(measure: str, status: str, reason: str, **figures: Any) -> dict[str, Any]:
+    """A hand-made row of marts.vru_programme_effect (not a real estimate)."""
+    counts = {"areas_used": 43, "funded_areas_used": 20, "comparison_areas_used": 23, "quarters_used": 40,
+              "area_quarters_used": 1700, "funded_area_quarters_used": 400, "area_quarters_excluded": 20,
+              "excluded_missing": 12, "excluded_suppressed": 8, **{f"excluded_{r}": 0 for r in (
+                  "partial_coverage", "series_break", "no_population", "zero_count", "no_quarter_before_funding",
+                  "no_comparison_in_quarter", "outside_window")}}
+    return {"measure": measure, "measure_label": f"Label of {measure}", "role": "outcome",
+            "method": "did2s imputation (Gardner two-stage)", "analysis_window": "all quarters after funding",
+            "status": status, "status_reason": reason, "permutations": 999 if "estimate_pct" in figures else 0,
+            "pre_trend_leads_tested": 7, "edition_date": date(2026, 11, 30),
+            "edition_source": "Home Office knife crime table: the latest edition fetched", **counts, **figures}
+
+
+@pytest.fixture
+def effect_marts(marts: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    models = {m["name"]: m for m in yaml.safe_load(EFFECTS_CONTRACT.read_text())["models"]}
+    for mart in EFFECT_MARTS:
+        marts.execute(f"drop table if exists marts.{mart} cascade")
+        columns = ", ".join(f'{c["name"]} {c["data_type"]}' for c in models[mart]["columns"])
+        marts.execute(f"create table marts.{mart} ({columns})")
+    estimated = {"estimate_pct": D("-3.2"), "ci_low_pct": D("-11.0"), "ci_high_pct": D("6.1"),
+                 "p_value_model": D("0.4100"), "p_value_permutation": D("0.4400"), "pre_trend_p_value": D("0.6000"),
+                 "pre_trend_failed": False}
+    for row in (
+        _effect_row("knife_offences", "estimated", "pre-funding trends: no divergence detected", **estimated),
+        _effect_row("ae_knife", "estimated", "pre-funding trends: no divergence detected",
+                    **{**estimated, "estimate_pct": D("-15.4"), "ci_low_pct": D("-22.0"), "ci_high_pct": D("-8.3"),
+                       "p_value_permutation": D("0.0030")}),
+        _effect_row("knife_homicides", "not possible", "1,200 of 1,700 area-quarters had none: too few events"),
+        _effect_row("searches", "not interpretable", "the funded and comparison areas were already diverging "
+                    "before funding (joint test of 7 quarters before funding: p = 0.001)",
+                    **{**estimated, "pre_trend_p_value": D("0.0010"), "pre_trend_failed": True}),
+    ):
+        _insert(marts, "marts.vru_programme_effect", row)
+    # knife offences: -8..12 with no funded area-quarter at +5 (a gap); -1 the reference
+    for q in range(-8, 13):
+        value = None if q == 5 else D("0.0") if q == -1 else D(f"{-0.5 * q:.1f}")
+        _insert(marts, "marts.vru_programme_event_study", {
+            "measure": "knife_offences", "method": "did2s imputation (Gardner two-stage)", "relative_quarter": q,
+            "is_reference": q == -1, "estimate_pct": value, "ci_low_pct": None if value is None else value - 4,
+            "ci_high_pct": None if value is None else value + 4, "funded_area_quarters": 0 if q == 5 else 20})
+    yield marts
+    for mart in EFFECT_MARTS:
+        marts.execute(f"drop table if exists marts.{mart} cascade")
+
+
+def test_effect_sentences_follow_the_status_and_the_chart_has_a_band_and_gaps(
+        effect_marts: psycopg.Connection, clean_warehouse: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRU_WAREHOUSE_URL", clean_warehouse)
+    target = write_outcomes_report(cfg=settings())
+    with serve(target.parent) as base:
+        shown = render(f"{base}/{target.name}", {
+            "effects": "Object.fromEntries([...document.querySelectorAll('div.effect')].map(d => [d.id.slice(7), {"
+                       "status: d.dataset.status, sentence: d.querySelector('p.lead').innerText,"
+                       "svg: d.querySelector('svg.event-study') !== null}]))",
+            "chart": "(() => { const s = document.querySelector('#knife_offences-event-study');"
+                     "return {visible: s.getBoundingClientRect().height > 0,"
+                     "bands: [...s.querySelectorAll('polygon.band')].map(p => p.points.length),"
+                     "lines: [...s.querySelectorAll('polyline.estimate')].map(p => p.points.length),"
+                     "marks: [...s.querySelectorAll('circle')].map(c => [+c.dataset.quarter, c.dataset.value,"
+                     " c.dataset.low, c.dataset.high])}; })()",
+        })
+    assert shown.console_errors == [] and shown.page_errors == [], shown
+    effects = shown.values["effects"]
+    assert effects["knife_offences"]["sentence"] == (
+        "No change that we can distinguish from chance: -3.2% (95% interval -11.0% to +6.1%).")
+    assert effects["ae_knife"]["sentence"].startswith(
+        "The rate per resident fell in the VRU areas against the comparison areas by -15.4% "
+        "(95% interval -22.0% to -8.3%)")
+    assert effects["knife_homicides"]["sentence"].startswith("Not possible to estimate yet: ")
+    assert not any(ch.isdigit() for ch in effects["searches"]["sentence"].split("(")[0])
+    assert effects["searches"]["sentence"].startswith("Not interpretable: the funded and comparison areas were "
+                                                      "already diverging before funding")
+    assert "-3.2" not in effects["searches"]["sentence"]  # a not-interpretable estimate is not printed
+    assert {k: e["svg"] for k, e in effects.items()} == {
+        "knife_offences": True, "ae_knife": False, "knife_homicides": False, "searches": False}
+    # the band and the line break at +5 (no estimate): -8..4 (13 quarters) and 6..12 (7)
+    chart = shown.values["chart"]
+    assert chart["visible"] and chart["lines"] == [13, 7] and chart["bands"] == [26, 14]
+    mart = effect_marts.execute("select relative_quarter, estimate_pct, ci_low_pct, ci_high_pct from "
+                                "marts.vru_programme_event_study where estimate_pct is not null "
+                                "order by relative_quarter").fetchall()
+    assert chart["marks"] == [[q, str(v), str(lo), str(hi)] for q, v, lo, hi in mart]

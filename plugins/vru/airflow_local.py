@@ -48,7 +48,7 @@ from airflow_client.client import (
 )
 from airflow_client.client.exceptions import NotFoundException
 
-from vru import registry
+from vru import lineage, registry
 from vru.config import REPO_ROOT, Settings
 from vru.progress import RunProgress
 from vru.warehouse import EmbeddedWarehouse, write_secret
@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 # never the reverse). A files feed (A&E) is started by files landing, not triggered by vru run.
 INGEST_DAGS = registry.scheduled_ingest_dag_ids()
 TRANSFORM_DAG = registry.TRANSFORM_DAG
+SETTLE_DAG = registry.SETTLE_DAG  # between the raw events and the transform: "raw settled"
 POOLS = {"police_api": (1, "data.police.uk: one task at a time keeps the 10 requests/s limit global")}
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TIMEOUT = 60.0  # seconds for one REST call (the client's validation wants a float)
@@ -111,8 +112,8 @@ def metadata_database(cfg: Settings) -> Iterator[str]:
 def airflow_env(cfg: Settings, warehouse_url: str, port: int, metadata_url: str,
                 extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for every Airflow process: configuration only through variables."""
-    # psycopg 3 for both engines: Airflow's default async driver for PostgreSQL (asyncpg) is not
-    # installed, and psycopg 3 serves SQLAlchemy's async engine too.
+    # psycopg 3 for both engines: it serves SQLAlchemy's async engine too (one driver, not also
+    # Airflow's default async one, asyncpg).
     metadata = metadata_url.replace("postgresql://", "postgresql+psycopg://", 1)
     home = cfg.airflow_home
     home.mkdir(parents=True, exist_ok=True)
@@ -161,6 +162,9 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, metadata_url: str,
         "NO_COLOR": "1",
     })
     env.update(extra or {})
+    # OpenLineage: our extractor, and events to files under VRU_HOME/lineage unless a lineage
+    # server (VRU_LINEAGE_URL) or a transport of the operator's own was set
+    env.update(lineage.airflow_settings(cfg, env))
     return env
 
 
@@ -224,6 +228,10 @@ class LocalAirflow:
             args = [_airflow_bin(), name]
             if name == "api-server":
                 args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
+            elif name in ("scheduler", "triggerer"):
+                # each would start an `airflow serve-logs` process (~140 MB RSS each) for a log
+                # server on another host; here the API server reads the same log folder itself
+                args += ["--skip-serve-logs"]
             self.processes[name] = subprocess.Popen(
                 args, env=self.env, stdout=logfile, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=str(REPO_ROOT),
@@ -365,8 +373,9 @@ class LocalAirflow:
         with self.calling(f"GET dags/{dag_id}/dagRuns/{run_id}"):
             return DagRunApi(self.client).get_dag_run(dag_id, run_id, _request_timeout=TIMEOUT)
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200,
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 3600,
                      progress: RunProgress | None = None) -> DAGRunResponse:
+        # an hour: a first transform at national volume took over 20 minutes on a loaded 2-core box
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
@@ -418,7 +427,7 @@ def local_airflow(cfg: Settings, warehouse_url: str, extra_env: dict[str, str] |
         try:
             airflow.start()
             airflow.ensure_pools()
-            airflow.wait_for_dags((*registry.ingest_dag_ids(), TRANSFORM_DAG))
+            airflow.wait_for_dags((*registry.ingest_dag_ids(), SETTLE_DAG, TRANSFORM_DAG))
             yield airflow
         finally:
             airflow.stop()
@@ -520,6 +529,7 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
     before = {d: {r.dag_run_id for r in airflow.runs(d)} for d in ingest_dags}
     before_transform = {r.dag_run_id for r in airflow.runs(TRANSFORM_DAG)}
     airflow.unpause(TRANSFORM_DAG)
+    airflow.unpause(SETTLE_DAG)
     for dag_id in ingest_dags:
         airflow.unpause(dag_id)
         if _started_by_unpause(airflow, dag_id, before[dag_id]):
@@ -537,7 +547,8 @@ def run_chain(airflow: LocalAirflow, ingest_dags: tuple[str, ...] = INGEST_DAGS,
         if progress is not None:
             progress.plan(TRANSFORM_DAG)
             progress.note(f"waiting for the {TRANSFORM_DAG} run the asset event starts")
-        airflow.wait_for_triggered_run(TRANSFORM_DAG, before_transform)
+        # through vru_raw_settled (a sensor poke and an announcement): allow for a loaded machine
+        airflow.wait_for_triggered_run(TRANSFORM_DAG, before_transform, timeout=600)
         result.transform_runs = _follow_new_runs(airflow, TRANSFORM_DAG, before_transform, progress=progress)
         result.transform_tasks = {r.dag_run_id: airflow.task_states(TRANSFORM_DAG, r.dag_run_id)
                                   for r in result.transform_runs}

@@ -33,4 +33,7 @@ def mart_asset(mart: Mart) -> Asset:
 
 
 RAW = {f.name: raw_asset(f) for f in registry.FEEDS}
+# "Raw settled": every load recorded in audit.loads up to the event's snapshot has committed and
+# no feed is loading. Emitted by the settle DAG; the transform's one schedule.
+SETTLED = table_asset("audit", "loads")
 MARTS = [mart_asset(m) for m in registry.marts()]

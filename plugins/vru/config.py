@@ -50,6 +50,10 @@ ENV_VARS = {
     "VRU_ALERT_APPRISE_CONN_ID": "Airflow connection (conn type apprise) whose config lists Apprise URLs "
                                  "(Slack, Teams, generic JSON...); each new incident goes to each; unset = no "
                                  "chat alerts",
+    "VRU_LINEAGE_DIR": "folder the OpenLineage events of every task are written to, one JSON file per event, when "
+                       "no lineage server is set (default VRU_HOME/lineage)",
+    "VRU_LINEAGE_URL": "an OpenLineage HTTP endpoint (Marquez, DataHub) that receives the events instead of "
+                       "VRU_LINEAGE_DIR; AIRFLOW__OPENLINEAGE__TRANSPORT, when set, overrides both",
     # Limits on what a published table may cost to read: past one, the edition is refused.
     "VRU_MAX_DOWNLOAD_BYTES": "bytes of one downloaded table or page, counted while streaming (the read "
                               "stops past it), and of an edition file loaded by hand (default 104857600, 100 MiB)",
@@ -165,6 +169,8 @@ class Settings:
     bi_idle_in_transaction_timeout: str = "10min"
     ae_settle_seconds: float = DEFAULT_AE_SETTLE_SECONDS
     ae_max_file_bytes: int = DEFAULT_AE_MAX_FILE_BYTES
+    lineage_dir_setting: Path | None = None  # None: VRU_HOME/lineage
+    lineage_url: str | None = None  # None: events go to files in lineage_dir
 
     @property
     def archive_dir(self) -> Path:
@@ -190,6 +196,11 @@ class Settings:
     def ae_landing_dir(self) -> Path:
         """Where A&E extracts land; `loaded/` and `rejected/` below it hold what was done with them."""
         return self.ae_landing or self.home / "landing" / "ae"
+
+    @property
+    def lineage_dir(self) -> Path:
+        """Where the OpenLineage file transport writes, when no lineage server is set."""
+        return self.lineage_dir_setting or self.home / "lineage"
 
 
 def settings() -> Settings:
@@ -225,6 +236,8 @@ def settings() -> Settings:
         bi_idle_in_transaction_timeout=_env("VRU_BI_IDLE_IN_TRANSACTION_TIMEOUT", "10min") or "10min",
         ae_settle_seconds=_at_least("VRU_AE_SETTLE_SECONDS", DEFAULT_AE_SETTLE_SECONDS, 0),
         ae_max_file_bytes=int(_at_least("VRU_AE_MAX_FILE_BYTES", DEFAULT_AE_MAX_FILE_BYTES, 1)),
+        lineage_dir_setting=Path(folder).expanduser().resolve() if (folder := _env("VRU_LINEAGE_DIR")) else None,
+        lineage_url=_env("VRU_LINEAGE_URL"),
     )
 
 

@@ -55,7 +55,8 @@ EDITION_REFUSED = "edition_refused"
 
 # What monitoring staff call each dataset (the names they see in the data quality report).
 DATASET_LABELS = registry.dataset_labels()
-DAG_LABELS = {registry.TRANSFORM_DAG: "Transform and validation"}
+DAG_LABELS = {registry.TRANSFORM_DAG: "Transform and validation",
+              registry.SETTLE_DAG: "Waiting for the feeds to finish loading"}
 
 _DETAIL_LIMIT = 4000  # characters of error text kept: the log has the rest
 

@@ -27,8 +27,10 @@ import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Metadata, TriggerRule, dag, get_current_context, task
 
 from vru.assets import raw_asset
+from vru.config import settings
 from vru.feed import Feed
 from vru.incidents import task_defaults
+from vru.lineage import declares, source
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="Europe/London")
 TIMEZONE = "Europe/London"
@@ -71,6 +73,7 @@ def edition_ingest_dag(feed: Feed) -> DAG:
     @dag(schedule=schedule(feed), doc_md=doc, **dag_arguments(feed))
     def ingest_dag() -> None:
         @task
+        @declares(inputs=[source(feed.source_url(settings()))], outputs=[raw])
         def check_and_load() -> dict[str, Any]:
             """Load the table if the publisher put out a new edition; fail naming what was wrong."""
             from vru.incidents import EditionRefused

@@ -6,10 +6,12 @@ for the areas). Every number on the page is a value the mart holds, formatted: n
 recomputed here, so the page and a BI tool reading the same marts cannot disagree. A figure the
 mart does not have (withheld, missing, no baseline) is said in words, never shown as 0.
 
-Per measure: a lead paragraph with the latest VRU vs non-VRU index gap as the mart gives it, an
-inline SVG line chart of both groups' rates over the quarters (drawn here: no JavaScript, no
-network; a quarter without a figure is a gap in the line), the chart's figures as a table, and a
-table of every area's latest quarter.
+First, "Is the programme working?": per measure, one sentence on the programme's estimated effect
+and an event-study chart (vru.effects_report, from marts.vru_programme_effect and
+marts.vru_programme_event_study). Then, per measure: a lead paragraph with the latest VRU vs
+non-VRU index gap as the mart gives it, an inline SVG line chart of both groups' rates over the
+quarters (drawn here: no JavaScript, no network; a quarter without a figure is a gap in the line),
+the chart's figures as a table, and a table of every area's latest quarter.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, TypeAlias
 import psycopg
 from psycopg.rows import dict_row
 
-from vru import warehouse
+from vru import effects_report, warehouse
 from vru.config import Settings, settings
 from vru.report import write_page
 from vru.templating import render
@@ -146,7 +148,12 @@ def _render(conn: psycopg.Connection) -> str:
         select distinct force_name from {AREAS} where ae_coverage <> 'no A&E data for this area'
         order by force_name""")]
     latest = groups[-1]  # ordered by quarter: the latest quarter's denominators
-    return render("outcomes_report.html.j2", **page, state="built", labels=labels,
+    effects = None
+    if _exists(conn, effects_report.EFFECT) and _exists(conn, effects_report.EVENT_STUDY):
+        effects = effects_report.sections(
+            _rows(conn, f"select * from {effects_report.EFFECT} order by measure, analysis_window"),
+            _rows(conn, f"select * from {effects_report.EVENT_STUDY} order by measure, relative_quarter"))
+    return render("outcomes_report.html.j2", **page, state="built", labels=labels, effects=effects,
                   population_source=latest["population_source"], population_quarter=_quarter(latest),
                   ae_areas=", ".join(ae_areas) if ae_areas else "none yet", measures=MEASURES,
                   sections=[_section(conn, m, series, labels) for m in MEASURES])

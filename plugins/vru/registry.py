@@ -21,10 +21,16 @@ OUTCOMES = Derived(
         Mart("vru_outcomes_quarterly", "outcomes.vru_outcomes_quarterly", "Programme outcomes (quarterly)"),
         Mart("vru_programme_comparison", "outcomes.vru_programme_comparison",
              "Programme comparison (VRU areas against the others)"),
+        Mart("vru_programme_effect", "outcomes.vru_programme_effect", "Programme effect estimates"),
+        Mart("vru_programme_event_study", "outcomes.vru_programme_event_study",
+             "Programme effect by quarter from funding (event study)"),
     ),
 )
 
 TRANSFORM_DAG = "vru_transform"
+# Between the ingests and the transform: announces "raw settled" once no feed is loading, so a
+# night's events start one transform run however many feeds loaded (dags/vru_raw_settled.py).
+SETTLE_DAG = "vru_raw_settled"
 
 
 def feed(name: str) -> Feed:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -190,7 +190,7 @@ class SampleApi:
                     return fault
         return None
 
-    def stops(self, force: str, month: str, no_location_only: bool = False) -> bytes | None:
+    def stops(self, force: str, month: str, no_location_only: bool = False) -> bytes | Iterable[bytes] | None:
         if (force, month) in self.overrides and not no_location_only:
             return self.overrides[(force, month)]
         path = self.files().get((force, month))
@@ -220,15 +220,19 @@ def _handler(api: SampleApi) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read api.requests
             return
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        def _send(self, status: int, body: bytes | Iterable[bytes], headers: dict[str, str] | None = None) -> None:
+            """Send `body`; chunks (a generator) are streamed, the end of the body marked by closing
+            the connection (HTTP/1.0, this server's protocol), as a large response is."""
             headers = dict(headers or {})
             self.send_response(status)
             self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
-            self.send_header("Content-Length", str(len(body)))
+            if isinstance(body, bytes):
+                self.send_header("Content-Length", str(len(body)))
             for key, value in headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(body)
+            for chunk in [body] if isinstance(body, bytes) else body:
+                self.wfile.write(chunk)
 
         def _edition(self, folder: str, name: str) -> None:
             fault = api.take_fault(folder, name, "*")

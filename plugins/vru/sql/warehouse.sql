@@ -453,6 +453,68 @@ create table if not exists audit.publications (
     marts           jsonb       not null
 );
 
+-- The programme effect estimates (vru.effects_build), written by the transform after dbt built the
+-- outcome marts and read only by the dbt models vru_programme_effect and vru_programme_event_study
+-- (a dbt source): pipeline-only, in `staging`, which no BI role reads. Replaced whole each run.
+create table if not exists staging.programme_effect_estimates (
+    measure                             text        not null,
+    measure_label                       text        not null,
+    role                                text        not null,      -- outcome | context
+    method                              text        not null,
+    analysis_window                     text        not null,
+    status                              text        not null,      -- estimated | not interpretable | not possible | not available
+    status_reason                       text        not null,
+    estimate_pct                        double precision,
+    ci_low_pct                          double precision,
+    ci_high_pct                         double precision,
+    log_rate_effect                     double precision,
+    std_error                           double precision,
+    p_value_model                       double precision,
+    p_value_permutation                 double precision,
+    permutations                        integer     not null,
+    pre_trend_p_value                   double precision,
+    pre_trend_leads_tested              integer     not null,
+    pre_trend_failed                    boolean,
+    areas_used                          integer     not null,
+    funded_areas_used                   integer     not null,
+    comparison_areas_used               integer     not null,
+    quarters_used                       integer     not null,
+    area_quarters_used                  integer     not null,
+    funded_area_quarters_used           integer     not null,
+    area_quarters_excluded              integer     not null,
+    excluded_missing                    integer     not null,
+    excluded_suppressed                 integer     not null,
+    excluded_partial_coverage           integer     not null,
+    excluded_series_break               integer     not null,
+    excluded_no_population              integer     not null,
+    excluded_zero_count                 integer     not null,
+    excluded_no_quarter_before_funding  integer     not null,
+    excluded_no_comparison_in_quarter   integer     not null,
+    excluded_outside_window             integer     not null,
+    first_quarter_start                 date,
+    last_quarter_start                  date,
+    edition_date                        date,
+    edition_source                      text        not null,
+    run_id                              text,
+    estimated_at                        timestamptz not null default now(),
+    primary key (measure, method, analysis_window)
+);
+create table if not exists staging.programme_event_study_estimates (
+    measure                 text        not null,
+    method                  text        not null,
+    relative_quarter        integer     not null,
+    is_reference            boolean     not null,
+    estimate_pct            double precision,
+    ci_low_pct              double precision,
+    ci_high_pct             double precision,
+    log_rate_effect         double precision,
+    std_error               double precision,
+    funded_area_quarters    integer     not null,
+    run_id                  text,
+    estimated_at            timestamptz not null default now(),
+    primary key (measure, method, relative_quarter)
+);
+
 -- Back to the administrator: roles and grants.
 reset role;
 

@@ -209,14 +209,9 @@ group_rates as (
     select
         *,
         {% for measure in indexed %}
-            case
-                when {{ measure }}_population > 0
-                    then cast({{ counts[measure] }} as numeric) * 100000 / {{ measure }}_population
-            end as {{ measure }}_rate,
+            {{ rate_per(counts[measure], measure ~ '_population', 100000) }} as {{ measure }}_rate,
         {% endfor %}
-        case
-            when searches_population > 0 then cast(searches as numeric) * 1000 / searches_population
-        end as searches_rate
+        {{ rate_per('searches', 'searches_population', 1000) }} as searches_rate
     from group_quarters
 
 ),
@@ -250,11 +245,11 @@ baseline_quarters as (
         quarter_start,
         baseline_quarter,
     {% for measure in indexed %}
-        case
-            when sum(population) filter (where {{ measure }}_contributes) > 0
-                then cast(sum({{ counts[measure] }}) filter (where {{ measure }}_contributes) as numeric) * 100000
-                    / sum(population) filter (where {{ measure }}_contributes)
-        end as {{ measure }}_rate{{ ',' if not loop.last }}
+        {{ rate_per(
+            'sum(' ~ counts[measure] ~ ') filter (where ' ~ measure ~ '_contributes)',
+            'sum(population) filter (where ' ~ measure ~ '_contributes)',
+            100000
+        ) }} as {{ measure }}_rate{{ ',' if not loop.last }}
     {% endfor %}
     from baseline_members
     group by group_name, quarter_start, baseline_quarter
@@ -338,15 +333,7 @@ final as (
         cast(indexed.ae_knife_under_25_areas_contributing as integer) as ae_knife_under_25_areas_contributing,
         cast(indexed.ae_knife_under_25_population as bigint) as ae_knife_under_25_population,
         cast(
-            case
-                when indexed.ae_knife_under_25_population > 0
-                    then round(
-                            cast(indexed.ae_knife_under_25_rated as numeric)
-                            * 100000
-                            / indexed.ae_knife_under_25_population,
-                            4
-                        )
-            end
+            {{ rate_per('indexed.ae_knife_under_25_rated', 'indexed.ae_knife_under_25_population', 100000, 4) }}
             as numeric(14, 4)
         ) as ae_knife_under_25_rate_per_100k,
         cast(indexed.searches as integer) as searches,
@@ -358,29 +345,12 @@ final as (
         cast(indexed.weapon_searches as integer) as weapon_searches,
         cast(indexed.s60_searches as integer) as s60_searches,
         cast(
-            case
-                when indexed.searches_find_recorded > 0
-                    then round(cast(indexed.outcome_linked_finds as numeric) / indexed.searches_find_recorded, 4)
-            end
-            as numeric(6, 4)
+            {{ rate_per('indexed.outcome_linked_finds', 'indexed.searches_find_recorded', 1, 4) }} as numeric(6, 4)
         ) as find_rate,
-        cast(
-            case
-                when indexed.searches > 0 then round(cast(indexed.arrests as numeric) / indexed.searches, 4)
-            end
-            as numeric(6, 4)
-        ) as arrest_rate,
-        cast(
-            case
-                when indexed.searches_white > 0 and indexed.population_black > 0 and indexed.population_white > 0
-                    then round(
-                            (cast(indexed.searches_black as numeric) / indexed.population_black)
-                            / (cast(indexed.searches_white as numeric) / indexed.population_white),
-                            2
-                        )
-            end
-            as numeric(10, 2)
-        ) as black_white_search_ratio,
+        cast({{ rate_per('indexed.arrests', 'indexed.searches', 1, 4) }} as numeric(6, 4)) as arrest_rate,
+        {{ black_white_search_ratio(
+            'indexed.searches_black', 'indexed.population_black', 'indexed.searches_white', 'indexed.population_white'
+        ) }} as black_white_search_ratio,
         cast(case when indexed.group_name = 'England and Wales' then admissions.admissions end as integer)
             as hes_england_admissions_fy,
         cast(
@@ -395,17 +365,17 @@ final as (
             case when indexed.group_name = 'England and Wales' then england_population.population_0_24 end as bigint
         ) as hes_england_population_0_24,
         cast(
-            case
-                when indexed.group_name = 'England and Wales' and england_population.population > 0
-                    then round(cast(admissions.admissions as numeric) * 100000 / england_population.population, 2)
-            end
+            {{ rate_per(
+                'admissions.admissions', 'england_population.population', 100000, 2,
+                "indexed.group_name = 'England and Wales'"
+            ) }}
             as numeric(10, 2)
         ) as hes_england_admissions_per_100k_fy,
         cast(
-            case
-                when indexed.group_name = 'England and Wales' and england_population.population_0_24 > 0
-                    then round(cast(admissions.age_0_24 as numeric) * 100000 / england_population.population_0_24, 2)
-            end
+            {{ rate_per(
+                'admissions.age_0_24', 'england_population.population_0_24', 100000, 2,
+                "indexed.group_name = 'England and Wales'"
+            ) }}
             as numeric(10, 2)
         ) as hes_england_episodes_0_24_per_100k_fy
     from indexed
