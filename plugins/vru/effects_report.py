@@ -45,8 +45,8 @@ def sentence(r: Row) -> str:
         return f"No change that we can distinguish from chance: {interval}."
     direction = "fell" if r["estimate_pct"] < 0 else "rose"
     return (f"The rate per resident {direction} in the VRU areas against the comparison areas by {interval}; "
-            f"a difference this large arose in {r['p_value_permutation']} of random reassignments of the "
-            "funding dates, so it is unlikely to be chance alone.")
+            f"a difference this large arose in only {permutation_p:.1%} of {r['permutations']:,} random "
+            "reassignments of the funding dates, so it is unlikely to be chance alone.")
 
 
 def basis(r: Row) -> str:
