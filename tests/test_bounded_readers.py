@@ -85,7 +85,7 @@ def _xlsx(sheet: str, shared: str | None = None) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml",
                          _XLSX_CONTENT_TYPES.format(shared=_XLSX_SHARED_STRINGS if shared is not None else ""))
-        archive.writestr("xl/workbook.xml", f'<workbook {ns} {rel_ns}><sheets><sheet name="Data" sheetId="1" '
+        archive.writestr("xl/workbook.xml", f'<workbook {ns} {rel_ns}><sheets><sheet name="Data {MARKER}" sheetId="1" '
                                             'r:id="rId1"/></sheets></workbook>')
         archive.writestr("xl/_rels/workbook.xml.rels",
                          '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
@@ -228,7 +228,7 @@ CASES: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
     "zip_bomb": (zip_bomb, "VRU_MAX_UNZIPPED_BYTES", {}),
     "billion_laughs": (billion_laughs, "declares entities", {}),
     # openpyxl reads columns up to ZZZ (18,278) and refuses a reference past it as malformed
-    "xlsx_column_zzzzzz": (xlsx_column_zzzzzz, "a cell or row in sheet 'Data', before its first row is malformed: a "
+    "xlsx_column_zzzzzz": (xlsx_column_zzzzzz, "a cell or row in sheet 1, before its first row is malformed: a "
                                                "reference Excel cannot have (columns end at XFD", {}),
     "ods_rows_repeated_1e9": (ods_rows_repeated, "repeated 1,000,000,000 times (the limit is 10,000, set by "
                                                  "VRU_MAX_TABLE_REPEAT)", {}),
@@ -501,7 +501,7 @@ def test_an_xlsx_sheets_claimed_dimension_is_not_trusted_and_its_limits_hold() -
         data = _xlsx(rows) if dimension is None else _with_dimension(_xlsx(rows), dimension)
         assert [(r.line_no, r.cells) for r in read_rows(data, "xlsx")] == [(1, ["code", "", "7"]),
                                                                            (3, ["", "2.5"])], dimension
-    with pytest.raises(TableTooLarge, match=r"sheet 'Data' has a row past line 2 \(the limit is 2, set by "
+    with pytest.raises(TableTooLarge, match=r"sheet 1 has a row past line 2 \(the limit is 2, set by "
                                             r"VRU_MAX_TABLE_ROWS\)"):
         list(read_rows(_xlsx(rows), "xlsx", ReaderLimits(rows=2)))
     with pytest.raises(TableTooLarge, match=r"a cell \(line 1\) is in column 18,278 \(the limit is 16,384"):

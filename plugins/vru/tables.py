@@ -469,13 +469,13 @@ def _xlsx_text(value: object) -> str:
 def _xlsx_rows(data: bytes, budget: Budget) -> Iterator[Row]:
     workbook = _open_workbook(data, budget)
     try:
-        for sheet in workbook.worksheets:
-            yield from _xlsx_sheet_rows(sheet, budget)
+        for number, sheet in enumerate(workbook.worksheets, start=1):
+            yield from _xlsx_sheet_rows(sheet, number, budget)
     finally:
         workbook.close()
 
 
-def _xlsx_sheet_rows(sheet: Any, budget: Budget) -> Iterator[Row]:
+def _xlsx_sheet_rows(sheet: Any, number: int, budget: Budget) -> Iterator[Row]:
     """A sheet's rows with a value, numbered as in Excel.
 
     The dimension a sheet declares is not trusted (too small hides data, absurd costs time):
@@ -490,7 +490,7 @@ def _xlsx_sheet_rows(sheet: Any, budget: Budget) -> Iterator[Row]:
     try:
         for line_no, values in enumerate(sheet.iter_rows(max_row=last + 1, values_only=True), start=1):
             if line_no > last:
-                raise too_large(f"sheet {name!r} has a row past line {last:,}", last, "VRU_MAX_TABLE_ROWS")
+                raise too_large(f"sheet {number} has a row past line {last:,}", last, "VRU_MAX_TABLE_ROWS")
             if not values:
                 continue
             budget.written(len(values), line_no)
@@ -502,8 +502,9 @@ def _xlsx_sheet_rows(sheet: Any, budget: Budget) -> Iterator[Row]:
     except UnreadableTable:
         raise
     except READ_ERRORS as exc:
-        # openpyxl's messages quote the cell: each is put in our words, naming the sheet and line
-        where = f"sheet {name!r}, after line {line_no:,}" if line_no else f"sheet {name!r}, before its first row"
+        # openpyxl's messages quote the cell: each is put in our words, naming the sheet by its
+        # number (its title is the file's text) and the line
+        where = f"sheet {number}, after line {line_no:,}" if line_no else f"sheet {number}, before its first row"
         if isinstance(exc, IndexError):
             reason = f"a cell in {where} refers to a shared string the workbook does not have"
         elif isinstance(exc, ValueError) and not isinstance(exc, DefusedXmlException):
