@@ -203,7 +203,8 @@ def database_file() -> dict[str, Any]:
         "allow_cvas": False,
         "allow_dml": False,
         "allow_file_upload": False,
-        # SQL Lab and dataset pickers list only the published marts (the login reads `audit` too)
+        # SQL Lab sees what the BI login may read (the published marts and `audit`, never `restricted`
+        # or the build: the warehouse's grants decide that, not this file); uploads stay off
         "extra": {"allows_virtual_table_explore": True, "schemas_allowed_for_file_upload": []},
         "uuid": uid("database", DATABASE),
         "version": VERSION,

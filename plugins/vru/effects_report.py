@@ -37,7 +37,8 @@ def sentence(r: Row) -> str:
         return f"Not possible to estimate yet: {r['status_reason']}."
     if status == "not interpretable":
         return (f"Not interpretable: {r['status_reason']}. The comparison areas do not show what the funded "
-                "areas would have done without a VRU, so no figure is given here.")
+                "areas would have done without a VRU, so no overall figure is given; the chart shows the "
+                "quarters before funding that fail the check.")
     interval = f"{pct(r['estimate_pct'])} (95% interval {pct(r['ci_low_pct'])} to {pct(r['ci_high_pct'])})"
     permutation_p = r["p_value_permutation"]
     clear = (r["ci_low_pct"] > 0 or r["ci_high_pct"] < 0) and permutation_p is not None and permutation_p < ALPHA
