@@ -391,6 +391,34 @@ def test_staging_is_checked_where_it_changed_since_the_last_publication(clean_wa
             conn.execute("delete from audit.publications where run_id = 'test-scope'")
 
 
+def test_scoped_validation_never_brings_the_rows_into_python(clean_warehouse: str, docs_dir: Path) -> None:
+    """The changed partitions are checked in PostgreSQL: no statement GX runs hands more than a few
+    rows to this process, however many rows the partitions hold (GX's column-name fallback for a
+    query used to fetch them all: 1.5 GB on a national first night)."""
+    import sqlalchemy
+    from vru.feed import Partitions
+
+    url = clean_warehouse
+    make_staging_and_mart(url, {("merseyside", JUNE): 1500, ("essex", JUNE): 1500}, GOOD_MART)
+    scope = Partitions(key=("force_id", "month"),
+                       query="select 'merseyside' as force_id, date '2020-06-01' as month")
+    received: list[int] = []
+
+    def count_rows(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().lower().startswith(("select", "with")):
+            received.append(cursor.rowcount)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "after_cursor_execute", count_rows)
+    try:
+        outcome = validate("staging", "police.stop_searches", "staging.stg_police__stop_searches",
+                           warehouse_url=url, docs_dir=docs_dir, run_id="test-rows", scope=scope)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "after_cursor_execute", count_rows)
+    assert outcome.success, outcome
+    assert received, "no statement seen: the listener is not on GX's engine"
+    assert max(received) < 100, sorted(received)[-5:]
+
+
 def test_missing_table_is_a_setup_error(warehouse_url: str, docs_dir: Path) -> None:
     with pytest.raises(validation.ValidationSetupError, match=r"marts\.no_such_table"):
         run(warehouse_url, docs_dir, "marts", "police.stop_search_monthly", "marts.no_such_table")

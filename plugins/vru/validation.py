@@ -332,6 +332,12 @@ def _run_suite(
             datasource = context.data_sources.add_postgres(
                 name=_DATASOURCE,
                 connection_string="${" + _URL_VARIABLE + "}",
+                # A query asset (the changed partitions) is first copied into a temporary table in
+                # PostgreSQL. Without one, GX reads the query's column names by running the whole
+                # query and fetching every row into this process (column_reflection_fallback: 1.5 GB
+                # for a first night's 1.5M stops); the temporary table also runs the partition
+                # lookups once rather than once per expectation (raw, 43 force-months: 3.8 s -> 1.9 s).
+                create_temp_table=True,
                 # Duplicate-key checks group ~1M keys: with PostgreSQL's default 4 MB work_mem
                 # the hash spills to disk and takes twice as long (measured 2.6 s vs 1.3 s).
                 kwargs={"connect_args": {"options": f"-c work_mem={_WORK_MEM}"}},  # type: ignore[call-arg]  # in the runtime model, missing from GX's stub
