@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 from collections.abc import Iterator
 from datetime import date
@@ -28,7 +29,10 @@ from pathlib import Path
 from vru_sample.server import SampleApi
 
 REPO = Path(__file__).resolve().parents[1]
-VOCABULARY = REPO.parent / "shared" / "data" / "police_uk" / "vocab_stop_and_search_observed.json"
+# the shared data beside the repository (../shared/data), or wherever VRU_SHARED_DATA says (a clone
+# elsewhere, e.g. a benchmark run from /tmp)
+SHARED_DATA = Path(os.environ.get("VRU_SHARED_DATA") or REPO.parent / "shared" / "data")
+VOCABULARY = SHARED_DATA / "police_uk" / "vocab_stop_and_search_observed.json"
 FORCES_SEED = REPO / "dbt_project" / "seeds" / "force_areas.csv"
 
 METROPOLITAN = "metropolitan"
@@ -94,7 +98,8 @@ class Vocabulary:
 
     def __init__(self, path: Path = VOCABULARY) -> None:
         if not path.exists():
-            raise SystemExit(f"{path} is missing: the national stand-in draws its vocabularies from it")
+            raise SystemExit(f"{path} is missing: the national stand-in draws its vocabularies from it "
+                             "(set VRU_SHARED_DATA to the shared data folder)")
         observed = json.loads(path.read_text())["csv_2019_12_to_2020_02"]
         self.type = _Field(observed["Type"])
         self.gender = _Field(observed["Gender"])

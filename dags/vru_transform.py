@@ -9,9 +9,10 @@ for). So a night starts one run however many feeds loaded, and never one when no
 
 1. **validate_raw**: the raw suites (`expectations/raw.*.json`) run in PostgreSQL. A critical
    failure stops here: dbt does not run, so no figure from that batch reaches the marts.
-2. **dbt_seeds**, then **dbt**: the seeds and their tests in one `dbt build`, then one Airflow
-   task per dbt model with its tests (astronomer-cosmos, manifest-based loading, local execution
-   with dbt's Python runner). A failing dbt test stops its downstream.
+2. **dbt**: one `dbt build` of the seeds, every model and their tests (astronomer-cosmos'
+   `DbtBuildLocalOperator`, dbt's Python runner, two threads): one dbt start-up per run, not one
+   per model (docs/decisions.md, issue 15). A failing dbt test skips its downstream models, the
+   others are still built, and the task fails: nothing is published.
    **estimate_effects**, then **dbt_effects**: the programme effect estimates (`vru.effects`) from
    the outcome marts just built, then the two effect marts built from them (`tag:effects`).
 3. **validate_marts**: the staging and mart suites, on the build (`marts_build`, which no BI role
@@ -42,8 +43,8 @@ from pathlib import Path
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos import ProfileConfig
+from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from vru import registry
@@ -57,8 +58,8 @@ _cfg = settings()
 _MANIFEST = Path(_cfg.dbt_project_dir) / "target" / "manifest.json"
 if not _MANIFEST.exists():
     raise FileNotFoundError(
-        f"{_MANIFEST} is missing: the dbt manifest is compiled ahead of time (`make setup` or "
-        "`vru dbt-parse`); this DAG loads it instead of parsing dbt at DAG-parse time"
+        f"{_MANIFEST} is missing: the dbt project is parsed ahead of time (`make setup` or "
+        "`vru dbt-parse`), so each dbt task starts from its partial parse instead of parsing afresh"
     )
 
 # (stage, dataset, table) validated by each gate, from each feed's declaration (vru.feeds.<name>);
@@ -73,6 +74,15 @@ _PROFILE = ProfileConfig(
     target_name="default",
     profile_mapping=PostgresUserPasswordProfileMapping(
         conn_id="vru_warehouse", profile_args={"schema": "staging", "threads": 1}
+    ),
+)
+# The whole build runs in one task, alone in the transform: two models at a time keeps both cores
+# busy (dbt's Python on one, a PostgreSQL backend on the other).
+_BUILD_PROFILE = ProfileConfig(
+    profile_name="vru",
+    target_name="default",
+    profile_mapping=PostgresUserPasswordProfileMapping(
+        conn_id="vru_warehouse", profile_args={"schema": "staging", "threads": 2}
     ),
 )
 
@@ -99,46 +109,26 @@ def vru_transform() -> None:
         snapshot = raw_snapshot()
         return {**run_validations(RAW_CHECKS, get_current_context()["run_id"]), "raw_snapshot": snapshot}
 
-    # The seeds (reference tables kept in git) and the tests over seeds only, in one `dbt build`:
-    # one task instead of one per seed (each pays ~8 s of dbt start-up on 2 cores). "cautious"
-    # takes a test only when all its parents are seeds, so no test runs before its model is built.
-    seeds = DbtBuildLocalOperator(
-        task_id="dbt_seeds",
+    # One `dbt build` of the seeds, every model and their tests (not the effect marts, below): one
+    # dbt process per run instead of one per model. Measured at national volume on 2 cores
+    # (docs/decisions.md): each dbt process costs ~7 s of start-up, which was most of a night's
+    # transform (25 Cosmos tasks). A failing test still stops only its downstream: dbt build
+    # skips the nodes that depend on it and builds the rest, and the task fails, so the gate
+    # below does not run and nothing is published. Unit tests run in `make test`, not nightly.
+    dbt = DbtBuildLocalOperator(
+        task_id="dbt",
         project_dir=_cfg.dbt_project_dir,
-        profile_config=_PROFILE,
-        select="resource_type:seed",
-        indirect_selection="cautious",
+        profile_config=_BUILD_PROFILE,
+        exclude="tag:effects",
+        dbt_cmd_flags=["--exclude-resource-type", "unit_test"],
         install_deps=False,
         invocation_mode=InvocationMode.DBT_RUNNER,
-        doc_md="`dbt build --select resource_type:seed`: reload the seeds and run their tests.",
-    )
-
-    dbt = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(
-            dbt_project_path=_cfg.dbt_project_dir,
-            manifest_path=_MANIFEST,
-            project_name="vru",
+        doc_md=(
+            "`dbt build --exclude tag:effects`: the seeds, every staging, intermediate and mart model "
+            "and their tests, two at a time (`threads: 2`). A failing test skips its downstream "
+            "models (the others are still built) and fails this task: nothing is published. Which "
+            "node failed, and why, is in this task's log."
         ),
-        profile_config=_PROFILE,
-        execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
-        ),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
-            # seeds run in dbt_seeds above, with the one test whose parents are all seeds
-            exclude=["resource_type:seed", "assert_ae_seeds_valid", "tag:effects"],
-            # `dbt build` per model: the node and its tests in one task, so a failing test
-            # still stops its downstream, at half the task count (each task pays ~8 s of dbt
-            # import on 2 cores: 38 tasks took 4.5 min per run with a test task per node)
-            test_behavior=TestBehavior.BUILD,
-            # the marts' own asset events are emitted by publish_marts after validation; Cosmos's
-            # per-model events would announce tables before their checks passed
-            emit_datasets=False,
-            # a test over two models (relationships) runs once both are built, not with either
-            should_detach_multiple_parents_tests=True,
-        ),
-        operator_args={"install_deps": False},
     )
 
     @task
@@ -203,7 +193,7 @@ def vru_transform() -> None:
 
     raw_ok = validate_raw()
     marts_ok = validate_marts(raw_ok)
-    raw_ok >> seeds >> dbt >> estimate_effects() >> effect_marts >> marts_ok
+    raw_ok >> dbt >> estimate_effects() >> effect_marts >> marts_ok
     published = publish_marts(marts_ok)
     # The report is written after publishing, so it says which figures BI tools now show. A run's
     # state comes from its leaves: `published` (an EmptyOperator, which the scheduler completes

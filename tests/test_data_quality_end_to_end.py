@@ -139,7 +139,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             tasks = night1.transform_tasks[night1.transform_run_ids[0]]
             assert night1.transform_runs[0].state == "failed"
             assert tasks["validate_raw"] == "failed"
-            assert tasks["dbt.stop_search_monthly_model_build"] == "upstream_failed"
+            assert tasks["dbt"] == "upstream_failed"
             assert tasks["publish_marts"] == "upstream_failed" and tasks["report"] == "success"
             assert _mart_events(home) == 0
             with psycopg.connect(url) as conn:
@@ -204,7 +204,7 @@ def test_bad_batch_is_stopped_a_warning_is_not_and_a_failed_mart_gate_publishes_
             night3 = run_chain(airflow, (POLICE.dag_id,))
             assert night3.emitted and [r.state.value for r in night3.transform_runs] == ["failed"]
             tasks = night3.transform_tasks[night3.transform_run_ids[0]]
-            assert tasks["validate_raw"] == "success" and tasks["dbt.stop_search_monthly_model_build"] == "success"
+            assert tasks["validate_raw"] == "success" and tasks["dbt"] == "success"
             assert tasks["validate_marts"] == "failed" and tasks["publish_marts"] == "upstream_failed"
             assert tasks["report"] == "success"
             assert _mart_events(home) == 1  # not announced
