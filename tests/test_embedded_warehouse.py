@@ -27,3 +27,13 @@ def test_a_running_server_is_found_after_a_parent_folder_was_closed(tmp_path: Pa
     finally:
         assert server.stop()
     assert not server.is_running()
+
+
+def test_the_server_runs_with_the_memory_settings_sized_for_the_box(warehouse_url: str) -> None:
+    """The settings docs/operations.md gives for the local stack's memory are the running server's:
+    reads in the backend (no I/O worker processes), and the smaller buffer pool."""
+    with psycopg.connect(warehouse_url) as conn:
+        assert conn.execute("show io_method").fetchone() == ("sync",)
+        assert conn.execute("show shared_buffers").fetchone() == ("128MB",)
+        workers = conn.execute("select count(*) from pg_stat_activity where backend_type = 'io worker'").fetchone()
+        assert workers == (0,)
