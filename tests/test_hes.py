@@ -239,9 +239,10 @@ def test_a_slip_is_forgiven_only_on_a_long_header_and_never_changes_a_number() -
     header = ["Cause Code: 3 character code and description", "", *PUBLISHED]
     with pytest.raises(MissingColumns) as caught:
         _parse(_table([h if h != "Age 15" else "Age 14" for h in header], _x99_row()), "edition.csv")
-    assert "Missing: age_15" in str(caught.value) and "'Age 14'" in str(caught.value)
-    with pytest.raises(MissingColumns, match=r"Missing: male .*'Mael'"):
+    assert "Missing: age_15" in str(caught.value) and "Age 14" not in str(caught.value)
+    with pytest.raises(MissingColumns, match=r"Missing: male .*column [A-Z]+ matched none") as caught:
         _parse(_table([{"Male": "Mael"}.get(h, h) for h in header], _x99_row()))
+    assert "Mael" not in str(caught.value)
     slipped = _parse(_table([{"Female": "Femael"}.get(h, h) for h in header], _x99_row()))
     assert _figures(slipped)[(2022, "female")] == ("341", None)
 
@@ -253,8 +254,13 @@ def test_an_unknown_header_is_refused_naming_it() -> None:
         _parse(data, "edition.csv")
     message = str(caught.value)
     assert "edition.csv" in message and "Missing: age_90_plus" in message
-    assert "'Age 90+'" in message  # what it would have accepted
-    assert "'Age 90 or more years old'" in message  # what it had
+    assert "'Age 90+'" in message  # what it would have accepted (our words)
+    # where the unknown header is, by position: the file's own text is never repeated
+    position = header.index("Age 90+")
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    letter = letters[position] if position < 26 else letters[position // 26 - 1] + letters[position % 26]
+    assert f"line 2, has {len(header) - 1} headed columns; column {letter} matched none" in message  # under the title
+    assert "Age 90 or more" not in message
 
 
 def test_the_year_comes_from_the_first_title_line_naming_one() -> None:
@@ -543,7 +549,9 @@ def test_a_missing_column_refuses_the_edition_and_loads_nothing(conn: psycopg.Co
     server.api.publish("hes-sharp-object", bad, DATE_1, folder="nhs")
     result = _ingest(conn, server.hes_url, tmp_path)
     assert result.status == "refused"
-    assert "Missing: admissions" in (result.reason or "") and "'Admitted'" in (result.reason or "")
+    # named by sheet number, line and column letter; the file's text (its header) is not repeated
+    assert "Missing: admissions" in (result.reason or "") and "Admitted" not in (result.reason or "")
+    assert "line 16 of sheet 1, has" in (result.reason or "") and "columns I, " in (result.reason or "")
     assert conn.execute("select count(*) from raw.sharp_object_admissions").fetchone() == (0,)
     status, error, sha = conn.execute("select status, error, sha256 from audit.loads").fetchone()  # type: ignore[misc]
     assert status == "refused" and "admissions" in error and sha  # the bytes are archived

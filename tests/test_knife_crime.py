@@ -81,15 +81,17 @@ def test_column_aliases_map_to_the_same_canonical_columns() -> None:
     assert renamed[0][3:5] == ["2019", "1"]  # type: ignore[index]
 
 
-def test_a_missing_column_is_refused_naming_it_and_the_columns_it_had() -> None:
+def test_a_missing_column_is_refused_naming_it_and_where_without_quoting_the_file() -> None:
     data = _csv("Financial Year,Financial Quarter,Force Name,Offence,Offences recorded",
                 "2019/20,1,Merseyside,Homicide,3")
     with pytest.raises(MissingColumns) as caught:
         _parse(data, "edition.csv")
     message = str(caught.value)
     assert "edition.csv" in message and "Missing: offences" in message
-    assert "'Number of Offences'" in message  # what it would have accepted
-    assert "'Offences recorded'" in message and "'Force Name'" in message  # what it had
+    assert "'Number of Offences'" in message  # what it would have accepted (our words)
+    # the closest row by line and the unmatched column by letter: never the file's own text
+    assert "line 1, has 5 headed columns; column E matched none" in message
+    assert "Offences recorded" not in message
 
 
 def test_notes_totals_markers_and_bad_figures_are_recognised() -> None:

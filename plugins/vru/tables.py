@@ -85,6 +85,9 @@ class Row:
     sheet: str | None
     line_no: int
     cells: list[str]
+    # the sheet's position in the workbook (1 = first; None for CSV): what messages name, since
+    # the sheet's title is the file's text
+    sheet_number: int | None = None
 
     @property
     def is_blank(self) -> bool:
@@ -288,6 +291,7 @@ def _ods_rows(data: bytes, budget: Budget) -> Iterator[Row]:
 
 def _ods_content_rows(content: CappedReader, budget: Budget) -> Iterator[Row]:
     sheet: str | None = None
+    sheet_number = 0
     line_no = 0
     depth = 0  # nesting of tables (sub-tables are rare; count rows of the outer one only)
     stream = _Stream(content, lambda tag: tag == _T_ROW and depth == 1, 16 * budget.limits.columns)
@@ -298,6 +302,7 @@ def _ods_content_rows(content: CappedReader, budget: Budget) -> Iterator[Row]:
                 depth += 1
                 if depth == 1:
                     sheet, line_no = element.get(_T_NAME), 0
+                    sheet_number += 1
             continue
         if event == "end":
             if tag == _T_TABLE:
@@ -313,7 +318,7 @@ def _ods_content_rows(content: CappedReader, budget: Budget) -> Iterator[Row]:
         for _ in range(repeat_rows):
             line_no += 1
             budget.row(line_no, cells)
-            yield Row(sheet, line_no, list(cells))
+            yield Row(sheet, line_no, list(cells), sheet_number)
 
 
 def _ods_cells(row: Any, budget: Budget, line_no: int) -> list[str]:
@@ -498,7 +503,7 @@ def _xlsx_sheet_rows(sheet: Any, number: int, budget: Budget) -> Iterator[Row]:
             if cells:
                 budget.column(len(cells) - 1, line_no)
                 budget.row(line_no, cells)
-                yield Row(name, line_no, cells)
+                yield Row(name, line_no, cells, number)
     except UnreadableTable:
         raise
     except READ_ERRORS as exc:
@@ -624,11 +629,11 @@ def locate_header(rows: Iterable[Row], column_map: ColumnMap, where: str) -> tup
 
     Returns the header, the rows above it (title lines, kept as notes) and an iterator over the
     rows after it. Sheets without the columns (an ODS cover sheet, a notes sheet) are passed over;
-    if no sheet has them, :class:`MissingColumns` names the missing columns and the columns of
-    the row that came closest.
+    if no sheet has them, :class:`MissingColumns` names the missing columns, the row that came
+    closest (line, sheet number) and its columns that matched nothing, by letter, never by text.
     """
     iterator = iter(rows)
-    best: tuple[int, Row | None, list[str]] = (-1, None, [])
+    best: tuple[int, Row | None, list[str], set[int]] = (-1, None, [], set())
     preamble: list[Row] = []
     sheet: object = object()
     scanned = 0
@@ -642,20 +647,34 @@ def locate_header(rows: Iterable[Row], column_map: ColumnMap, where: str) -> tup
         if not missing:
             return Header(row, positions), preamble, _same_sheet(row.sheet, iterator)
         if len(positions) > best[0]:
-            best = (len(positions), row, missing)
+            best = (len(positions), row, missing, set(positions.values()))
         preamble.append(row)
-    _, closest, missing = best
-    had = [c for c in (closest.cells if closest else []) if c.strip()]
-    place = ""
+    _, closest, missing, matched = best
+    required = missing or [c.name for c in column_map.columns if c.required]
+    message = (f"{where}: no header row with every required column. Missing: "
+               + "; ".join(column_map.describe(m) for m in required) + ".")
     if closest is not None:
-        sheet_name = f" of sheet {closest.sheet!r}" if closest.sheet else ""
-        place = f" (closest: line {closest.line_no}{sheet_name})"
-    raise MissingColumns(
-        f"{where}: no header row with every required column. Missing: "
-        + "; ".join(column_map.describe(m) for m in (missing or [c.name for c in column_map.columns if c.required]))
-        + f". The table's columns were: {had}{place}. If the publisher renamed a column, add the new "
-        "header to the feed's column map aliases."
-    )
+        # where the closest row is and which of its columns matched nothing, by position only: the
+        # headers are the file's text, and this message reaches audit records and alerts
+        sheet = f" of sheet {closest.sheet_number}" if closest.sheet_number else ""
+        unmatched = [column_letter(i) for i, cell in enumerate(closest.cells) if cell.strip() and i not in matched]
+        message += (f" The closest row, line {closest.line_no}{sheet}, has "
+                    f"{sum(1 for cell in closest.cells if cell.strip())} headed columns; "
+                    + (f"column{'s' if len(unmatched) > 1 else ''} {', '.join(unmatched)} matched none of the "
+                       "feed's columns" if unmatched else "every one matched a column")
+                    + " (headers are not quoted here: read them in the kept file).")
+    raise MissingColumns(message + " If the publisher renamed a column, add the new header to the feed's "
+                         "column map aliases.")
+
+
+def column_letter(index: int) -> str:
+    """A 0-based column position as a spreadsheet names it: 0 -> A, 25 -> Z, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 def _same_sheet(sheet: str | None, rows: Iterator[Row]) -> Iterator[Row]:

@@ -68,7 +68,7 @@ from vru.feed import Feed, Freshness, Mart
 from vru.feeds.knife_crime import force_names
 from vru.http import HttpClient
 from vru.loader import Noted, Parsed, Quarantined
-from vru.tables import MissingColumns, Row, normalise_header, read_rows
+from vru.tables import MissingColumns, Row, column_letter, normalise_header, read_rows
 
 DATASET = "ons.pfa_knife_offences"
 TABLE = "raw.pfa_knife_offences"
@@ -219,14 +219,6 @@ class KnifeTable:
         return f"sheet {self.sheet!r}" if self.sheet is not None else "the table"
 
 
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
 
 def _is_header(row: Row) -> bool:
     cells = [normalise_header(clean(c)) for c in row.cells[:2]]
@@ -259,7 +251,7 @@ def _knife_table(sheet: str | None, rows: list[Row], where: str) -> KnifeTable |
         group = clean(groups[i])
         offence = _OFFENCE_BY_HEADING.get(normalise_header(group))
         period_end = parse_period(groups[i])
-        column = f"column {_column_letter(i)} of {place}"
+        column = f"column {column_letter(i)} of {place}"
         if offence is not None:
             kinds.add("by_offence")
             if title_period is None:
@@ -282,7 +274,7 @@ def _knife_table(sheet: str | None, rows: list[Row], where: str) -> KnifeTable |
         pair = [f for f in figures if (f.offence, f.period_end) == (figure.offence, figure.period_end)]
         if sorted(f.measure for f in pair) != sorted(MEASURES):
             raise EditionInconsistent(
-                f"{where}: column {_column_letter(figure.column)} of {place} is not one of a pair of "
+                f"{where}: column {column_letter(figure.column)} of {place} is not one of a pair of "
                 "'Number of offences involving a knife' and '% involving a knife' columns")
     return KnifeTable(kinds.pop(), sheet, header, preamble, rows[header_at + 1:], figures)
 
@@ -425,7 +417,7 @@ def _table_records(table: KnifeTable, reference: Reference,
                 if seen[key] != (value, marker):
                     problems.disagreements.append(
                         f"{figure.measure} of {force_id} for the 12 months to {figure.period_end} differs between "
-                        f"the two knife tables ({at}, column {_column_letter(figure.column)})")
+                        f"the two knife tables ({at}, column {column_letter(figure.column)})")
                 continue
             seen[key] = (value, marker)
             yield [row.sheet, str(row.line_no), table.kind, code, name, force_id, figure.offence,
@@ -442,7 +434,7 @@ def _values(row: Row, table: KnifeTable) -> tuple[list[tuple[Decimal | None, str
     values: list[tuple[Decimal | None, str | None]] = []
     for figure in table.figures:
         text = row.cells[figure.column].strip() if figure.column < len(row.cells) else ""
-        place = f"column {_column_letter(figure.column)}, line {row.line_no} of sheet {row.sheet!r}"
+        place = f"column {column_letter(figure.column)}, line {row.line_no} of sheet {row.sheet!r}"
         if text.lower() in MARKERS:
             values.append((None, text))
             continue
