@@ -656,15 +656,20 @@ def locate_header(rows: Iterable[Row], column_map: ColumnMap, where: str) -> tup
     if closest is not None:
         # where the closest row is and which of its columns matched nothing, by position only: the
         # headers are the file's text, and this message reaches audit records and alerts
-        sheet = f" of sheet {closest.sheet_number}" if closest.sheet_number else ""
         unmatched = [column_letter(i) for i, cell in enumerate(closest.cells) if cell.strip() and i not in matched]
-        message += (f" The closest row, line {closest.line_no}{sheet}, has "
+        message += (f" The closest row, {row_place(closest)}, has "
                     f"{sum(1 for cell in closest.cells if cell.strip())} headed columns; "
                     + (f"column{'s' if len(unmatched) > 1 else ''} {', '.join(unmatched)} matched none of the "
                        "feed's columns" if unmatched else "every one matched a column")
                     + " (headers are not quoted here: read them in the kept file).")
     raise MissingColumns(message + " If the publisher renamed a column, add the new header to the feed's "
                          "column map aliases.")
+
+
+def row_place(row: Row) -> str:
+    """'line 12 of sheet 2', or 'line 12' in a CSV: a row's place for messages, naming the sheet
+    by its number because its title is the file's text."""
+    return f"line {row.line_no}" + (f" of sheet {row.sheet_number}" if row.sheet_number else "")
 
 
 def column_letter(index: int) -> str:

@@ -78,6 +78,7 @@ from vru.tables import (
     normalise_header,
     parse_financial_year,
     read_rows,
+    row_place,
 )
 
 DATASET = "nhs.sharp_object_admissions"
@@ -243,7 +244,7 @@ def in_scope(code: str) -> bool:
 
 
 def _place(row: Row) -> str:
-    return f"line {row.line_no}" + (f" of sheet {row.sheet!r}" if row.sheet else "")
+    return row_place(row)
 
 
 def _geography(cell: dict[str, str], has_code: bool, has_name: bool) -> tuple[str, str] | None:

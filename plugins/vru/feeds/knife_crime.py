@@ -41,6 +41,7 @@ from vru.tables import (
     normalise_header,
     parse_financial_year,
     read_rows,
+    row_place,
 )
 
 DATASET = "home_office.knife_offences"
@@ -144,7 +145,7 @@ def _records(header: object, preamble: list[Row], rows: Iterable[Row], where: st
         if force_id is None:
             unknown.setdefault(force_name, row.line_no)
             continue
-        place = f"line {row.line_no}" + (f" of sheet {row.sheet!r}" if row.sheet else "")
+        place = row_place(row)
         fy_start = parse_financial_year(year_text)
         quarter = parse_quarter(cell["financial_quarter"])
         problem = None

@@ -68,7 +68,7 @@ from vru.feed import Feed, Freshness, Mart
 from vru.feeds.knife_crime import force_names
 from vru.http import HttpClient
 from vru.loader import Noted, Parsed, Quarantined
-from vru.tables import MissingColumns, Row, column_letter, normalise_header, read_rows
+from vru.tables import MissingColumns, Row, column_letter, normalise_header, read_rows, row_place
 
 DATASET = "ons.pfa_knife_offences"
 TABLE = "raw.pfa_knife_offences"
@@ -216,7 +216,8 @@ class KnifeTable:
 
     @property
     def place(self) -> str:
-        return f"sheet {self.sheet!r}" if self.sheet is not None else "the table"
+        # by the sheet's number: its title is the file's text
+        return f"sheet {self.header.sheet_number}" if self.header.sheet_number else "the table"
 
 
 
@@ -233,7 +234,7 @@ def _knife_table(sheet: str | None, rows: list[Row], where: str) -> KnifeTable |
         return None
     header, preamble = rows[header_at], rows[:header_at]
     groups_row = preamble[-1] if preamble and preamble[-1].line_no == header.line_no - 1 else None
-    place = f"sheet {sheet!r}, line {header.line_no}"
+    place = f"sheet {header.sheet_number}, line {header.line_no}"
     if groups_row is None:
         raise EditionInconsistent(f"{where}: the knife table in {place} has no row above its header naming "
                                   "the offence or 12-month period of each pair of columns")
@@ -255,8 +256,8 @@ def _knife_table(sheet: str | None, rows: list[Row], where: str) -> KnifeTable |
         if offence is not None:
             kinds.add("by_offence")
             if title_period is None:
-                raise EditionInconsistent(f"{where}: the knife table by offence in sheet {sheet!r} does not say "
-                                          "its 12-month period: no title line above its header names a "
+                raise EditionInconsistent(f"{where}: the knife table by offence in sheet {header.sheet_number} does "
+                                          "not say its 12-month period: no title line above its header names a "
                                           "'year ending <month> <year>'")
             figures.append(Figure(i, measure, offence, group, *title_period))
         elif period_end is not None:
@@ -304,7 +305,7 @@ def find_tables(rows: Iterator[Row], where: str) -> tuple[KnifeTable, KnifeTable
             "the ONS changed the headers, teach plugins/vru/feeds/ons_pfa.py the new ones.")
     for kind, tables in found.items():
         if len(tables) > 1:
-            sheets_named = ", ".join(repr(t.sheet) for t in tables)
+            sheets_named = ", ".join(str(t.header.sheet_number) for t in tables)
             raise EditionInconsistent(f"{where}: more than one {kind.replace('_', ' ')} knife table "
                                       f"(sheets {sheets_named}): which one to load is not clear")
     return found["by_offence"][0], found["series"][0]
@@ -378,7 +379,7 @@ def _table_records(table: KnifeTable, reference: Reference,
         code = cells[0].strip().upper() if cells else ""
         name = clean(cells[1]) if len(cells) > 1 else ""
         has_figures = any(cells[f.column].strip() for f in table.figures if f.column < len(cells))
-        at = f"line {row.line_no} of sheet {row.sheet!r}"
+        at = row_place(row)
         if not has_figures:
             yield Noted(row.sheet, row.line_no, "footnote", row.text())
             continue
@@ -434,7 +435,7 @@ def _values(row: Row, table: KnifeTable) -> tuple[list[tuple[Decimal | None, str
     values: list[tuple[Decimal | None, str | None]] = []
     for figure in table.figures:
         text = row.cells[figure.column].strip() if figure.column < len(row.cells) else ""
-        place = f"column {column_letter(figure.column)}, line {row.line_no} of sheet {row.sheet!r}"
+        place = f"column {column_letter(figure.column)}, {row_place(row)}"
         if text.lower() in MARKERS:
             values.append((None, text))
             continue
