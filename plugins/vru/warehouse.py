@@ -93,8 +93,8 @@ class EmbeddedWarehouse:
     # here; each process that touches a buffer counts it in its RSS (issue 15, 2 GB for the stack).
     shared_buffers: str = "128MB"
     # PostgreSQL 18 reads through three I/O worker processes by default, each holding the buffers
-    # it filled in its RSS (105-117 MB each measured at national volume): on 2 cores, reading in
-    # the backend itself (PostgreSQL 17's way) costs no speed and those processes' memory.
+    # it filled in its RSS (105-117 MB each measured at national volume). On 2 cores the backend
+    # reads itself, as PostgreSQL 17 did (docs/operations.md, the local stack's memory).
     io_method: str = "sync"
 
     @property
