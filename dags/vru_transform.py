@@ -123,6 +123,8 @@ def vru_transform() -> None:
         dbt_cmd_flags=["--exclude-resource-type", "unit_test"],
         install_deps=False,
         invocation_mode=InvocationMode.DBT_RUNNER,
+        # no asset event per built relation: only publish_marts announces marts, after the gate
+        emit_datasets=False,
         doc_md=(
             "`dbt build --exclude tag:effects`: the seeds, every staging, intermediate and mart model "
             "and their tests, two at a time (`threads: 2`). A failing test skips its downstream "
@@ -151,6 +153,7 @@ def vru_transform() -> None:
         select="tag:effects",
         install_deps=False,
         invocation_mode=InvocationMode.DBT_RUNNER,
+        emit_datasets=False,
         doc_md="`dbt build --select tag:effects`: the programme effect marts from estimate_effects' tables.",
     )
 

@@ -147,6 +147,15 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     tasks = next(iter(first.transform_tasks.values()))
     assert tasks["validate_raw"] == tasks["validate_marts"] == tasks["publish_marts"] == "success"
     assert tasks["dbt"] == "success"
+    # the checked marts are announced by publish_marts only: no asset names a relation of the build
+    from dataclasses import replace
+
+    from vru.airflow_local import metadata_database
+
+    with metadata_database(replace(settings(), home=chain_home)) as meta_url, psycopg.connect(meta_url) as meta:
+        build_assets = meta.execute("select name, uri from asset where uri like %s or name like %s",
+                                    ("%marts_build%", "%marts_build%")).fetchall()
+    assert build_assets == []
 
     # the asset event the ingest emitted names the force-months and row counts it loaded
     extras = asset_event_extras(chain_home, "raw.stop_searches")
