@@ -243,10 +243,6 @@ def in_scope(code: str) -> bool:
     return any(letter == first and low <= number <= high for first, low, high in ASSAULT_CAUSES)
 
 
-def _place(row: Row) -> str:
-    return row_place(row)
-
-
 def _geography(cell: dict[str, str], has_code: bool, has_name: bool) -> tuple[str, str] | None:
     """(code, name) of a row's geography: England, or None for any other geography."""
     if not has_code and not has_name:
@@ -282,7 +278,7 @@ def _records(header: Header, preamble: list[Row], rows: Iterable[Row],
         if (code is None and no_figures) or not (cause_text and year_text):
             yield Noted(row.sheet, row.line_no, "footnote", row.text())
             continue
-        place = _place(row)
+        place = row_place(row)
         if code is None:
             yield Quarantined(row.line_no, f"cause {cause_text!r} is not an ICD-10 code like X99 "
                                            f"(column cause_code, {place})", row.text())
