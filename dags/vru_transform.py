@@ -44,6 +44,7 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Metadata, TriggerRule, dag, get_current_context, task
 from cosmos import ProfileConfig
+from cosmos import settings as cosmos_settings
 from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
@@ -61,6 +62,12 @@ if not _MANIFEST.exists():
         f"{_MANIFEST} is missing: the dbt project is parsed ahead of time (`make setup` or "
         "`vru dbt-parse`), so each dbt task starts from its partial parse instead of parsing afresh"
     )
+# Where the dbt tasks keep dbt's partial parse between runs ([cosmos] cache_dir). Cosmos runs each
+# task in a fresh copy of the project and, for an operator used on its own, only carries
+# target/partial_parse.msgpack over when the operator has a cache_dir: without one every dbt task
+# parsed the whole project afresh (3.2 s of each national new-month run's two dbt tasks). Both
+# tasks parse the same project with the same connection, so they share one.
+_DBT_CACHE = cosmos_settings.cache_dir / registry.TRANSFORM_DAG
 
 # (stage, dataset, table) validated by each gate, from each feed's declaration (vru.feeds.<name>);
 # suites are expectations/<stage>.<dataset>.json
@@ -123,6 +130,7 @@ def vru_transform() -> None:
         dbt_cmd_flags=["--exclude-resource-type", "unit_test"],
         install_deps=False,
         invocation_mode=InvocationMode.DBT_RUNNER,
+        cache_dir=_DBT_CACHE,
         # no asset event per built relation: only publish_marts announces marts, after the gate
         emit_datasets=False,
         doc_md=(
@@ -153,6 +161,7 @@ def vru_transform() -> None:
         select="tag:effects",
         install_deps=False,
         invocation_mode=InvocationMode.DBT_RUNNER,
+        cache_dir=_DBT_CACHE,
         emit_datasets=False,
         doc_md="`dbt build --select tag:effects`: the programme effect marts from estimate_effects' tables.",
     )

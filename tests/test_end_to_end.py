@@ -247,6 +247,12 @@ def test_make_run_chain_then_rerun_changes_nothing(chain_home: Path, monkeypatch
     # the programme effect estimates: built in the same run, checked and published with the marts;
     # every measure has a row per window, and every area-quarter is used or left out with a reason
     assert tasks["estimate_effects"] == tasks["dbt_effects"] == "success"
+    # dbt parses the project once, then each dbt task starts from the partial parse Cosmos keeps
+    # ([cosmos] cache_dir): at most the first of the runs' dbt tasks parsed the whole project
+    dbt_logs = sorted((chain_home / "airflow" / "logs" / "dag_id=vru_transform").glob("*/task_id=dbt*/attempt=*.log"))
+    assert len(dbt_logs) >= 4, dbt_logs
+    full_parses = [p for p in dbt_logs if "Starting full parse" in p.read_text()]
+    assert len(full_parses) <= 1, full_parses
     with psycopg.connect(url) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         effect = cur.execute("select * from marts.vru_programme_effect").fetchall()
         (area_quarters,) = conn.execute("select count(*) from marts.vru_outcomes_quarterly").fetchone() or (0,)

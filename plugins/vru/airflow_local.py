@@ -150,6 +150,9 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, metadata_url: str,
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__TRIGGERER__CAPACITY": "50",
+        # Cosmos' cache (dbt profiles, dbt's partial parse between runs) per instance, not a
+        # /tmp/cosmos shared by every local Airflow on the machine
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "AIRFLOW_CONN_VRU_WAREHOUSE": warehouse_url,
         "VRU_WAREHOUSE_URL": warehouse_url,
         "VRU_HOME": str(cfg.home),
