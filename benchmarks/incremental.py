@@ -75,11 +75,11 @@ def _pick(column: str) -> str:
 
 
 _GENERATE = f"""
-insert into raw.stop_searches (load_id, force_id, month, origin, sha256, line_no, type, involved_person, datetime,
+insert into raw.stop_searches (load_id, force_id, month, line_no, type, involved_person, datetime,
     operation, latitude, longitude, street_id, street_name, gender, age_range, self_defined_ethnicity,
     officer_defined_ethnicity, legislation, object_of_search, outcome, outcome_id,
     outcome_linked_to_object_of_search, removal_of_more_than_outer_clothing)
-select l.load_id, l.force_id, l.month, 'api', l.sha256, g.i, {_pick("type")}, true,
+select l.load_id, l.force_id, l.month, g.i, {_pick("type")}, true,
     (l.month::timestamp + random() * interval '28 days') at time zone 'UTC', false,
     51 + random() * 3, -2.5 + random() * 2.5, 900000 + g.i, 'On or near Bench Street',
     {_pick("gender")}, {_pick("age_range")}, null, {_pick("officer_defined_ethnicity")},

@@ -300,7 +300,7 @@ def measure_loader(mode: str, url: str, csv_path: Path, archive_dir: Path, rows:
     return report
 
 
-_PREFIX = ["1", FORCE, f"{MONTH}-01", "archive_csv", "0" * 64]
+_PREFIX = ["1", FORCE, f"{MONTH}-01"]  # load_partition's own columns: load_id, force_id, month
 
 
 def _loader_stream(csv_path: Path, target: Path) -> None:
@@ -348,7 +348,7 @@ def diagnose(url: str, csv_path: Path, rows: int, base_seconds: float, work: Pat
 
     stream = work / "loader-stream.csv"
     _loader_stream(csv_path, stream)
-    columns = ", ".join(["load_id", "force_id", "month", "origin", "sha256", "line_no",
+    columns = ", ".join(["load_id", "force_id", "month", "line_no",
                          *police.CSV_COLUMNS.values()])
     copy = f"\\copy raw.stop_searches ({columns}) from '{stream}' with (format text, null '')"
     psql = [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", copy]

@@ -59,7 +59,8 @@ def test_night_loads_every_listed_force_month_from_stops_force_only(
     assert sorted((r["force_id"], r["month"], r["status"]) for r in results) == sorted(
         (f, m, "loaded") for f in FORCES for m in MONTHS)
     expected = sum(_rows(p) for p in sample.files().values())
-    assert conn.execute("select count(*) from raw.stop_searches where origin = 'api'").fetchone() == (expected,)
+    assert conn.execute("select count(*) from raw.stop_searches join audit.loads using (load_id) "
+                        "where origin = 'api'").fetchone() == (expected,)
     endpoints = {e for e, _ in sample.requests}
     assert "stops-no-location" not in endpoints, "stops-force already includes stops without a location"
     assert all(params.get("date") for e, params in sample.requests if e == "stops-force")

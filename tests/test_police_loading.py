@@ -42,8 +42,12 @@ def test_load_then_rerun_loads_nothing_twice(conn: psycopg.Connection, tmp_path:
     assert len(loads) == 1 and loads[0][:4] == ("loaded", expected, expected, 0)
     kept = Path(loads[0][5])
     assert kept.read_bytes() == (SAMPLE / FILE).read_bytes() and loads[0][4] in kept.name
-    meta = conn.execute("select distinct origin, sha256, load_id from raw.stop_searches").fetchall()
+    # where the rows came from is their load's: origin and sha256 in audit.loads, by load_id
+    meta = conn.execute("select distinct l.origin, l.sha256, s.load_id from raw.stop_searches s "
+                        "join audit.loads l using (load_id)").fetchall()
     assert meta == [("archive_csv", loads[0][4], first.load_id)]
+    columns = conn.execute("select * from raw.stop_searches limit 0").description
+    assert not {"origin", "sha256"} & {c.name for c in columns}
 
 
 def test_revised_publication_replaces_rows_and_is_audited(conn: psycopg.Connection, tmp_path: Path) -> None:

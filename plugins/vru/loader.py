@@ -71,8 +71,8 @@ class Parsed:
     """What a parser hands the loader: COPY columns and an iterator of rows or quarantined rows.
 
     Rows are sequences of text fields (None = NULL) in `columns` order, or Chunks of CSV lines
-    already in that order; the loader puts the load's own columns (load_id, force_id, month,
-    origin, sha256) in front.
+    already in that order; the loader puts the load's own columns in front (load_id, and
+    what the caller's table keeps of the load: force_id and month for a force-month).
     """
 
     columns: Sequence[str]
@@ -137,9 +137,9 @@ def load_partition(
             ),
             (part.force_id, part.month),
         )
-        prefix = [str(load_id), part.force_id, part.month.isoformat(), origin, sha256]
-        loaded, quarantined, _ = copy_records(
-            conn, table, ["load_id", "force_id", "month", "origin", "sha256"], prefix, parsed)
+        # origin and sha256 are the load's (audit.loads, below), not repeated on every row
+        prefix = [str(load_id), part.force_id, part.month.isoformat()]
+        loaded, quarantined, _ = copy_records(conn, table, ["load_id", "force_id", "month"], prefix, parsed)
         if quarantined:
             write_quarantine(conn, load_id, dataset, part.force_id, part.month, origin, sha256, quarantined)
         result.rows_loaded = loaded

@@ -109,13 +109,14 @@ create table if not exists raw.quarantine (
 );
 create index if not exists quarantine_partition_idx on raw.quarantine (dataset, force_id, month);
 
--- Stop and search records as published (data.police.uk API or monthly archive CSV), typed.
+-- Stop and search records as published (data.police.uk API or monthly archive CSV), typed. Where
+-- a row came from (origin, the archived file's sha256) is its load's, in audit.loads by load_id:
+-- on every row they were 75 of ~300 bytes, and a quarter of the server's COPY time
+-- (benchmarks/README.md, the loader).
 create table if not exists raw.stop_searches (
     load_id                              bigint      not null,
     force_id                             text        not null,
     month                                date        not null,
-    origin                               text        not null,
-    sha256                               text        not null,
     line_no                              integer     not null,
     type                                 text,
     involved_person                      boolean,
@@ -143,6 +144,7 @@ create table if not exists raw.stop_searches (
 -- (unique on force_id, month, line_no, or on force_id, month) cost 30-50% of COPY time
 -- (benchmarks/README.md). The loader numbers the lines and replaces a force-month whole, and
 -- the raw suite checks the (force_id, month, line_no) key.
+alter table raw.stop_searches drop column if exists origin, drop column if exists sha256;
 drop index if exists raw.stop_searches_record_key;
 drop index if exists raw.stop_searches_partition_idx;
 create index if not exists stop_searches_partition_brin on raw.stop_searches using brin (month, force_id);

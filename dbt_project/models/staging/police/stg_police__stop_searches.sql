@@ -49,6 +49,7 @@ ranked_loads as (
         load_id,
         force_id,
         month,
+        origin,
         row_number() over (
             partition by force_id, month
             order by load_id desc
@@ -66,7 +67,8 @@ current_loads as (
     select
         load_id,
         force_id,
-        month
+        month,
+        origin
 
     from ranked_loads
     where load_rank = 1
@@ -81,7 +83,8 @@ current_loads as (
         select
             load_id,
             force_id,
-            month
+            month,
+            origin
 
         from current_loads
         where
@@ -105,7 +108,11 @@ current_loads as (
 
 current_stop_searches as (
 
-    select stop_searches.*
+    -- where a row came from is its load's (audit.loads), not repeated on every raw row
+    select
+        stop_searches.*,
+        current_loads.origin
+
     from stop_searches
     inner join loads_to_stage as current_loads
         on
