@@ -150,6 +150,12 @@ def airflow_env(cfg: Settings, warehouse_url: str, port: int, metadata_url: str,
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__TRIGGERER__CAPACITY": "50",
+        # How long a task's supervisor may sleep between looks at its task process (default 5 s).
+        # When the process has closed its sockets but not yet exited (a task with GX or pandas
+        # loaded takes a moment to tear down), the supervisor sleeps this long before it sees the
+        # exit and frees the worker: at 5 s, 5 s tails held both workers at national volume.
+        # Also the heartbeat interval: one small API call per running task per second.
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
         # Cosmos' cache (dbt profiles, dbt's partial parse between runs) per instance, not a
         # /tmp/cosmos shared by every local Airflow on the machine
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
