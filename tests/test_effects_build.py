@@ -125,3 +125,50 @@ def test_estimates_built_checked_and_exclusions_counted(build: psycopg.Connectio
     assert not outcome.success
     assert [re.sub(r" \[[^\]]*\]$", "", d.split(": ")[0]) for d in outcome.critical_failures] == [
         "The interval contains the estimate"]
+
+
+def _estimates(conn: psycopg.Connection) -> dict[tuple[str, str], dict[str, object]]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute("select * from staging.programme_effect_estimates").fetchall()
+    return {(r["measure"], r["analysis_window"]): r for r in rows}
+
+
+def _event_study(conn: psycopg.Connection) -> list[tuple[object, ...]]:
+    return conn.execute("select measure, method, relative_quarter, estimate_pct, ci_low_pct, ci_high_pct, "
+                        "std_error, funded_area_quarters from staging.programme_event_study_estimates "
+                        "order by 1, 2, 3").fetchall()
+
+
+def test_a_measure_whose_panel_did_not_change_keeps_its_estimates(build: psycopg.Connection,
+                                                                 clean_warehouse: str) -> None:
+    effects_build.build_effects("night-1", clean_warehouse, permutations=99)
+    first, first_study = _estimates(build), _event_study(build)
+    assert first_study and all(r["input_fingerprint"] for r in first.values())
+
+    # nothing changed: every measure keeps its estimates, as made the first time
+    effects_build.build_effects("night-2", clean_warehouse, permutations=99)
+    second = _estimates(build)
+    assert {k: r["estimated_at"] for k, r in second.items()} == {k: r["estimated_at"] for k, r in first.items()}
+    assert {r["run_id"] for r in second.values()} == {"night-2"}
+    assert _event_study(build) == first_study
+
+    # one knife offence figure revised: knife offences are estimated again, nothing else is
+    build.execute("update marts_build.vru_outcomes_quarterly set knife_offences = knife_offences + 25 "
+                  "where (force_id, fy_start, financial_quarter) = (select force_id, fy_start, financial_quarter "
+                  "from marts_build.vru_outcomes_quarterly where force_id = 'merseyside' and fy_start = 2021 "
+                  "and knife_offences_coverage = 'complete' and knife_offences_is_comparable limit 1)")
+    effects_build.build_effects("night-3", clean_warehouse, permutations=99)
+    third = _estimates(build)
+    again = {m for (m, _), r in third.items() if r["estimated_at"] != first[(m, _)]["estimated_at"]}
+    assert again == {"knife_offences"}
+    assert third[("knife_offences", "all quarters after funding")]["log_rate_effect"] != first[
+        ("knife_offences", "all quarters after funding")]["log_rate_effect"]
+
+    # and what was kept is what a fresh estimate gives: nothing kept, everything estimated again
+    build.execute("delete from staging.programme_effect_estimates")
+    build.execute("delete from staging.programme_event_study_estimates")
+    effects_build.build_effects("fresh", clean_warehouse, permutations=99)
+    fresh = _estimates(build)
+    volatile = ("run_id", "estimated_at")
+    assert {k: {c: v for c, v in r.items() if c not in volatile} for k, r in fresh.items()} == {
+        k: {c: v for c, v in r.items() if c not in volatile} for k, r in third.items()}

@@ -519,6 +519,10 @@ create table if not exists staging.programme_event_study_estimates (
     estimated_at            timestamptz not null default now(),
     primary key (measure, method, relative_quarter)
 );
+-- What each measure's estimates were made from (vru.effects_build.input_fingerprint): a measure
+-- whose panel, spec and estimator are unchanged keeps its estimates instead of being re-estimated.
+alter table staging.programme_effect_estimates add column if not exists input_fingerprint text;
+alter table staging.programme_event_study_estimates add column if not exists input_fingerprint text;
 
 -- Back to the administrator: roles and grants.
 reset role;
