@@ -34,11 +34,9 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The twin of vru.feeds.police FEED.changed_partitions (tests/test_registry.py keeps them equal):
-    the force-months of every successful load the last publication's raw snapshot did not see. -#}
+{#- The stop-and-search force-months loaded since the last publication: the view
+    audit.changed_partitions (plugins/vru/sql/warehouse.sql) states the rule; vru.feeds.police
+    FEED.changed_partitions selects the same (tests/test_registry.py keeps them equal). -#}
 {% macro changed_police_partitions() -%}
-    select distinct force_id, month from audit.loads
-    where dataset = 'police.stop_searches' and status in ('loaded', 'replaced')
-    and not coalesce(pg_visible_in_snapshot(xact, (select raw_snapshot from audit.publications
-    order by publication_id desc limit 1)), false)
+    select force_id, month from audit.changed_partitions where dataset = 'police.stop_searches'
 {%- endmacro %}

@@ -629,20 +629,12 @@ FEED = Feed(
     tags=("police", "stop-and-search", "ingest"),
     url_setting="police_api_url",
     marts=(Mart("stop_search_monthly", "police.stop_search_monthly", "Stop and search (monthly figures)"),),
-    # Validation work in proportion to the change: the force-months of every successful load that
-    # the last publication's raw snapshot did not see (loaded after the run that published began,
-    # or under a run whose gate failed: those are checked again until a run publishes them). With
-    # no publication (or one without a snapshot) every force-month. The statuses are
-    # vru.feed.SUCCESSFUL_LOADS (tests/test_registry.py).
-    # The twin of the dbt macro changed_police_partitions (tests/test_registry.py keeps them equal).
+    # Validation work in proportion to the change: the force-months loaded since the last
+    # publication (the view audit.changed_partitions states the rule). The dbt macro
+    # changed_police_partitions selects the same (tests/test_registry.py keeps them equal).
     changed_partitions=Partitions(
         key=("force_id", "month"),
-        query=(
-            "select distinct force_id, month from audit.loads "
-            "where dataset = 'police.stop_searches' and status in ('loaded', 'replaced') "
-            "and not coalesce(pg_visible_in_snapshot(xact, (select raw_snapshot from audit.publications "
-            "order by publication_id desc limit 1)), false)"
-        ),
+        query="select force_id, month from audit.changed_partitions where dataset = 'police.stop_searches'",
     ),
     # data.police.uk publishes a month about 1-2 months after it ends (61 days at the latest),
     # one month per monthly release (31 days). Just before a release on time, the latest month

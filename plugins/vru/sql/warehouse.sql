@@ -457,6 +457,17 @@ create table if not exists audit.publications (
 -- The snapshot of raw the published build was made from (the transform's validate_raw): the loads
 -- it did not see are the partitions the next run validates (a feed's changed_partitions).
 alter table audit.publications add column if not exists raw_snapshot pg_snapshot;
+-- The partitions whose data changed since the last publication: those of every successful load
+-- (the statuses of vru.feed.SUCCESSFUL_LOADS) that the last publication's raw snapshot did not see
+-- (loaded after the run that published began, or under a run whose gate failed: those are checked
+-- again until a run publishes them); with no publication (or one without a snapshot), every one.
+-- The one statement of that rule: the gates' scoped validation reads it (a feed's
+-- changed_partitions) and so do dbt's scoped tests (macros/get_where_subquery.sql).
+create or replace view audit.changed_partitions as
+select distinct dataset, force_id, month from audit.loads
+where status in ('loaded', 'replaced')
+and not coalesce(pg_visible_in_snapshot(xact, (select raw_snapshot from audit.publications
+    order by publication_id desc limit 1)), false);
 
 -- The programme effect estimates (vru.effects_build), written by the transform after dbt built the
 -- outcome marts and read only by the dbt models vru_programme_effect and vru_programme_event_study
