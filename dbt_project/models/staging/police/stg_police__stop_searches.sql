@@ -29,49 +29,17 @@ stop_searches as (
 
 ),
 
-loads as (
-
-    select * from {{ source('audit', 'loads') }}
-
-),
-
 outcomes as (
 
     select * from {{ ref('stop_search_outcomes') }}
 
 ),
 
--- A force-month's current data is its latest successful load. The loader already replaces rows,
--- so this only guards against leftovers of superseded loads.
-ranked_loads as (
-
-    select
-        load_id,
-        force_id,
-        month,
-        origin,
-        row_number() over (
-            partition by force_id, month
-            order by load_id desc
-        ) as load_rank
-
-    from loads
-    where
-        dataset = 'police.stop_searches'
-        and status in {{ successful_load_statuses() }}
-
-),
-
+-- A force-month's current data is its latest successful load (macros/current_stop_search_loads.sql).
+-- The loader already replaces rows, so this only guards against leftovers of superseded loads.
 current_loads as (
 
-    select
-        load_id,
-        force_id,
-        month,
-        origin
-
-    from ranked_loads
-    where load_rank = 1
+    {{ current_stop_search_loads() }}
 
 ),
 
