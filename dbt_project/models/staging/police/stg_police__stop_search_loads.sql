@@ -28,14 +28,14 @@ stop_search_loads as (
 ),
 
 -- The current load of a force-month is its latest successful one; later failed or refused
--- attempts leave it current.
+-- attempts leave it current (macros/current_stop_search_loads.sql).
 final as (
 
     select
         stop_search_loads.*,
-        is_successful
-        and load_id = max(case when is_successful then load_id end) over (
-            partition by force_id, month
+        stop_search_loads.load_id in (
+            select current_loads.load_id
+            from ({{ current_stop_search_loads() }}) as current_loads
         ) as is_current
 
     from stop_search_loads
